@@ -1,0 +1,9 @@
+"""Melody Forge: classical-piano generation with LSTMs, from MIDI to MIDI.
+
+Modules, one concern each: ``config`` (presets), ``midi`` (MIDI <-> notes), ``quantize``
+(time bins), ``tokens`` (notes <-> ids), ``maestro`` (download), ``corpus`` (embedded corpus,
+token cache), ``data`` (datasets, loaders), ``model``, ``train``, ``sample``, ``metrics``,
+``audio``, ``plots``, ``widgets``, ``cli``.
+"""
+
+__version__ = "0.1.0"

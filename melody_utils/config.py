@@ -1,0 +1,163 @@
+"""One config object for the whole pipeline, with named size presets.
+
+The preset is picked by the ``MELODY_PRESET`` environment variable (or an explicit
+argument), so the same notebook or CLI call runs in seconds in CI (``tiny``), in a few
+minutes on a laptop CPU (``small``, the default) and for real on a GPU (``colab``,
+``full``). Only sizes differ between presets; the code path is the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESET_ENV_VAR = "MELODY_PRESET"
+DEFAULT_PRESET = "small"
+
+# Repository root: melody_utils/ lives directly below it.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+OUTPUTS_DIR = REPO_ROOT / "outputs"
+
+
+@dataclass
+class DataConfig:
+    bins: str = "log"  # "log": log-spaced bins fitted to the data, with a 0 step bin; "seed": the seed notebook's linear grid
+    n_step_bins: int = 32  # step (inter-onset) bins for "log"; bin 0 is exactly 0 s so chords stay chords
+    n_dur_bins: int = 32  # duration bins for "log"
+    velocity_bins: int = 0  # 0 = ignore velocity (constant in output); else number of uniform velocity bins
+    sustain: bool = True  # extend note durations by the sustain pedal (CC64): performance MIDI needs it
+    source: str = "auto"  # "auto": MAESTRO if present, else the embedded corpus; "maestro"; "embedded"; or a folder of MIDI files
+    window: int = 64  # notes per training window (input length)
+    seed_window: int = 50  # window length of the seed-style window->next models
+    stride: int = 32  # distance between window starts for causal training (seed-style uses stride 1)
+    val_fraction: float = 0.1  # by-piece split fractions when a corpus carries no official split
+    test_fraction: float = 0.1
+    split_seed: int = 0  # seed of that by-piece split
+    max_files: int = 0  # 0 = all files; otherwise the first N (sorted) files, for quick runs
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "causal"  # "causal" (stateful LSTM, default), "advanced" (MusicLSTM_Advanced), "baseline" (seed MusicLSTM)
+    emb_pitch: int = 64  # embedding width of each token field
+    emb_step: int = 32
+    emb_dur: int = 32
+    emb_vel: int = 16
+    hidden: int = 256  # LSTM hidden size (per direction for bidirectional models)
+    layers: int = 2  # LSTM layers
+    dropout: float = 0.1  # dropout between LSTM layers and before the heads
+    attn_heads: int = 4  # self-attention heads (MusicLSTM_Advanced)
+    chained: bool = True  # step/duration heads see the pitch just chosen (False: three independent heads, like the seed)
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # windows per batch
+    lr: float = 2e-3  # peak Adam learning rate
+    weight_decay: float = 0.0
+    epochs: int = 5  # passes over the training windows
+    max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
+    time_budget_s: float = 0.0  # 0 = no limit; otherwise stop training after this many seconds
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
+    grad_clip: float = 1.0  # max global grad norm (0 = off)
+    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)
+    seed: int = 0  # seeds torch, numpy and the data order: CPU runs are reproducible
+    num_workers: int = 0  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    out_dir: str = "outputs"  # checkpoints, loss history and plots go here
+
+
+@dataclass
+class SampleConfig:
+    temperature: float = 1.0  # > 0; lower is more conservative
+    top_k: int = 0  # 0 = off; 1 = greedy
+    top_p: float = 0.95  # nucleus mass in (0, 1]; 1 = off
+    n_notes: int = 200  # notes to generate
+    seed: int = 0  # random seed for reproducible samples
+    keep_primer: bool = False  # include the primer notes in the output MIDI
+    primer_notes: int = 32  # notes taken from the primer piece
+    output: str = "outputs/improved_generated_output.midi"
+
+
+@dataclass
+class Config:
+    preset: str = DEFAULT_PRESET
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        def build(kind, values):
+            names = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(values) - names
+            if unknown:
+                raise ValueError(f"unknown {kind.__name__} field(s) {sorted(unknown)}; known: {sorted(names)}")
+            return kind(**values)
+
+        return cls(
+            preset=d.get("preset", DEFAULT_PRESET),
+            data=build(DataConfig, d.get("data", {})),
+            model=build(ModelConfig, d.get("model", {})),
+            train=build(TrainConfig, d.get("train", {})),
+            sample=build(SampleConfig, d.get("sample", {})),
+        )
+
+    def override(self, **changes: Any) -> "Config":
+        """Return a copy with dotted overrides applied, e.g. ``override(**{"train.epochs": 3})``."""
+        d = self.to_dict()
+        for key, value in changes.items():
+            section, _, name = key.partition(".")
+            if section not in d or not isinstance(d[section], dict) or name not in d[section]:
+                raise ValueError(f"unknown config key {key!r}; use section.field, e.g. 'train.epochs'")
+            d[section][name] = value
+        return Config.from_dict(d)
+
+
+# Named presets: only sizes differ. Each entry is a set of dotted overrides of the defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a CPU: CI, tests, notebooks under nbval.
+    "tiny": {
+        "data.window": 32, "data.stride": 32, "data.max_files": 40,
+        "model.hidden": 64, "model.layers": 1, "model.emb_pitch": 32, "model.emb_step": 16, "model.emb_dur": 16,
+        "train.batch_size": 32, "train.epochs": 2, "train.max_steps": 60, "train.warmup_steps": 10,
+        "sample.n_notes": 64,
+    },
+    # A few minutes on a laptop CPU: the README's main command.
+    "small": {
+        "train.epochs": 3, "train.batch_size": 64,
+    },
+    # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
+    "colab": {
+        "data.window": 128, "data.stride": 64, "data.velocity_bins": 8,
+        "model.hidden": 512, "model.layers": 3, "model.emb_pitch": 128, "model.emb_step": 64, "model.emb_dur": 64,
+        "model.dropout": 0.2,
+        "train.batch_size": 128, "train.epochs": 20, "train.lr": 1e-3, "train.warmup_steps": 500,
+    },
+    # Long GPU run on full MAESTRO.
+    "full": {
+        "data.window": 256, "data.stride": 128, "data.velocity_bins": 8,
+        "model.hidden": 1024, "model.layers": 3, "model.emb_pitch": 128, "model.emb_step": 64, "model.emb_dur": 64,
+        "model.dropout": 0.2,
+        "train.batch_size": 128, "train.epochs": 50, "train.lr": 8e-4, "train.warmup_steps": 1000,
+    },
+}
+
+
+def get_config(preset: str | None = None, **overrides: Any) -> Config:
+    """Build the config for ``preset`` (default: ``$MELODY_PRESET`` or ``small``), then apply overrides."""
+    name = preset or os.environ.get(PRESET_ENV_VAR) or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ValueError(
+            f"unknown preset {name!r} (from {'argument' if preset else PRESET_ENV_VAR}); choose one of {sorted(PRESETS)}"
+        )
+    cfg = Config(preset=name).override(**PRESETS[name])
+    return cfg.override(**overrides) if overrides else cfg

@@ -1,0 +1,137 @@
+"""Notes <-> tokens: one token per note, a tuple of ids.
+
+Token layout (columns of an ``(N, F)`` int array, ``F`` = 3 or 4):
+
+====  ==========  ==========================================================
+col   field       id
+====  ==========  ==========================================================
+0     pitch       MIDI pitch - ``min_pitch`` (0..87 for the piano's 21..108)
+1     step        step bin (seconds since the previous onset), see quantize
+2     duration    duration bin
+3     velocity    optional: ``velocity_bins`` uniform bins over 1..127
+====  ==========  ==========================================================
+
+``encode`` and ``decode`` are inverses up to quantization; ids or pitches out of range raise
+``ValueError`` naming the value and the range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .midi import DEFAULT_VELOCITY, Notes
+from .quantize import Bins, seed_duration_bins, seed_step_bins
+
+MIN_PIANO_PITCH = 21  # A0
+MAX_PIANO_PITCH = 108  # C8
+FIELDS = ("pitch", "step", "duration", "velocity")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    step_bins: Bins
+    dur_bins: Bins
+    velocity_bins: int = 0  # 0: velocity not modelled
+    min_pitch: int = MIN_PIANO_PITCH
+    max_pitch: int = MAX_PIANO_PITCH
+    name: str = field(default="custom", compare=False)  # "seed", "log", ... for display only
+
+    @property
+    def n_pitch(self) -> int:
+        return self.max_pitch - self.min_pitch + 1
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return FIELDS if self.velocity_bins else FIELDS[:3]
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Number of ids per field, in column order."""
+        sizes = (self.n_pitch, len(self.step_bins), len(self.dur_bins))
+        return sizes + ((self.velocity_bins,) if self.velocity_bins else ())
+
+    # ---- scalar pair, like note-seq's encode_event / decode_event ----
+    def encode_note(self, pitch: int, step: float, duration: float, velocity: int = DEFAULT_VELOCITY) -> tuple[int, ...]:
+        return tuple(int(x) for x in self.encode(Notes.from_steps([pitch], [step], [duration], [velocity]))[0])
+
+    def decode_note(self, token) -> tuple:
+        n = self.decode(np.asarray([token]))
+        vel = int(n.velocity[0])
+        return int(n.pitch[0]), float(n.start[0]), float(n.duration[0]), vel
+
+    # ---- arrays ----
+    def encode(self, notes: Notes) -> np.ndarray:
+        """Notes -> (N, F) int16 tokens. Raises ValueError if a pitch lies outside the range."""
+        if len(notes) and (notes.pitch.min() < self.min_pitch or notes.pitch.max() > self.max_pitch):
+            bad = notes.pitch[(notes.pitch < self.min_pitch) | (notes.pitch > self.max_pitch)][0]
+            raise ValueError(
+                f"pitch {bad} out of range {self.min_pitch}..{self.max_pitch}; drop such notes first (see in_range)"
+            )
+        cols = [
+            notes.pitch.astype(np.int64) - self.min_pitch,
+            self.step_bins.quantize(notes.step),
+            self.dur_bins.quantize(notes.duration),
+        ]
+        if self.velocity_bins:
+            v = np.clip(notes.velocity.astype(np.int64), 1, 127)
+            cols.append((v - 1) * self.velocity_bins // 127)
+        return np.stack(cols, axis=1).astype(np.int16) if len(notes) else np.zeros((0, len(self.sizes)), np.int16)
+
+    def in_range(self, notes: Notes) -> np.ndarray:
+        """Boolean mask of notes whose pitch this vocabulary can encode."""
+        return (notes.pitch >= self.min_pitch) & (notes.pitch <= self.max_pitch)
+
+    def check(self, tokens: np.ndarray) -> np.ndarray:
+        """Validate a token array's shape and ids; returns it as int64."""
+        t = np.asarray(tokens)
+        if t.ndim != 2 or t.shape[1] not in (3, 4) or t.shape[1] < len(self.sizes):
+            raise ValueError(f"tokens must have shape (N, {len(self.sizes)}), got {t.shape}")
+        t = t[:, : len(self.sizes)].astype(np.int64)
+        for col, (name, size) in enumerate(zip(self.fields, self.sizes)):
+            c = t[:, col]
+            if c.size and (c.min() < 0 or c.max() >= size):
+                bad = c[(c < 0) | (c >= size)][0]
+                raise ValueError(f"{name} id {bad} out of range 0..{size - 1}")
+        return t
+
+    def decode(self, tokens, t0: float = 0.0) -> Notes:
+        """(N, F) tokens -> Notes (onsets accumulate steps from ``t0``)."""
+        t = self.check(tokens)
+        pitch = t[:, 0] + self.min_pitch
+        step = self.step_bins.dequantize(t[:, 1])
+        dur = self.dur_bins.dequantize(t[:, 2])
+        if self.velocity_bins:
+            width = 127 / self.velocity_bins
+            vel = np.round(1 + (t[:, 3] + 0.5) * width).clip(1, 127)
+        else:
+            vel = np.full(len(t), DEFAULT_VELOCITY)
+        return Notes.from_steps(pitch, step, dur, vel, t0=t0)
+
+    # ---- persistence (stored in caches and checkpoints) ----
+    def to_dict(self) -> dict:
+        return {
+            "step_bins": self.step_bins.to_dict(),
+            "dur_bins": self.dur_bins.to_dict(),
+            "velocity_bins": self.velocity_bins,
+            "min_pitch": self.min_pitch,
+            "max_pitch": self.max_pitch,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        return cls(
+            Bins.from_dict(d["step_bins"]),
+            Bins.from_dict(d["dur_bins"]),
+            int(d["velocity_bins"]),
+            int(d["min_pitch"]),
+            int(d["max_pitch"]),
+            d.get("name", "custom"),
+        )
+
+
+def seed_vocab(velocity_bins: int = 0) -> Vocab:
+    """The seed notebook's grid: 88 pitches, 21 step bins, 29 duration bins."""
+    return Vocab(seed_step_bins(), seed_duration_bins(), velocity_bins, name="seed")
