@@ -1,0 +1,235 @@
+"""The models: the seed's two window -> next-note LSTMs and the stateful causal LSTM.
+
+Every model reads LongTensor tokens ``(B, T, F)`` (columns as in :mod:`melody_utils.tokens`:
+pitch, step, duration[, velocity]) and has
+
+- ``.causal``: True when it learns the next note at every position (``inputs -> targets``)
+  and can carry its LSTM state from note to note; False for the seed-style models that read a
+  whole window and predict only the note after it (``inputs -> next``);
+- ``.loss(batch) -> (total, {field: nats})``: ``total`` is the sum of the per-head mean
+  cross-entropies (nats per note), the dict holds each head's value as a float.
+
+Models:
+
+- :class:`MusicLSTM` (``arch="baseline"``): the seed's baseline. Embeddings -> bidirectional LSTM
+  -> dropout -> last time step -> three linear heads. ~1.0 M parameters at seed sizes.
+- :class:`MusicLSTM_Advanced` (``arch="advanced"``): the seed's flagship. Embeddings -> 3-layer
+  bidirectional LSTM -> multi-head self-attention with residual + LayerNorm -> mean over
+  positions -> three heads. ~20.6 M parameters at seed sizes.
+- :class:`CausalLSTM` (``arch="causal"``, the default): unidirectional LSTM over the concatenated
+  field embeddings, a next-note prediction at every position, optionally "chained" heads: step,
+  duration (and velocity) see the pitch of the note being predicted.
+
+Window models ignore a velocity column (the seed did not model velocity); the causal model adds
+a velocity head when the vocabulary has ``velocity_bins > 0``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .tokens import Vocab
+
+ARCHS = ("causal", "advanced", "baseline")
+SEED_FIELDS = 3  # pitch, step, duration: what the seed's window models read and predict
+
+# The seed notebook's sizes, for comparing with it (``seed_model_config``).
+SEED_SIZES = {
+    "baseline": dict(emb_pitch=64, emb_step=64, emb_dur=64, hidden=256, layers=1, dropout=0.3),
+    "advanced": dict(emb_pitch=128, emb_step=128, emb_dur=128, hidden=512, layers=3, dropout=0.3, attn_heads=4),
+}
+
+
+def seed_model_config(arch: str) -> ModelConfig:
+    """ModelConfig with the seed notebook's sizes for ``arch`` in {"baseline", "advanced"}."""
+    if arch not in SEED_SIZES:
+        raise ValueError(f"arch {arch!r} has no seed sizes; choose one of {sorted(SEED_SIZES)}")
+    return ModelConfig(arch=arch, chained=False, **SEED_SIZES[arch])
+
+
+def _embeddings(vocab: Vocab, widths: tuple[int, ...]) -> nn.ModuleList:
+    """One embedding table per token field (pitch, step, duration[, velocity])."""
+    return nn.ModuleList(nn.Embedding(n, w) for n, w in zip(vocab.sizes, widths))
+
+
+def _embed(embs: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """(B, T, F) ids -> (B, T, sum of widths): the field embeddings side by side."""
+    return torch.cat([emb(x[..., i]) for i, emb in enumerate(embs)], dim=-1)
+
+
+def _check_tokens(x: torch.Tensor, n_fields: int, name: str = "inputs") -> None:
+    if x.dim() != 3 or x.shape[-1] < n_fields:
+        raise ValueError(f"{name} must be a LongTensor (B, T, F>={n_fields}) of token ids, got shape {tuple(x.shape)}")
+
+
+def _cross_entropies(logits: list[torch.Tensor], targets: torch.Tensor, fields) -> tuple[torch.Tensor, dict]:
+    """Sum of per-head mean cross-entropies. logits[i]: (..., V_i); targets: (..., F)."""
+    parts = {}
+    total = 0.0
+    for i, (name, lg) in enumerate(zip(fields, logits)):
+        ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]).float(), targets[..., i].reshape(-1))
+        parts[name] = ce
+        total = total + ce
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+class _WindowModel(nn.Module):
+    """Shared plumbing of the seed-style models: window (B, T, F) -> logits of the next note."""
+
+    causal = False
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        dev = next(self.parameters()).device
+        x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
+        y = batch["next"].to(dev, non_blocking=True)  # (B, F)
+        return _cross_entropies(self(x), y, self.fields)
+
+
+class MusicLSTM(_WindowModel):
+    """The seed's baseline: embeddings -> bidirectional LSTM -> last step -> three heads."""
+
+    def __init__(self, vocab: Vocab, emb: tuple[int, int, int] = (64, 64, 64), hidden: int = 256,
+                 layers: int = 1, dropout: float = 0.3, window: int = 50):
+        super().__init__()
+        self.sizes = vocab.sizes[:SEED_FIELDS]
+        self.fields = vocab.fields[:SEED_FIELDS]
+        self.window = window  # notes per input window (used by generation)
+        self.embs = _embeddings(vocab, emb)
+        self.lstm = nn.LSTM(sum(emb), hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(2 * hidden, n) for n in self.sizes)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_tokens(x, SEED_FIELDS)
+        e = _embed(self.embs, x)  # (B, T, E)
+        out, _ = self.lstm(e)  # (B, T, 2H)
+        last = self.drop(out[:, -1])  # (B, 2H): the seed read the last time step of both directions
+        return [head(last) for head in self.heads]  # [(B, V_f)]
+
+
+class MusicLSTM_Advanced(_WindowModel):
+    """The seed's flagship: embeddings -> deep biLSTM -> self-attention + residual + LayerNorm -> mean."""
+
+    def __init__(self, vocab: Vocab, emb: tuple[int, int, int] = (128, 128, 128), hidden: int = 512,
+                 layers: int = 3, dropout: float = 0.3, attn_heads: int = 4, window: int = 50):
+        super().__init__()
+        if attn_heads < 1 or (2 * hidden) % attn_heads:
+            raise ValueError(f"model.attn_heads={attn_heads} must be >= 1 and divide 2 * model.hidden = {2 * hidden}")
+        self.sizes = vocab.sizes[:SEED_FIELDS]
+        self.fields = vocab.fields[:SEED_FIELDS]
+        self.window = window
+        self.embs = _embeddings(vocab, emb)
+        self.lstm = nn.LSTM(sum(emb), hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.attn = nn.MultiheadAttention(2 * hidden, attn_heads, batch_first=True)
+        self.norm = nn.LayerNorm(2 * hidden)
+        self.drop = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(2 * hidden, n) for n in self.sizes)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_tokens(x, SEED_FIELDS)
+        e = _embed(self.embs, x)  # (B, T, E)
+        out, _ = self.lstm(e)  # (B, T, 2H)
+        a, _ = self.attn(out, out, out, need_weights=False)  # (B, T, 2H), no mask: every position sees all
+        out = self.norm(out + a)  # (B, T, 2H)
+        pooled = self.drop(out.mean(dim=1))  # (B, 2H)
+        return [head(pooled) for head in self.heads]  # [(B, V_f)]
+
+
+class CausalLSTM(nn.Module):
+    """Unidirectional LSTM language model over notes, predicting the next note at every position.
+
+    Input at position t: the field embeddings of note t side by side. Output at t: logits of
+    note t+1. With ``chained=True`` the pitch head reads the LSTM output ``h`` and the other
+    heads read ``relu(W [h; emb_out(pitch)])``, the pitch being that of the predicted note (the
+    target in training, the sampled one in generation), so e.g. a low bass note can get a longer
+    duration than a high one at the same position. With ``chained=False`` all heads read ``h``
+    and are sampled independently, as in the seed.
+    """
+
+    causal = True
+
+    def __init__(self, vocab: Vocab, emb: tuple[int, ...] = (64, 32, 32, 16), hidden: int = 256,
+                 layers: int = 2, dropout: float = 0.1, chained: bool = True, window: int = 64):
+        super().__init__()
+        self.sizes = vocab.sizes  # ids per field, 3 or 4 fields
+        self.fields = vocab.fields
+        self.n_fields = len(self.sizes)
+        self.hidden, self.layers, self.chained = hidden, layers, chained
+        self.window = window  # training window; generation carries the state past it
+        self.embs = _embeddings(vocab, emb[: self.n_fields])
+        self.lstm = nn.LSTM(sum(emb[: self.n_fields]), hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.pitch_head = nn.Linear(hidden, self.sizes[0])
+        if chained:
+            self.pitch_out = nn.Embedding(self.sizes[0], emb[0])  # the chosen pitch, as the other heads see it
+            self.cond = nn.Linear(hidden + emb[0], hidden)
+        self.rest_heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes[1:])
+
+    # ---- pieces, also used by generation ----
+    def encode(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+        """(B, T, F) ids -> LSTM outputs (B, T, H) and the final state ((L, B, H), (L, B, H))."""
+        _check_tokens(x, self.n_fields)
+        e = _embed(self.embs, x[..., : self.n_fields])  # (B, T, E)
+        out, state = self.lstm(e, state)  # (B, T, H)
+        return self.drop(out), state
+
+    def heads(self, h: torch.Tensor, next_pitch: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """LSTM outputs (..., H) -> logits per field [(..., V_f)].
+
+        For chained models the non-pitch heads are conditioned on ``next_pitch`` (..., the pitch
+        id of the note being predicted); when None, the most likely pitch is used.
+        """
+        pitch_logits = self.pitch_head(h)  # (..., V_pitch)
+        if not self.chained:
+            return [pitch_logits] + [head(h) for head in self.rest_heads]
+        if next_pitch is None:
+            next_pitch = pitch_logits.argmax(-1)
+        z = F.relu(self.cond(torch.cat([h, self.pitch_out(next_pitch)], dim=-1)))  # (..., H)
+        return [pitch_logits] + [head(z) for head in self.rest_heads]
+
+    def forward(self, x: torch.Tensor, next_pitch: torch.Tensor | None = None, state=None) -> list[torch.Tensor]:
+        """(B, T, F) ids -> logits of the next note at every position [(B, T, V_f)]."""
+        h, _ = self.encode(x, state)
+        return self.heads(h, next_pitch)
+
+    def step(self, x_t: torch.Tensor, state=None, next_pitch: torch.Tensor | None = None):
+        """One note (B, F) -> (logits [(B, V_f)], new state): carries the LSTM state, O(1) per note."""
+        h, state = self.encode(x_t[:, None], state)  # (B, 1, H)
+        p = None if next_pitch is None else next_pitch[:, None]  # (B, 1)
+        return [lg[:, 0] for lg in self.heads(h, p)], state
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        dev = next(self.parameters()).device
+        x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
+        y = batch["targets"].to(dev, non_blocking=True)  # (B, T, F)
+        logits = self(x, next_pitch=y[..., 0])  # teacher forcing: the heads see the true next pitch
+        return _cross_entropies(logits, y, self.fields)
+
+
+def build_model(model_cfg: ModelConfig, vocab: Vocab, window: int) -> nn.Module:
+    """The model named by ``model_cfg.arch``, sized by ``model_cfg``; ``window`` = input notes per window."""
+    c = model_cfg
+    if c.hidden < 1 or c.layers < 1:
+        raise ValueError(f"model.hidden ({c.hidden}) and model.layers ({c.layers}) must be >= 1")
+    if not 0.0 <= c.dropout < 1.0:
+        raise ValueError(f"model.dropout={c.dropout} must be in [0, 1)")
+    if c.arch == "causal":
+        emb = (c.emb_pitch, c.emb_step, c.emb_dur, c.emb_vel)
+        return CausalLSTM(vocab, emb, c.hidden, c.layers, c.dropout, c.chained, window)
+    emb = (c.emb_pitch, c.emb_step, c.emb_dur)
+    if c.arch == "advanced":
+        return MusicLSTM_Advanced(vocab, emb, c.hidden, c.layers, c.dropout, c.attn_heads, window)
+    if c.arch == "baseline":
+        return MusicLSTM(vocab, emb, c.hidden, c.layers, c.dropout, window)
+    raise ValueError(f"unknown model.arch {c.arch!r}; choose one of {ARCHS}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
