@@ -1,0 +1,220 @@
+"""Training loop, checkpoints and resume, on a synthetic token cache and tiny models (CPU)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from melody_utils import data
+from melody_utils import train as T
+from melody_utils.config import get_config
+from melody_utils.corpus import TokenCache
+from melody_utils.quantize import Bins
+from melody_utils.tokens import Vocab, seed_vocab
+
+torch.set_num_threads(1)
+
+LOSS_KEYS = ("train_loss", "val_loss", "val_pitch", "val_step", "val_duration", "lr", "epoch", "step")
+
+
+def make_cache(n_train: int = 4, length: int = 120, seed: int = 0) -> TokenCache:
+    """Pieces that repeat a short random motif (learnable) plus noise, seed vocabulary."""
+    vocab = seed_vocab()
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for _ in range(n_train + 2):
+        motif = np.stack([rng.integers(0, s, 8) for s in vocab.sizes], 1)
+        piece = np.tile(motif, (length // 8 + 1, 1))[:length]
+        noise = rng.random(length) < 0.1
+        piece[noise, 0] = rng.integers(0, vocab.sizes[0], noise.sum())
+        pieces.append(piece)
+    return TokenCache.from_pieces(pieces, vocab, splits=["train"] * n_train + ["validation", "test"])
+
+
+def tiny_cfg(**overrides):
+    base = {
+        "model.hidden": 16, "model.emb_pitch": 8, "model.emb_step": 4, "model.emb_dur": 4, "model.dropout": 0.1,
+        "data.window": 16, "data.stride": 16, "data.seed_window": 8, "data.bins": "seed",
+        "train.batch_size": 8, "train.epochs": 2, "train.max_steps": 0, "train.warmup_steps": 3,
+        "train.device": "cpu", "train.seed": 0,
+    }
+    base.update(overrides)
+    return get_config("tiny", **base)
+
+
+def losses(history):
+    return {k: history[k] for k in LOSS_KEYS}
+
+
+@pytest.fixture
+def cache():
+    return make_cache()
+
+
+def test_lr_schedule_warms_up_then_decays_to_floor():
+    f = [T.lr_factor(s, 10, 100) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(f[:10], f[1:10]))  # warm-up rises
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine falls
+    assert T.lr_factor(100, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)
+    assert T.lr_factor(10_000, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)  # no wrap-around past the end
+
+
+def test_train_writes_history_and_checkpoints(cache, tmp_path):
+    seen = []
+    h = T.train(tiny_cfg(**{"train.epochs": 3}), cache, tmp_path, progress=False, on_epoch=lambda h: seen.append(len(h["epoch"])))
+    assert seen == [1, 2, 3]
+    assert h["epoch"] == [1.0, 2.0, 3.0]
+    n_batches = math.ceil(len(data.MusicDataset(cache, "train", 16, 16)) / 8)
+    assert h["step"] == [n_batches, 2 * n_batches, 3 * n_batches]
+    assert all(isinstance(x, float) and math.isfinite(x) for k in LOSS_KEYS[:5] for x in h[k])
+    for i in range(3):  # the total is the sum of the heads
+        assert h["val_loss"][i] == pytest.approx(h["val_pitch"][i] + h["val_step"][i] + h["val_duration"][i], rel=1e-5)
+    assert h["train_loss"][-1] < h["train_loss"][0]  # the motif is learnable: the loss falls
+    assert json.loads((tmp_path / T.HISTORY_FILE).read_text()) == h
+    assert (tmp_path / T.CHECKPOINT_LAST).is_file() and (tmp_path / T.CHECKPOINT_BEST).is_file()
+    best = T.read_checkpoint(tmp_path / T.CHECKPOINT_BEST)
+    assert best["best_val_loss"] == pytest.approx(min(h["val_loss"]))
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files
+
+
+def test_same_seed_same_curve(cache, tmp_path):
+    a = T.train(tiny_cfg(), cache, tmp_path / "a", progress=False)
+    b = T.train(tiny_cfg(), cache, tmp_path / "b", progress=False)
+    assert losses(a) == losses(b)
+
+
+def test_resume_after_epoch_reproduces_the_loss_curve(cache, tmp_path):
+    cfg = tiny_cfg(**{"train.epochs": 3})
+    straight = T.train(cfg, cache, tmp_path / "straight", progress=False)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first(history):
+        raise Crash  # as if the runtime died right after epoch 1's checkpoint
+
+    with pytest.raises(Crash):
+        T.train(cfg, cache, tmp_path / "resumed", progress=False, on_epoch=crash_after_first)
+    resumed = T.train(cfg, cache, tmp_path / "resumed", progress=False)
+    assert len(resumed["epoch"]) == 3
+    for k in LOSS_KEYS:
+        np.testing.assert_allclose(resumed[k], straight[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_resume_mid_epoch_reproduces_the_loss_curve(cache, tmp_path, monkeypatch):
+    cfg = tiny_cfg()
+    straight = T.train(cfg, cache, tmp_path / "straight", progress=False)
+    n_batches = straight["step"][0]
+    crash_at = n_batches + n_batches // 2  # a step in the middle of epoch 2
+    real_build = T.build_model
+
+    def build_crashing(*args):
+        model = real_build(*args)
+        real_loss, calls = model.loss, [0]
+
+        def loss(batch):
+            if model.training:
+                calls[0] += 1
+                if calls[0] > crash_at:
+                    raise KeyboardInterrupt
+            return real_loss(batch)
+
+        model.loss = loss
+        return model
+
+    monkeypatch.setattr(T, "build_model", build_crashing)
+    with pytest.raises(KeyboardInterrupt):  # checkpoint after every step, die mid-epoch
+        T.train(cfg, cache, tmp_path / "resumed", progress=False, checkpoint_every_s=1e-9)
+    ckpt = T.read_checkpoint(tmp_path / "resumed" / T.CHECKPOINT_LAST)
+    assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, crash_at - n_batches, crash_at)
+    monkeypatch.setattr(T, "build_model", real_build)
+    resumed = T.train(cfg, cache, tmp_path / "resumed", progress=False)
+    for k in LOSS_KEYS:
+        np.testing.assert_allclose(resumed[k], straight[k], rtol=0, atol=1e-6, err_msg=k)
+
+
+def test_max_steps_stops_mid_epoch_and_resume_respects_limits(cache, tmp_path, capsys):
+    cfg = tiny_cfg(**{"train.max_steps": 3})
+    h = T.train(cfg, cache, tmp_path, progress=False)
+    n_batches = math.ceil(len(data.MusicDataset(cache, "train", 16, 16)) / 8)
+    assert n_batches > 3
+    assert h["step"] == [3] and h["epoch"] == [pytest.approx(3 / n_batches)]
+    again = T.train(cfg, cache, tmp_path, progress=True)  # limit already reached: nothing to do
+    assert again == h and "nothing to train" in capsys.readouterr().out
+    more = T.train(tiny_cfg(**{"train.max_steps": 0}), cache, tmp_path, progress=False)  # raise the limit
+    assert more["epoch"][0] == h["epoch"][0] and more["epoch"][1:] == [1.0, 2.0]
+    assert more["step"][-1] == 2 * n_batches
+
+
+def test_window_models_train_on_seed_windows_at_stride_1(cache, tmp_path):
+    cfg = tiny_cfg(**{"model.arch": "baseline", "train.epochs": 1})
+    h = T.train(cfg, cache, tmp_path, progress=False)
+    windows = len(data.window_starts(cache.offsets, cache.piece_indices("train"), 8, 1))
+    assert h["step"] == [math.ceil(windows / 8)]
+    model, _, _, _ = T.load_checkpoint(tmp_path / T.CHECKPOINT_LAST)
+    assert model.causal is False
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(cache, tmp_path):
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = T.build_from_config(cfg, cache.vocab).eval()
+    path = T.save_checkpoint(tmp_path / "ck.pt", model, cfg, cache.vocab, epoch=0, step=0)
+    loaded, vocab, cfg2, state = T.load_checkpoint(path, device="cpu")
+    assert vocab == cache.vocab and cfg2.to_dict() == cfg.to_dict() and state["step"] == 0
+    assert not loaded.training and all(p.device.type == "cpu" for p in loaded.parameters())
+    x = torch.from_numpy(cache.piece_tokens(0)[None, :20].astype(np.int64))
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x)):
+            assert torch.equal(a, b)
+
+
+def test_trained_checkpoint_reproduces_its_validation_loss(cache, tmp_path):
+    h = T.train(tiny_cfg(), cache, tmp_path, progress=False)
+    model, _, cfg, _ = T.load_checkpoint(tmp_path / T.CHECKPOINT_LAST)
+    loader = data.make_loader(cache, "validation", cfg.data.window, cfg.data.stride, 8, shuffle=False)
+    val, heads = T.evaluate(model, loader, torch.device("cpu"))
+    assert val == pytest.approx(h["val_loss"][-1], abs=1e-6)
+    assert set(heads) == {"pitch", "step", "duration"}
+
+
+def test_mismatched_checkpoint_names_the_file_and_the_difference(cache, tmp_path):
+    T.train(tiny_cfg(**{"train.epochs": 1}), cache, tmp_path, progress=False)
+    with pytest.raises(ValueError) as err:
+        T.train(tiny_cfg(**{"model.hidden": 24}), cache, tmp_path, progress=False)
+    msg = str(err.value)
+    assert str(tmp_path / T.CHECKPOINT_LAST) in msg and "model.hidden" in msg and "--no-resume" in msg
+    other = make_cache()  # same sizes, another step grid: the time bins differ
+    other.vocab = Vocab(Bins(tuple(np.linspace(0.01, 2, 21))), other.vocab.dur_bins)
+    with pytest.raises(ValueError, match="vocab time bins differ"):
+        T.train(tiny_cfg(**{"train.epochs": 2}), other, tmp_path, progress=False)
+    # Limits may change on resume; resume=False starts over despite the mismatch.
+    T.train(tiny_cfg(**{"train.epochs": 2}), cache, tmp_path, progress=False)
+    h = T.train(tiny_cfg(**{"model.hidden": 24, "train.epochs": 1}), cache, tmp_path, resume=False, progress=False)
+    assert h["epoch"] == [1.0]
+
+
+def test_missing_and_corrupt_checkpoints_raise_clear_errors(tmp_path):
+    missing = tmp_path / "nope" / "ckpt_best.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        T.load_checkpoint(missing)
+    assert str(missing) in str(err.value) and "python -m melody_utils train" in str(err.value)
+    bad = tmp_path / "ckpt_last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="ckpt_last.pt"):
+        T.load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a Melody Forge checkpoint"):
+        T.load_checkpoint(tmp_path / "other.pt")
+
+
+def test_resolve_device_errors_name_the_value():
+    assert T.resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="'gpu0'"):
+        T.resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            T.resolve_device("cuda")
