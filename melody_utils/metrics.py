@@ -1,0 +1,674 @@
+"""Evaluation: held-out likelihood, count-based baselines and musical statistics.
+
+Three questions, three groups of functions:
+
+1. How well does a model predict held-out notes? :func:`model_nll` gives the negative
+   log-likelihood per note (nats and bits, per head and total). Two baselines on the same
+   tokens put the number in context: :func:`uniform_nll` (every id equally likely) and
+   :func:`ngram_nll` (count-based n-grams of order 1-3, see :class:`NGramModel`).
+2. Do generated pieces look like the corpus? :func:`piece_stats` computes per-piece features
+   after Yang & Lerch, "On the evaluation of generative models in music" (2018), and
+   :func:`compare_sets` measures, per feature, how much a generated set overlaps a reference set.
+3. Which sampling settings work? :func:`sampling_sweep` generates pieces per (temperature,
+   top_p) and reports their overlap with the reference and how often they degenerate into loops
+   (:func:`degeneracy`).
+
+:func:`evaluate` ties these together for a checkpoint and :func:`format_report` prints the
+result as markdown tables.
+
+All NLL results share one layout::
+
+    {"nats": {"pitch": .., "step": .., "duration": .., "total": ..},
+     "bits": {... the same in bits ...},
+     "n_notes": number of predicted notes}
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+
+import numpy as np
+
+from .midi import Notes
+from .quantize import CHORD_THRESHOLD_S
+from .tokens import FIELDS
+
+LN2 = math.log(2.0)
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
+
+# ---------------------------------------------------------------------------------------------
+# Negative log-likelihood of a model and of baselines
+# ---------------------------------------------------------------------------------------------
+
+
+def nll_result(nats: dict, n_notes: int) -> dict:
+    """Per-field nats per note -> the shared NLL layout (adds the total and bits)."""
+    nats = {k: float(v) for k, v in nats.items() if k != "total"}
+    nats["total"] = float(sum(nats.values()))
+    return {"nats": nats, "bits": {k: v / LN2 for k, v in nats.items()}, "n_notes": int(n_notes)}
+
+
+def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
+    """Held-out NLL per supervised note, with ``model.loss(batch)`` semantics.
+
+    Causal models are scored on every position of each window (inputs -> targets), window
+    models on the note after each window ("next"). Each batch's mean is weighted by its number
+    of supervised notes, so the result is the mean over all notes, whatever the batch sizes.
+    The model is put in eval mode (no dropout) and restored afterwards.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    try:
+        with torch.no_grad():
+            for batch in tqdm(loader, desc="held-out NLL", disable=not progress, leave=False):
+                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+                _, parts = model.loss(batch)
+                w = batch["targets"].shape[0] * batch["targets"].shape[1] if model.causal else batch["next"].shape[0]
+                for name, value in parts.items():
+                    if name != "total":
+                        sums[name] = sums.get(name, 0.0) + float(value) * w
+                n += w
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError("the loader yielded no batches: the split holds no window; use a shorter window or another split")
+    return nll_result({k: v / n for k, v in sums.items()}, n)
+
+
+def _sizes_fields(vocab) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """A ``Vocab`` (or a plain sequence of field sizes) -> (sizes, field names)."""
+    if hasattr(vocab, "sizes"):
+        return tuple(int(s) for s in vocab.sizes), tuple(vocab.fields)
+    sizes = tuple(int(s) for s in vocab)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"vocab must be a Vocab or a sequence of positive field sizes, got {vocab!r}")
+    names = FIELDS[: len(sizes)] if len(sizes) <= len(FIELDS) else tuple(f"field{i}" for i in range(len(sizes)))
+    return sizes, tuple(names)
+
+
+def uniform_nll(vocab) -> dict:
+    """NLL of the uniform model: log(size) nats per field, the total is the sum of log sizes."""
+    sizes, fields = _sizes_fields(vocab)
+    return nll_result({f: math.log(s) for f, s in zip(fields, sizes)}, 0)
+
+
+# ---- n-gram baseline ------------------------------------------------------------------------
+
+ALPHA_GRID = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # additive smoothing of the 1-gram
+BETA_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # prior strength of each lower order
+DEFAULT_ALPHA = 0.1  # used when no validation pieces are given
+DEFAULT_BETA = 3.0
+
+
+def _check_pieces(pieces, sizes, name: str) -> list[np.ndarray]:
+    out = []
+    for i, p in enumerate(pieces):
+        t = np.asarray(p)
+        if t.ndim != 2 or t.shape[1] < len(sizes):
+            raise ValueError(f"{name}[{i}] must be an (N, {len(sizes)}) token array, got shape {t.shape}")
+        t = t[:, : len(sizes)].astype(np.int64)
+        if len(t) and ((t.min(axis=0) < 0).any() or (t.max(axis=0) >= np.asarray(sizes)).any()):
+            raise ValueError(f"{name}[{i}] holds ids outside the vocabulary sizes {sizes}; was it encoded with another vocab?")
+        out.append(t)
+    return out
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Index of each query in the sorted ``keys``, -1 where absent or not ``valid``."""
+    if len(keys) == 0:
+        return np.full(len(query), -1, dtype=np.int64)
+    idx = np.searchsorted(keys, query)
+    idx_c = np.minimum(idx, len(keys) - 1)
+    found = valid & (idx < len(keys)) & (keys[idx_c] == query)
+    return np.where(found, idx_c, -1)
+
+
+class NGramModel:
+    """Count-based n-gram model of note tokens, factorised per field.
+
+    Each field of the next token is predicted on its own (like independent heads) from the
+    previous ``order - 1`` *full* tokens (all fields; positions before the start of a piece are
+    a begin marker). Probabilities are interpolated recursively with lower orders, a
+    Dirichlet-prior ("hierarchical additive") smoothing::
+
+        P_0(x)     = (c(x) + alpha) / (N + alpha * V)                  # additive 1-gram
+        P_k(x | h) = (c(h, x) + beta_k * P_{k-1}(x | h')) / (c(h) + beta_k)
+
+    where ``h`` is the last k tokens and ``h'`` the last k-1. An unseen context (c(h) = 0)
+    falls back to the lower order, and the 1-gram gives every id a non-zero probability, so
+    the NLL is always finite. ``alpha`` and the ``beta_k`` are fitted per field on validation
+    pieces by a greedy grid search (lowest order first), see :meth:`tune`.
+
+    Every note of a piece except its first is predicted (the models never predict a piece's
+    first note either). Contexts are exact (joint token ids, remapped to dense ids level by
+    level with ``np.unique``), so there are no hash collisions; all counting is vectorised.
+    """
+
+    def __init__(self, vocab, order: int):
+        if not isinstance(order, (int, np.integer)) or order < 1:
+            raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        self.sizes, self.fields = _sizes_fields(vocab)
+        self.order = int(order)
+        self.bos = int(np.prod(self.sizes, dtype=np.int64))  # begin marker: one past the last joint id
+        self.alpha = {f: DEFAULT_ALPHA for f in self.fields}
+        self.betas = {f: [DEFAULT_BETA] * (self.order - 1) for f in self.fields}
+        self.ctx_keys: list[np.ndarray] = []  # per level k >= 1: sorted context keys seen in training
+        self.tables: dict = {}  # field -> per level: (sorted (context, id) keys, their counts, context totals)
+
+    # ---- contexts ----
+    def _events(self, pieces, name):
+        """Concatenate pieces -> (targets (M, F), context keys per level (M,) before remapping)."""
+        pieces = [p for p in _check_pieces(pieces, self.sizes, name) if len(p) >= 2]
+        if not pieces:
+            raise ValueError(f"{name} holds no piece with at least 2 notes: nothing to predict")
+        tokens = np.concatenate(pieces)  # (N, F)
+        lengths = np.array([len(p) for p in pieces])
+        pos = np.arange(len(tokens)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # index within the piece
+        radix = np.cumprod((1,) + self.sizes[:-1], dtype=np.int64)
+        joint = tokens @ radix  # (N,) one id per token
+        idx = np.flatnonzero(pos >= 1)  # predicted positions
+        prev = [np.where(pos[idx] >= k, joint[idx - k], self.bos) for k in range(1, self.order)]
+        return tokens[idx], prev
+
+    def _contexts(self, prev, m: int, fit: bool) -> list[np.ndarray]:
+        """Dense context ids per level (level 0 = empty context); -1 = context unseen in training."""
+        ctx = [np.zeros(m, dtype=np.int64)]
+        if fit:
+            self.ctx_keys = []
+        for k, p in enumerate(prev, start=1):
+            key = ctx[-1] * (self.bos + 1) + p  # (previous context, k-th previous token)
+            if fit:
+                uniq, inv = np.unique(key, return_inverse=True)
+                self.ctx_keys.append(uniq)
+                ctx.append(inv.reshape(-1).astype(np.int64))
+            else:
+                ctx.append(_lookup(self.ctx_keys[k - 1], key, ctx[-1] >= 0))
+        return ctx
+
+    def fit(self, pieces) -> "NGramModel":
+        """Count (context, id) pairs of every field and order in the training pieces."""
+        targets, prev = self._events(pieces, "train_pieces")
+        ctx = self._contexts(prev, len(targets), fit=True)
+        self.tables = {}
+        for col, (f, size) in enumerate(zip(self.fields, self.sizes)):
+            y = targets[:, col]
+            levels = []
+            for c in ctx:
+                keys, counts = np.unique(c * size + y, return_counts=True)
+                totals = np.bincount(c)  # c(h) per context id
+                levels.append((keys, counts, totals))
+            self.tables[f] = levels
+        return self
+
+    def _counts(self, pieces, name) -> dict:
+        """For each field: (c(h, x), c(h)) per level at every predicted position of ``pieces``."""
+        if not self.tables:
+            raise ValueError("the n-gram model is not fitted; call fit(train_pieces) first")
+        targets, prev = self._events(pieces, name)
+        ctx = self._contexts(prev, len(targets), fit=False)
+        out = {}
+        for col, (f, size) in enumerate(zip(self.fields, self.sizes)):
+            y = targets[:, col]
+            c_hx, c_h = [], []
+            for c, (keys, counts, totals) in zip(ctx, self.tables[f]):
+                valid = c >= 0
+                i = _lookup(keys, c * size + y, valid)
+                c_hx.append(np.where(i >= 0, counts[np.maximum(i, 0)], 0).astype(np.float64))
+                in_range = valid & (c < len(totals))
+                c_h.append(np.where(in_range, totals[np.clip(c, 0, len(totals) - 1)], 0).astype(np.float64))
+            out[f] = (c_hx, c_h)
+        return out
+
+    @staticmethod
+    def _prob(c_hx, c_h, size, alpha, betas) -> np.ndarray:
+        p = (c_hx[0] + alpha) / (c_h[0] + alpha * size)
+        for k, beta in enumerate(betas, start=1):
+            p = (c_hx[k] + beta * p) / (c_h[k] + beta)
+        return p
+
+    def tune(self, val_pieces, alphas=ALPHA_GRID, betas=BETA_GRID) -> "NGramModel":
+        """Pick ``alpha`` then each ``beta_k`` (lowest order first) minimising validation NLL."""
+        counts = self._counts(val_pieces, "val_pieces")
+        for f, size in zip(self.fields, self.sizes):
+            c_hx, c_h = counts[f]
+            nll = lambda a, bs: -np.log(self._prob(c_hx[: len(bs) + 1], c_h[: len(bs) + 1], size, a, bs)).mean()  # noqa: E731
+            self.alpha[f] = min(alphas, key=lambda a: nll(a, []))
+            chosen: list[float] = []
+            for _ in range(self.order - 1):
+                chosen.append(min(betas, key=lambda b: nll(self.alpha[f], chosen + [b])))
+            self.betas[f] = chosen
+        return self
+
+    def nll(self, pieces) -> dict:
+        """Mean NLL per predicted note of ``pieces`` (shared layout)."""
+        counts = self._counts(pieces, "test_pieces")
+        nats, n = {}, 0
+        for f, size in zip(self.fields, self.sizes):
+            c_hx, c_h = counts[f]
+            p = self._prob(c_hx, c_h, size, self.alpha[f], self.betas[f])
+            nats[f] = float(-np.log(p).mean())
+            n = len(p)
+        return nll_result(nats, n)
+
+    def params(self) -> dict:
+        return {f: {"alpha": self.alpha[f], "betas": list(self.betas[f])} for f in self.fields}
+
+
+def ngram_nll(train_pieces, test_pieces, vocab, order: int, val_pieces=None) -> dict:
+    """NLL of an order-``order`` :class:`NGramModel` fitted on ``train_pieces``.
+
+    Pieces are lists of ``(N, F)`` token arrays (e.g. ``[cache.piece_tokens(i) for i in
+    cache.piece_indices("train")]``). Smoothing is tuned on ``val_pieces`` when given, else
+    the defaults ``DEFAULT_ALPHA`` / ``DEFAULT_BETA`` are used. Returns the shared NLL layout
+    plus ``"params"`` (the smoothing chosen per field).
+    """
+    model = NGramModel(vocab, order).fit(train_pieces)
+    if val_pieces is not None and any(len(p) >= 2 for p in val_pieces):
+        model.tune(val_pieces)
+    result = model.nll(test_pieces)
+    result["params"] = model.params()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Musical statistics (after Yang & Lerch 2018)
+# ---------------------------------------------------------------------------------------------
+
+# Fixed time bins (seconds) for the step and duration histograms, so that pieces quantized with
+# different vocabularies stay comparable: a "chord" bin below CHORD_THRESHOLD_S, log-spaced bins
+# up to 4 s, and one bin for everything longer.
+STAT_TIME_EDGES = np.concatenate([[0.0, CHORD_THRESHOLD_S], np.geomspace(0.03, 4.0, 15)])
+MAX_INTERVAL = 12  # melodic intervals are clipped to +-12 semitones in the interval histogram
+NGRAM_REPEAT = 8  # n of the repeated n-gram measure
+LOOP_MAX_PERIOD = 32  # longest loop period (notes) that loop_mask looks for
+LOOP_MIN_NOTES = 8  # a loop must span at least this many notes ...
+LOOP_MIN_REPEATS = 2  # ... and repeat its period at least this many times
+DEGENERATE_TAIL = 64  # degeneracy looks at the last notes of a piece
+DEGENERATE_SHARE = 0.5  # degenerate: more than this share of the tail in loops, or on one pitch
+
+SCALAR_FEATURES = (
+    "pitch_count",  # distinct pitches used
+    "pitch_range",  # highest - lowest pitch (semitones)
+    "mean_pitch",
+    "mean_interval",  # mean |interval| of the top-note line (semitones)
+    "mean_ioi",  # mean time between successive onsets (chords count once), seconds
+    "polyphony",  # mean number of notes sounding at an onset
+    "note_density",  # notes per second
+    "loop_share",  # share of notes inside exact loops (see loop_mask)
+    "repeat_ngram",  # share of NGRAM_REPEAT-grams of notes already heard earlier in the piece
+    "top_pitch_share",  # share of the most frequent pitch
+)
+HIST_FEATURES = (
+    "pitch_class_hist",  # (12,) C, C#, ..., B
+    "interval_hist",  # (2 * MAX_INTERVAL + 1,) intervals of the top-note line, -12..12
+    "step_hist",  # (len(STAT_TIME_EDGES),) steps between note onsets, STAT_TIME_EDGES bins
+    "duration_hist",  # (len(STAT_TIME_EDGES),) durations, same bins
+)
+CIRCULAR_FEATURES = ("pitch_class_hist",)
+
+
+def _hist(idx, n_bins: int) -> np.ndarray:
+    """Normalised histogram of bin ids ``idx`` in 0..n_bins-1 (all zeros when empty)."""
+    h = np.bincount(np.asarray(idx, dtype=np.int64), minlength=n_bins).astype(np.float64)
+    return h / h.sum() if h.sum() > 0 else h
+
+
+def _time_hist(seconds) -> np.ndarray:
+    idx = np.searchsorted(STAT_TIME_EDGES, np.asarray(seconds, dtype=np.float64), side="right") - 1
+    return _hist(np.clip(idx, 0, len(STAT_TIME_EDGES) - 1), len(STAT_TIME_EDGES))
+
+
+def event_ids(notes: Notes) -> np.ndarray:
+    """One int per note for exact-repetition tests: same pitch, step and duration (to 1 ms)."""
+    if len(notes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows = np.stack([notes.pitch.astype(np.int64), np.round(notes.step * 1000), np.round(notes.duration * 1000)], axis=1)
+    _, inv = np.unique(rows.astype(np.int64), axis=0, return_inverse=True)
+    return inv.reshape(-1).astype(np.int64)
+
+
+def loop_mask(ids, max_period: int = LOOP_MAX_PERIOD, min_notes: int = LOOP_MIN_NOTES, min_repeats: int = LOOP_MIN_REPEATS) -> np.ndarray:
+    """Boolean mask of the elements that lie inside an exact loop.
+
+    A loop is a stretch of at least ``min_notes`` elements that is periodic with some period
+    ``p <= max_period`` (``ids[t] == ids[t - p]`` throughout) and spans at least
+    ``min_repeats`` full periods. Random sequences over a large alphabet have (almost) no
+    loops; a model stuck repeating the same few notes is inside one all the time.
+    """
+    ids = np.asarray(ids)
+    n = len(ids)
+    mark = np.zeros(n + 1, dtype=np.int64)  # +1 where a loop starts, -1 one past its end
+    for p in range(1, min(max_period, n // max(min_repeats, 1)) + 1):
+        same = ids[p:] == ids[:-p]  # same[i]: ids[i + p] == ids[i]
+        d = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
+        a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # runs same[a:b]: ids[a : b + p] is p-periodic
+        run = b - a
+        ok = (run >= (min_repeats - 1) * p) & (run + p >= min_notes)
+        np.add.at(mark, a[ok], 1)
+        np.add.at(mark, b[ok] + p, -1)
+    return np.cumsum(mark[:n]) > 0
+
+
+def repeated_ngram_share(ids, n: int = NGRAM_REPEAT) -> float:
+    """Share of the n-grams of ``ids`` that already occurred earlier in the sequence."""
+    ids = np.asarray(ids)
+    if len(ids) < n + 1:
+        return 0.0
+    grams = np.lib.stride_tricks.sliding_window_view(ids, n)
+    _, first, inv = np.unique(grams, axis=0, return_index=True, return_inverse=True)
+    return float(np.mean(first[inv.reshape(-1)] < np.arange(len(grams))))
+
+
+def _onset_groups(notes: Notes) -> np.ndarray:
+    """Index of the first note of each onset group (notes within CHORD_THRESHOLD_S form a chord)."""
+    new = np.ones(len(notes), dtype=bool)
+    new[1:] = np.diff(notes.start) > CHORD_THRESHOLD_S
+    return np.flatnonzero(new)
+
+
+def piece_stats(notes: Notes) -> dict:
+    """Per-piece features (scalars: :data:`SCALAR_FEATURES`, arrays: :data:`HIST_FEATURES`).
+
+    Pitch intervals are taken along the top-note line (the highest pitch of each onset group),
+    the usual melody of piano music, so chord spreads do not count as melodic leaps.
+    """
+    if not isinstance(notes, Notes):
+        raise ValueError(f"piece_stats expects a Notes object, got {type(notes).__name__}")
+    if len(notes) < 2:
+        raise ValueError(f"piece_stats needs at least 2 notes, got {len(notes)}")
+    notes = notes.sorted()
+    pitch = notes.pitch.astype(np.int64)
+    n = len(notes)
+
+    g = _onset_groups(notes)
+    group_of = np.repeat(np.arange(len(g)), np.diff(np.append(g, n)))
+    top = np.full(len(g), -1, dtype=np.int64)
+    np.maximum.at(top, group_of, pitch)
+    intervals = np.diff(top)
+    onsets = notes.start[g]
+    # Notes sounding at each onset group: the group itself plus earlier notes not yet released.
+    # A zero-length note still counts at its own onset.
+    ends = np.sort(np.maximum(notes.end, notes.start + 1e-9))
+    released = np.searchsorted(ends, onsets, side="right")
+    group_size = np.diff(np.append(g, n))
+    sounding = group_size + np.maximum(g - released, 0)
+
+    ids = event_ids(notes)
+    counts = np.bincount(pitch)
+    span = max(float(notes.end.max() - notes.start.min()), 1e-3)
+    return {
+        "n_notes": n,
+        "pitch_count": int(np.count_nonzero(counts)),
+        "pitch_range": int(pitch.max() - pitch.min()),
+        "mean_pitch": float(pitch.mean()),
+        "mean_interval": float(np.abs(intervals).mean()) if len(intervals) else 0.0,
+        "mean_ioi": float(np.diff(onsets).mean()) if len(onsets) > 1 else 0.0,
+        "polyphony": float(sounding.mean()),
+        "note_density": n / span,
+        "loop_share": float(loop_mask(ids).mean()),
+        "repeat_ngram": repeated_ngram_share(ids),
+        "top_pitch_share": float(counts.max() / n),
+        "pitch_class_hist": _hist(pitch % 12, 12),
+        "interval_hist": _hist(np.clip(intervals, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL, 2 * MAX_INTERVAL + 1),
+        "step_hist": _time_hist(notes.step[1:]),
+        "duration_hist": _time_hist(notes.duration),
+    }
+
+
+def degeneracy(notes: Notes, tail: int = DEGENERATE_TAIL, share: float = DEGENERATE_SHARE) -> dict:
+    """Is the end of a generated piece degenerate?
+
+    Degenerate means: of the last ``tail`` notes, more than ``share`` lie inside an exact loop
+    (:func:`loop_mask` on pitch + step + duration), or more than ``share`` have the same pitch.
+    An empty piece is degenerate. Returns the two shares and the verdict.
+    """
+    if len(notes) == 0:
+        return {"loop_share": 0.0, "top_pitch_share": 0.0, "degenerate": True}
+    notes = notes.sorted()
+    ids = event_ids(notes)  # on the whole piece, so the tail's first step is the real one
+    loop = float(loop_mask(ids)[-tail:].mean())
+    top = float(np.bincount(notes.pitch[-tail:].astype(np.int64)).max() / min(tail, len(notes)))
+    return {"loop_share": loop, "top_pitch_share": top, "degenerate": bool(loop > share or top > share)}
+
+
+def stack_stats(stats: list[dict]) -> dict[str, np.ndarray]:
+    """List of :func:`piece_stats` dicts -> {feature: array with one row per piece}."""
+    if not stats:
+        raise ValueError("no piece statistics to stack (empty list)")
+    return {k: np.asarray([s[k] for s in stats], dtype=np.float64) for k in SCALAR_FEATURES + HIST_FEATURES}
+
+
+def excerpts(pieces: list[Notes], n_notes: int, seed: int = 0) -> list[Notes]:
+    """One random ``n_notes``-long excerpt of each piece (shorter pieces whole, < 2 notes dropped).
+
+    Features such as pitch range grow with length, so generated pieces must be compared with
+    reference excerpts of the same length.
+    """
+    if n_notes < 2:
+        raise ValueError(f"n_notes must be >= 2, got {n_notes}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in pieces:
+        p = p.sorted()
+        if len(p) < 2:
+            continue
+        s = int(rng.integers(0, len(p) - n_notes + 1)) if len(p) > n_notes else 0
+        out.append(p[s : s + n_notes])
+    return out
+
+
+# ---- comparing two sets -------------------------------------------------------------------
+
+MAX_DISTANCES = 4000  # intra/inter-set distance samples kept per feature (random subset beyond)
+
+
+def _bandwidth(x: np.ndarray, floor: float) -> float:
+    """Silverman's rule of thumb, never below ``floor``."""
+    if len(x) < 2:
+        return floor
+    iqr = np.subtract(*np.percentile(x, [75, 25]))
+    spread = min(x.std(ddof=1), iqr / 1.34) if iqr > 0 else x.std(ddof=1)
+    return max(0.9 * spread * len(x) ** -0.2, floor)
+
+
+def _kde_pair(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian kernel densities of samples ``a`` and ``b`` on one common grid.
+
+    Each sample is linearly binned onto the grid and convolved with the kernel (by FFT), so
+    the cost is O(grid log grid) however many values there are.
+    """
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if len(a) == 0 or len(b) == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("overlap needs two non-empty sets of finite values")
+    both = np.concatenate([a, b])
+    scale = both.std() if both.std() > 0 else max(abs(both.mean()), 1.0)
+    floor = 0.02 * scale  # keeps a constant set from collapsing to a spike
+    bw_a, bw_b = _bandwidth(a, floor), _bandwidth(b, floor)
+    lo, hi = both.min() - 4 * max(bw_a, bw_b), both.max() + 4 * max(bw_a, bw_b)
+    n_grid = int(np.clip((hi - lo) / (min(bw_a, bw_b) / 4), 512, 16384))  # >= 4 grid points per bandwidth
+    grid, dx = np.linspace(lo, hi, n_grid, retstep=True)
+
+    def density(x, bw):
+        pos = (x - lo) / dx
+        i = np.clip(np.floor(pos).astype(np.int64), 0, n_grid - 2)
+        w = pos - i
+        counts = np.bincount(i, 1 - w, n_grid) + np.bincount(i + 1, w, n_grid)
+        half = int(np.ceil(4 * bw / dx))
+        kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * dx / bw) ** 2)
+        n_fft = n_grid + len(kernel) - 1
+        f = np.fft.irfft(np.fft.rfft(counts, n_fft) * np.fft.rfft(kernel, n_fft), n_fft)[half : half + n_grid]
+        f = np.maximum(f, 0.0)
+        return f / _trapezoid(f, grid)
+
+    return grid, density(a, bw_a), density(b, bw_b)
+
+
+def _oa_kl(p_samples, q_samples) -> tuple[float, float]:
+    grid, fp, fq = _kde_pair(p_samples, q_samples)
+    oa = float(np.clip(_trapezoid(np.minimum(fp, fq), grid), 0.0, 1.0))
+    eps = 1e-10 * max(fp.max(), fq.max())
+    kl = float(max(_trapezoid(fp * np.log((fp + eps) / (fq + eps)), grid), 0.0))
+    return oa, kl
+
+
+def overlap_area(a, b) -> float:
+    """Overlap area (0..1) of the kernel density estimates of two samples: 1 = same distribution."""
+    return _oa_kl(a, b)[0]
+
+
+def kl_divergence(p_samples, q_samples) -> float:
+    """KL(P || Q) in nats between the kernel density estimates of two samples."""
+    return _oa_kl(p_samples, q_samples)[1]
+
+
+def emd_1d(a, b) -> float:
+    """Earth mover's (Wasserstein-1) distance between two 1-D samples, in their units."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    u = (np.arange(512) + 0.5) / 512
+    return float(np.abs(np.quantile(a, u) - np.quantile(b, u)).mean())
+
+
+def _hist_distances(p: np.ndarray, q: np.ndarray, circular: bool) -> tuple[float, float, float]:
+    """(overlap, KL(p || q), earth mover's distance in bins) of two histograms."""
+    p, q = p / p.sum(), q / q.sum()
+    oa = float(np.minimum(p, q).sum())
+    eps = 1e-6
+    ps, qs = (p + eps) / (1 + eps * len(p)), (q + eps) / (1 + eps * len(q))
+    kl = float(np.sum(ps * np.log(ps / qs)))
+    d = np.cumsum(p - q)
+    emd = float(np.abs(d - np.median(d)).sum() if circular else np.abs(d[:-1]).sum())
+    return oa, kl, emd
+
+
+def _pairwise(x: np.ndarray, y: np.ndarray | None, rng) -> np.ndarray:
+    """Euclidean distances between rows: all pairs i < j of ``x`` (y None) or all of x * y."""
+    x = x.reshape(len(x), -1)
+    if y is None:
+        i, j = np.triu_indices(len(x), k=1)
+    else:
+        y = y.reshape(len(y), -1)
+        i, j = np.divmod(np.arange(len(x) * len(y)), len(y))
+    if len(i) > MAX_DISTANCES:
+        keep = rng.choice(len(i), MAX_DISTANCES, replace=False)
+        i, j = i[keep], j[keep]
+    other = x if y is None else y
+    return np.linalg.norm(x[i] - other[j], axis=1)
+
+
+def _as_stats(pieces, name: str) -> list[dict]:
+    out = [p if isinstance(p, dict) else piece_stats(p) for p in pieces]
+    if len(out) < 2:
+        raise ValueError(f"{name} needs at least 2 pieces to estimate a distribution, got {len(out)}")
+    return out
+
+
+def compare_sets(generated, reference, seed: int = 0) -> dict:
+    """Compare two sets of pieces (``Notes`` or precomputed :func:`piece_stats` dicts) per feature.
+
+    For each feature, ``"features"[name]`` holds:
+
+    - ``oa``: overlap area of the two sets' distributions of the feature (1 = same, 0 =
+      disjoint). Scalars: overlap of kernel density estimates over pieces; histograms: overlap
+      (intersection) of the sets' pooled histograms.
+    - ``kl``: KL(reference || generated) of the same distributions (nats, 0 = same).
+    - ``emd``: earth mover's distance (scalars: feature units; histograms: bins, circular for
+      pitch classes).
+    - ``intra_oa``, ``intra_kl``: Yang & Lerch's measure: overlap and KL between the
+      reference's intra-set distances (piece to piece within the reference) and the inter-set
+      distances (generated piece to reference piece). Near 1 / 0 when the generated pieces are
+      as close to the reference as reference pieces are to each other.
+    - ``gen_intra``, ``ref_intra``: mean intra-set distance of each set (diversity; a model that
+      plays the same thing every time has a small ``gen_intra``).
+    - ``gen_mean``, ``ref_mean``: the feature's mean in each set (a list for histograms).
+
+    ``"mean_oa"`` is the mean ``oa`` over features, a one-number summary.
+    """
+    gen, ref = stack_stats(_as_stats(generated, "generated")), stack_stats(_as_stats(reference, "reference"))
+    rng = np.random.default_rng(seed)
+    features = {}
+    for name in SCALAR_FEATURES + HIST_FEATURES:
+        g, r = gen[name], ref[name]
+        if name in SCALAR_FEATURES:
+            oa, kl = _oa_kl(r, g)
+            emd = emd_1d(g, r)
+        else:
+            oa, kl, emd = _hist_distances(g.mean(axis=0) + 1e-12, r.mean(axis=0) + 1e-12, name in CIRCULAR_FEATURES)
+        intra_ref, intra_gen = _pairwise(r, None, rng), _pairwise(g, None, rng)
+        inter = _pairwise(g, r, rng)
+        intra_oa, intra_kl = _oa_kl(intra_ref, inter)
+        features[name] = {
+            "oa": oa,
+            "kl": kl,
+            "emd": emd,
+            "intra_oa": intra_oa,
+            "intra_kl": intra_kl,
+            "gen_intra": float(intra_gen.mean()),
+            "ref_intra": float(intra_ref.mean()),
+            "gen_mean": float(g.mean()) if g.ndim == 1 else g.mean(axis=0).tolist(),
+            "ref_mean": float(r.mean()) if r.ndim == 1 else r.mean(axis=0).tolist(),
+        }
+    return {
+        "features": features,
+        "mean_oa": float(np.mean([f["oa"] for f in features.values()])),
+        "n_generated": len(g),
+        "n_reference": len(r),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling sweep
+# ---------------------------------------------------------------------------------------------
+
+
+def sampling_sweep(generate_fn, temperatures, top_ps, reference, n_pieces: int = 8, n_notes: int = 200, seed: int = 0, progress: bool = True) -> list[dict]:
+    """Generate pieces for every (temperature, top_p) and score them against ``reference``.
+
+    ``generate_fn(temperature, top_p, n_notes, seed) -> Notes`` is called ``n_pieces`` times per
+    setting (seeds ``seed``, ``seed + 1``, ...; arguments in that order). ``reference`` is a list
+    of ``Notes``; it is cut to ``n_notes``-long excerpts so lengths match. Returns one dict per
+    setting: ``temperature``, ``top_p``, ``n_pieces``, ``degenerate_rate`` (share of pieces
+    :func:`degeneracy` flags), ``loop_share`` and ``top_pitch_share`` (means over pieces),
+    ``mean_oa`` and ``oa`` (per feature, from :func:`compare_sets`; NaN when fewer than 2
+    pieces had 2 notes or more).
+    """
+    from tqdm.auto import tqdm
+
+    if n_pieces < 1:
+        raise ValueError(f"n_pieces must be >= 1, got {n_pieces}")
+    ref_stats = _as_stats(excerpts(reference, n_notes, seed), "reference")
+    settings = list(product(temperatures, top_ps))
+    if not settings:
+        raise ValueError("temperatures and top_ps must each hold at least one value")
+    results = []
+    bar = tqdm(total=len(settings) * n_pieces, desc="sampling sweep", disable=not progress)
+    for temperature, top_p in settings:
+        pieces = []
+        for i in range(n_pieces):
+            pieces.append(generate_fn(temperature, top_p, n_notes, seed + i))
+            bar.update(1)
+        deg = [degeneracy(p) for p in pieces]
+        usable = [p for p in pieces if len(p) >= 2]
+        row = {
+            "temperature": float(temperature),
+            "top_p": float(top_p),
+            "n_pieces": n_pieces,
+            "degenerate_rate": float(np.mean([d["degenerate"] for d in deg])),
+            "loop_share": float(np.mean([d["loop_share"] for d in deg])),
+            "top_pitch_share": float(np.mean([d["top_pitch_share"] for d in deg])),
+        }
+        if len(usable) >= 2:
+            cmp = compare_sets(usable, ref_stats, seed=seed)
+            row["mean_oa"] = cmp["mean_oa"]
+            row["oa"] = {k: v["oa"] for k, v in cmp["features"].items()}
+        else:
+            row["mean_oa"] = float("nan")
+            row["oa"] = {k: float("nan") for k in SCALAR_FEATURES + HIST_FEATURES}
+        results.append(row)
+    bar.close()
+    return results

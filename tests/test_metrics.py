@@ -1,0 +1,325 @@
+"""Tests of melody_utils.metrics: NLL and baselines, musical statistics, set comparison, sweep."""
+
+import math
+
+import numpy as np
+import pytest
+
+from melody_utils import metrics as M
+from melody_utils.midi import Notes
+from melody_utils.tokens import seed_vocab
+
+
+def entropy(p):
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+# ---- NLL of a model ----------------------------------------------------------------------
+
+
+class FakeModel:
+    """Stands in for a model: loss = a constant per batch, given by the batch's "value"."""
+
+    def __init__(self, causal):
+        import torch
+
+        self.causal = causal
+        self.training = True
+        self._torch = torch
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def loss(self, batch):
+        assert not self.training, "model_nll must score in eval mode"
+        v = float(batch["value"][0])
+        parts = {"pitch": v, "step": 2 * v, "duration": 0.5}
+        return self._torch.tensor(sum(parts.values())), parts
+
+
+def fake_batch(batch_size, window, value):
+    import torch
+
+    return {
+        "inputs": torch.zeros(batch_size, window, 3, dtype=torch.long),
+        "targets": torch.zeros(batch_size, window, 3, dtype=torch.long),
+        "next": torch.zeros(batch_size, 3, dtype=torch.long),
+        "value": torch.full((batch_size,), value),
+    }
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_model_nll_weights_batches_by_supervised_notes(causal):
+    model = FakeModel(causal)
+    # A short last batch: its mean must count for 1 window, not for a whole batch.
+    loader = [fake_batch(3, 4, 1.0), fake_batch(1, 4, 3.0)]
+    result = M.model_nll(model, loader, "cpu")
+    mean = (3 * 1.0 + 1 * 3.0) / 4  # the weights are the same per window for both kinds
+    assert result["nats"]["pitch"] == pytest.approx(mean)
+    assert result["nats"]["step"] == pytest.approx(2 * mean)
+    assert result["nats"]["total"] == pytest.approx(3 * mean + 0.5)
+    assert result["bits"]["total"] == pytest.approx((3 * mean + 0.5) / math.log(2))
+    assert result["n_notes"] == (16 if causal else 4)
+    assert model.training, "the model's training mode must be restored"
+
+
+def test_model_nll_rejects_an_empty_loader():
+    with pytest.raises(ValueError, match="no window"):
+        M.model_nll(FakeModel(True), [], "cpu")
+
+
+# ---- baselines ---------------------------------------------------------------------------
+
+
+def test_uniform_nll_is_sum_of_log_sizes():
+    vocab = seed_vocab()
+    r = M.uniform_nll(vocab)
+    assert r["nats"]["total"] == pytest.approx(sum(math.log(s) for s in vocab.sizes))
+    assert r["nats"]["pitch"] == pytest.approx(math.log(88))
+    assert r["bits"]["step"] == pytest.approx(math.log2(21))
+    assert set(r["nats"]) == {"pitch", "step", "duration", "total"}
+
+
+def draw_pieces(rng, probs, n_pieces, length):
+    """Pieces whose fields are drawn independently from ``probs`` (one distribution per field)."""
+    return [np.stack([rng.choice(len(p), length, p=p) for p in probs], axis=1) for _ in range(n_pieces)]
+
+
+def test_unigram_beats_uniform_and_approaches_the_entropy():
+    rng = np.random.default_rng(0)
+    probs = [np.array([0.6, 0.2, 0.1, 0.05, 0.05]), np.array([0.9, 0.1]), np.array([0.25, 0.25, 0.25, 0.25])]
+    sizes = [len(p) for p in probs]
+    train, val, test = (draw_pieces(rng, probs, 20, 1000) for _ in range(3))
+    r = M.ngram_nll(train, test, sizes, order=1, val_pieces=val)
+    for name, p in zip(("pitch", "step", "duration"), probs):
+        assert r["nats"][name] == pytest.approx(entropy(p), abs=0.02)
+    assert r["nats"]["total"] < M.uniform_nll(sizes)["nats"]["total"] - 0.5
+
+
+def cycle_pieces(rng, n_pieces, length, size=12, noise=0.1):
+    """Pitch walks a deterministic cycle (+1 mod size), except a random id with prob. ``noise``."""
+    pieces = []
+    for _ in range(n_pieces):
+        flip = rng.random(length) < noise
+        pitch = np.empty(length, dtype=np.int64)
+        pitch[0] = rng.integers(size)
+        for t in range(1, length):
+            pitch[t] = rng.integers(size) if flip[t] else (pitch[t - 1] + 1) % size
+        pieces.append(np.stack([pitch, rng.integers(0, 3, length), rng.integers(0, 3, length)], axis=1))
+    return pieces
+
+
+def second_order_pieces(rng, n_pieces, length, size=7):
+    """x_t = (x_{t-1} + x_{t-2}) mod size: the previous note alone says nothing."""
+    pieces = []
+    for _ in range(n_pieces):
+        x = np.empty(length, dtype=np.int64)
+        x[:2] = rng.integers(0, size, 2)
+        for t in range(2, length):
+            x[t] = (x[t - 1] + x[t - 2]) % size if rng.random() > 0.05 else rng.integers(size)
+        pieces.append(np.stack([x, np.zeros(length, np.int64), np.zeros(length, np.int64)], axis=1))
+    return pieces
+
+
+def test_higher_orders_beat_lower_orders_on_structured_sequences():
+    rng = np.random.default_rng(1)
+    train, val, test = cycle_pieces(rng, 20, 500), cycle_pieces(rng, 5, 500), cycle_pieces(rng, 5, 500)
+    nll = {o: M.ngram_nll(train, test, (12, 3, 3), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
+    # 1-gram: ~log 12 = 2.48; 2-gram: about the noise entropy, ~0.5 nats
+    assert nll[2] < nll[1] - 1.5
+    assert nll[3] <= nll[2] + 0.02, "an extra order must not hurt once its smoothing is tuned"
+
+    train, val, test = (second_order_pieces(rng, 10, 500) for _ in range(3))
+    nll = {o: M.ngram_nll(train, test, (7, 1, 1), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
+    assert nll[3] < nll[2] - 1.0
+    assert nll[2] <= nll[1] + 0.02
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_smoothing_keeps_nll_finite_on_unseen_contexts_and_ids(order):
+    sizes = (10, 4, 4)
+    train = [np.zeros((50, 3), dtype=np.int64), np.ones((50, 3), dtype=np.int64)]  # ids 0 and 1 only
+    test = [np.stack([np.arange(10), np.full(10, 3), np.arange(10) % 4], axis=1)]  # ids never seen
+    r = M.ngram_nll(train, test, sizes, order)  # no validation: default smoothing
+    assert all(np.isfinite(v) for v in r["nats"].values())
+    # unseen ids are worse than uniform, but not absurdly (bounded by the additive 1-gram)
+    assert r["nats"]["pitch"] > math.log(10)
+    assert r["n_notes"] == 9  # every note but the first
+
+
+def test_ngram_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="order"):
+        M.NGramModel((4, 4, 4), 0)
+    with pytest.raises(ValueError, match=r"train_pieces\[0\].*vocabulary sizes"):
+        M.ngram_nll([np.full((5, 3), 9)], [np.zeros((5, 3), int)], (4, 4, 4), 2)
+    with pytest.raises(ValueError, match="test_pieces.*2 notes"):
+        M.ngram_nll([np.zeros((5, 3), int)], [np.zeros((1, 3), int)], (4, 4, 4), 2)
+
+
+def test_ngram_counts_context_across_full_tokens_not_only_its_own_field():
+    # Step is a copy of the previous note's pitch: only a model conditioning on full tokens sees it.
+    rng = np.random.default_rng(2)
+
+    def pieces(n):
+        out = []
+        for _ in range(n):
+            pitch = rng.integers(0, 6, 300)
+            step = np.concatenate([[0], pitch[:-1]])
+            out.append(np.stack([pitch, step, np.zeros(300, np.int64)], axis=1))
+        return out
+
+    r = M.ngram_nll(pieces(10), pieces(3), (6, 6, 1), 2, val_pieces=pieces(3))
+    assert r["nats"]["step"] < 0.05
+    assert r["nats"]["pitch"] == pytest.approx(math.log(6), abs=0.05)
+
+
+# ---- piece statistics --------------------------------------------------------------------
+
+
+def test_piece_stats_on_a_hand_checked_example():
+    # a C major chord held 1 s, then 72, 71, 60 as single notes
+    notes = Notes(
+        pitch=[60, 64, 67, 72, 71, 60],
+        start=[0.0, 0.0, 0.0, 0.5, 1.0, 2.0],
+        duration=[1.0, 1.0, 1.0, 0.25, 0.5, 0.5],
+        velocity=[80] * 6,
+    )
+    s = M.piece_stats(notes)
+    assert s["pitch_count"] == 5
+    assert s["pitch_range"] == 12
+    assert s["mean_interval"] == pytest.approx((5 + 1 + 11) / 3)  # top line 67 -> 72 -> 71 -> 60
+    assert s["mean_ioi"] == pytest.approx(2 / 3)
+    assert s["polyphony"] == pytest.approx((3 + 4 + 1 + 1) / 4)  # the chord is released at t=1
+    assert s["note_density"] == pytest.approx(6 / 2.5)
+    assert s["top_pitch_share"] == pytest.approx(2 / 6)
+    np.testing.assert_allclose(s["pitch_class_hist"][[0, 4, 7, 11]], [3 / 6, 1 / 6, 1 / 6, 1 / 6])
+    np.testing.assert_allclose(s["interval_hist"][[12 + 5, 12 - 1, 12 - 11]], [1 / 3] * 3)
+    assert s["step_hist"].sum() == pytest.approx(1) and s["step_hist"][0] == pytest.approx(2 / 5)  # two 0 steps
+    assert set(M.SCALAR_FEATURES + M.HIST_FEATURES) <= set(s)
+
+
+def test_piece_stats_rejects_too_short_input():
+    with pytest.raises(ValueError, match="at least 2 notes"):
+        M.piece_stats(Notes.from_steps([60], [0.0], [0.5]))
+
+
+def random_notes(rng, n, low=48, high=84):
+    return Notes.from_steps(rng.integers(low, high, n), rng.choice([0.0, 0.125, 0.25, 0.5], n), rng.choice([0.125, 0.25, 0.5, 1.0], n))
+
+
+def looped_notes(rng, n, period=4):
+    pattern = rng.integers(60, 72, period)
+    return Notes.from_steps(np.resize(pattern, n), np.full(n, 0.25), np.full(n, 0.25))
+
+
+def test_loop_measure_flags_loops_and_not_random_sequences():
+    rng = np.random.default_rng(3)
+    assert M.loop_mask(np.resize(rng.integers(0, 50, 5), 100)).all()
+    assert M.loop_mask(rng.integers(0, 1000, 200)).mean() < 0.05
+    # a random opening, then a loop of period 7: only the loop is flagged
+    ids = np.concatenate([rng.integers(100, 1000, 60), np.resize(np.arange(7), 60)])
+    mask = M.loop_mask(ids)
+    assert mask[70:].all() and mask[:55].mean() < 0.1
+    # too short to count: a pattern played once and a half
+    assert not M.loop_mask(np.concatenate([rng.integers(100, 1000, 20), [1, 2, 3, 4, 5, 1, 2, 3], rng.integers(100, 1000, 20)])).any()
+
+    loop, rand = M.piece_stats(looped_notes(rng, 128)), M.piece_stats(random_notes(rng, 128))
+    assert loop["loop_share"] > 0.95 and rand["loop_share"] < 0.1
+    assert loop["repeat_ngram"] > 0.9 and rand["repeat_ngram"] < 0.1
+
+
+def test_degeneracy_flags_loops_and_stuck_pitches_only():
+    rng = np.random.default_rng(4)
+    assert M.degeneracy(looped_notes(rng, 100))["degenerate"]
+    assert not M.degeneracy(random_notes(rng, 100))["degenerate"]
+    # random opening, looped ending: the tail decides
+    opening, ending = random_notes(rng, 100), looped_notes(rng, 100)
+    both = Notes.from_steps(np.concatenate([opening.pitch, ending.pitch]), np.concatenate([opening.step, ending.step]), np.concatenate([opening.duration, ending.duration]))
+    assert M.degeneracy(both)["degenerate"]
+    stuck = random_notes(rng, 100)
+    stuck.pitch[::4] = 61  # 61 is outside random_notes' range ...
+    stuck.pitch[1::4] = 61  # ... and holds half the notes plus
+    stuck.pitch[2::8] = 61
+    d = M.degeneracy(stuck)
+    assert d["degenerate"] and d["top_pitch_share"] > 0.5 and d["loop_share"] < 0.5
+
+
+# ---- comparing sets ----------------------------------------------------------------------
+
+
+def test_overlap_area_of_known_distributions():
+    rng = np.random.default_rng(5)
+    a, b, c = rng.normal(0, 1, 2000), rng.normal(1, 1, 2000), rng.normal(10, 1, 2000)
+    assert M.overlap_area(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert M.overlap_area(a, c) < 0.01
+    assert M.overlap_area(a, b) == pytest.approx(2 * 0.3085, abs=0.05)  # 2 * Phi(-1/2)
+    assert M.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert 0.3 < M.kl_divergence(a, b) < 0.8  # true value 0.5; a KDE widens both
+    assert M.overlap_area([2.0, 2.0], [2.0, 2.0]) == pytest.approx(1.0, abs=1e-6)  # constant sets
+
+
+def test_compare_sets_with_itself_and_with_a_disjoint_set():
+    rng = np.random.default_rng(6)
+    low = [random_notes(rng, 100, 30, 50) for _ in range(12)]
+    high = [random_notes(rng, 100, 80, 100) for _ in range(12)]
+    same = M.compare_sets(low, low)
+    for name, f in same["features"].items():
+        assert f["oa"] == pytest.approx(1.0, abs=1e-6), name
+        assert f["kl"] == pytest.approx(0.0, abs=1e-6), name
+    assert same["mean_oa"] == pytest.approx(1.0, abs=1e-6)
+    assert same["features"]["mean_pitch"]["intra_oa"] > 0.8
+
+    far = M.compare_sets(high, low)
+    assert far["features"]["mean_pitch"]["oa"] < 0.01
+    assert far["features"]["mean_pitch"]["intra_oa"] < 0.01
+    assert far["features"]["mean_pitch"]["emd"] == pytest.approx(50, abs=3)
+    assert far["mean_oa"] < same["mean_oa"] - 0.1
+
+
+def test_compare_sets_sees_low_diversity():
+    rng = np.random.default_rng(7)
+    ref = [random_notes(rng, 100) for _ in range(10)]
+    clones = [random_notes(np.random.default_rng(0), 100) for _ in range(10)]  # the same piece ten times
+    f = M.compare_sets(clones, ref)["features"]["mean_pitch"]
+    assert f["gen_intra"] == 0.0 and f["ref_intra"] > 0.5
+
+
+def test_compare_sets_needs_two_pieces():
+    rng = np.random.default_rng(8)
+    with pytest.raises(ValueError, match="generated needs at least 2 pieces"):
+        M.compare_sets([random_notes(rng, 20)], [random_notes(rng, 20)] * 3)
+
+
+# ---- sampling sweep ----------------------------------------------------------------------
+
+
+def test_sampling_sweep_with_a_fake_generator():
+    calls = []
+
+    def generate(temperature, top_p, n_notes, seed):
+        calls.append((temperature, top_p, n_notes, seed))
+        rng = np.random.default_rng(seed)
+        return looped_notes(rng, n_notes) if temperature < 0.5 else random_notes(rng, n_notes)
+
+    ref_rng = np.random.default_rng(99)
+    reference = [random_notes(ref_rng, 300) for _ in range(10)]
+    rows = M.sampling_sweep(generate, [0.2, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, seed=10, progress=False)
+    assert [(r["temperature"], r["top_p"]) for r in rows] == [(0.2, 0.9), (0.2, 1.0), (1.0, 0.9), (1.0, 1.0)]
+    assert len(calls) == 16 and {c[2] for c in calls} == {80} and sorted({c[3] for c in calls}) == [10, 11, 12, 13]
+    cold, hot = rows[0], rows[2]
+    assert cold["degenerate_rate"] == 1.0 and hot["degenerate_rate"] == 0.0
+    assert hot["mean_oa"] > cold["mean_oa"] + 0.2
+    assert set(hot["oa"]) == set(M.SCALAR_FEATURES + M.HIST_FEATURES)
+
+
+def test_excerpts_match_the_generated_length():
+    rng = np.random.default_rng(9)
+    cut = M.excerpts([random_notes(rng, 500), random_notes(rng, 30), random_notes(rng, 1)], 100)
+    assert [len(c) for c in cut] == [100, 30]
