@@ -20,7 +20,8 @@ DEFAULT_PRESET = "small"
 # Repository root: melody_utils/ lives directly below it.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
-OUTPUTS_DIR = REPO_ROOT / "outputs"
+# Where checkpoints and generated music go; MELODY_OUTPUTS_DIR moves them (the test suite does).
+OUTPUTS_DIR = Path(os.environ.get("MELODY_OUTPUTS_DIR") or REPO_ROOT / "outputs")
 
 
 @dataclass
@@ -68,7 +69,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the data order: CPU runs are reproducible
     num_workers: int = 0  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    out_dir: str = "outputs"  # checkpoints, loss history and plots go here
+    out_dir: str = str(OUTPUTS_DIR)  # checkpoints, loss history and plots go here
 
 
 @dataclass
@@ -80,7 +81,7 @@ class SampleConfig:
     seed: int = 0  # random seed for reproducible samples
     keep_primer: bool = False  # include the primer notes in the output MIDI
     primer_notes: int = 32  # notes taken from the primer piece
-    output: str = "outputs/improved_generated_output.midi"
+    output: str = str(OUTPUTS_DIR / "improved_generated_output.midi")  # the generated MIDI file
 
 
 @dataclass

@@ -109,10 +109,19 @@ def apply_sustain(notes: Notes, pedal_down: np.ndarray, pedal_up: np.ndarray) ->
 def resolve_same_pitch_overlaps(notes: Notes) -> Notes:
     """Cut each note at the next onset of the same pitch, so no two notes of a pitch overlap.
 
-    This is where the two readers differ on raw files: MIDI has one note-off per note-on, and
-    when two note-ons of the same pitch are open, pretty_midi closes *every* open one at the
-    first note-off, while symusic pairs them first-in-first-out. Both then disagree with what
-    a piano plays. Applying this rule after reading makes both readers agree (tested).
+    A piano has one string per pitch: a re-struck key ends the note that was sounding. Files
+    merged from several tracks (or sloppy sequencers) overlap same-pitch notes, and the two
+    readers pair such note-ons and note-offs differently:
+
+    - pretty_midi closes *every* open note of the pitch at the first note-off; symusic closes
+      one, first in first out. So when a pitch is struck again before it was released, the
+      later note ends at the first note-off with pretty_midi and at its own with symusic.
+    - A note-on that never gets a note-off of its own is closed by that shared note-off in
+      pretty_midi and dropped by symusic (this is why symusic returns a few notes fewer on
+      files like string quartets).
+
+    After this cut both readers give the same onsets, pitches and the same end for every note
+    but such a later, re-struck note (tested in tests/test_midi.py).
     """
     if len(notes) < 2:
         return notes
@@ -213,10 +222,12 @@ def midi_to_notes(path: str | os.PathLike, sustain: bool = True, backend: str = 
         raise MidiError(f"{path} has no non-drum notes to use")
     merged = Notes(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("pitch", "start", "duration", "velocity")))
     merged = resolve_same_pitch_overlaps(merged).sorted()
-    bad = ~np.isfinite(merged.start) | ~np.isfinite(merged.duration)
-    if bad.any():
-        merged = merged[~bad]
-    merged.duration = np.maximum(merged.duration, 0.0)
+    # Zero-length notes (note-on and note-off on one tick) make no sound; pretty_midi drops
+    # them while reading, symusic keeps them: drop them here so both readers agree.
+    keep = np.isfinite(merged.start) & np.isfinite(merged.duration) & (merged.duration > 0)
+    merged = merged[keep]
+    if len(merged) == 0:
+        raise MidiError(f"{path} has only zero-length notes")
     return merged
 
 
@@ -248,6 +259,9 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -44,7 +44,10 @@ class Bins:
         c = np.asarray(self.centers)
         lo, hi = c[:-1], c[1:]
         if self.log:
-            return np.where(lo > 0, np.sqrt(lo * hi), np.minimum(hi / 2, CHORD_THRESHOLD_S))
+            # Between the exact-0 bin and the first positive centre: the chord threshold when the
+            # grid leaves room for it, else halfway.
+            zero_edge = np.where(hi >= 2 * CHORD_THRESHOLD_S, CHORD_THRESHOLD_S, hi / 2)
+            return np.where(lo > 0, np.sqrt(lo * np.maximum(hi, 1e-12)), zero_edge)
         return (lo + hi) / 2
 
     def quantize(self, seconds) -> np.ndarray:

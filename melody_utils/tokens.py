@@ -54,30 +54,34 @@ class Vocab:
 
     # ---- scalar pair, like note-seq's encode_event / decode_event ----
     def encode_note(self, pitch: int, step: float, duration: float, velocity: int = DEFAULT_VELOCITY) -> tuple[int, ...]:
-        return tuple(int(x) for x in self.encode(Notes.from_steps([pitch], [step], [duration], [velocity]))[0])
+        """One note -> one token (a tuple of ids)."""
+        row = self.encode_arrays(np.array([pitch]), np.array([step]), np.array([duration]), np.array([velocity]))
+        return tuple(int(x) for x in row[0])
 
     def decode_note(self, token) -> tuple:
+        """One token -> (pitch, step seconds, duration seconds, velocity)."""
         n = self.decode(np.asarray([token]))
-        vel = int(n.velocity[0])
-        return int(n.pitch[0]), float(n.start[0]), float(n.duration[0]), vel
+        return int(n.pitch[0]), float(n.start[0]), float(n.duration[0]), int(n.velocity[0])
 
     # ---- arrays ----
     def encode(self, notes: Notes) -> np.ndarray:
-        """Notes -> (N, F) int16 tokens. Raises ValueError if a pitch lies outside the range."""
-        if len(notes) and (notes.pitch.min() < self.min_pitch or notes.pitch.max() > self.max_pitch):
-            bad = notes.pitch[(notes.pitch < self.min_pitch) | (notes.pitch > self.max_pitch)][0]
+        """Notes -> (N, F) int16 tokens (the first note's step is 0). ValueError on a pitch out of range."""
+        return self.encode_arrays(notes.pitch, notes.step, notes.duration, notes.velocity)
+
+    def encode_arrays(self, pitch, step, duration, velocity) -> np.ndarray:
+        pitch = np.asarray(pitch, dtype=np.int64)
+        if len(pitch) and (pitch.min() < self.min_pitch or pitch.max() > self.max_pitch):
+            bad = pitch[(pitch < self.min_pitch) | (pitch > self.max_pitch)][0]
             raise ValueError(
                 f"pitch {bad} out of range {self.min_pitch}..{self.max_pitch}; drop such notes first (see in_range)"
             )
-        cols = [
-            notes.pitch.astype(np.int64) - self.min_pitch,
-            self.step_bins.quantize(notes.step),
-            self.dur_bins.quantize(notes.duration),
-        ]
+        cols = [pitch - self.min_pitch, self.step_bins.quantize(step), self.dur_bins.quantize(duration)]
         if self.velocity_bins:
-            v = np.clip(notes.velocity.astype(np.int64), 1, 127)
+            v = np.clip(np.asarray(velocity, dtype=np.int64), 1, 127)
             cols.append((v - 1) * self.velocity_bins // 127)
-        return np.stack(cols, axis=1).astype(np.int16) if len(notes) else np.zeros((0, len(self.sizes)), np.int16)
+        if not len(pitch):
+            return np.zeros((0, len(self.sizes)), np.int16)
+        return np.stack(cols, axis=1).astype(np.int16)
 
     def in_range(self, notes: Notes) -> np.ndarray:
         """Boolean mask of notes whose pitch this vocabulary can encode."""

@@ -1,0 +1,11 @@
+"""Test-wide settings: small sizes, and generated files kept out of the user's outputs/."""
+
+import os
+import tempfile
+
+# Notebooks executed by nbval and the tests run the tiny preset (seconds on a CPU).
+os.environ.setdefault("MELODY_PRESET", "tiny")
+# Checkpoints and MIDI written by the notebooks under test go to a scratch folder, never over
+# a user's real outputs/ (the notebooks read this variable through melody_utils.config).
+os.environ.setdefault("MELODY_OUTPUTS_DIR", tempfile.mkdtemp(prefix="melody-forge-test-outputs-"))
+os.environ.setdefault("MPLBACKEND", "Agg")

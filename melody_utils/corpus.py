@@ -1,0 +1,313 @@
+"""Corpora -> one compact token cache.
+
+Sources: a folder of MIDI files (MAESTRO, or anything else), or the embedded corpus
+(``data/embedded/classical_corpus.npz``: real classical music rendered from music21's corpus
+by ``scripts/build_embedded_corpus.py``, used whenever MAESTRO is absent, so everything runs
+offline).
+
+:func:`prepare` parses the pieces (in parallel, with a progress bar; a file that fails is
+skipped, named and counted, never fatal), splits them by piece (MAESTRO's official split
+when present), fits the time bins on the training split, encodes tokens and writes one
+``.npz`` (integer arrays + per-piece offsets + metadata) keyed by every setting that shaped
+it, so a second call reloads it in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import DATA_DIR, DataConfig
+from .midi import MidiError, Notes, atomic_write_bytes, midi_to_notes
+from .quantize import fit_log_bins, seed_duration_bins, seed_step_bins
+from .tokens import Vocab
+
+EMBEDDED_PATH = DATA_DIR / "embedded" / "classical_corpus.npz"
+CACHE_DIR = DATA_DIR / "cache"
+CACHE_FORMAT = 1  # bump when the cache layout changes
+SPLITS = ("train", "validation", "test")
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+@dataclass
+class ParseReport:
+    files: int = 0  # files (or pieces) offered
+    pieces: int = 0  # pieces kept
+    notes: int = 0  # notes kept
+    dropped_out_of_range: int = 0  # notes outside the vocabulary's pitch range
+    skipped: list = field(default_factory=list)  # [(path, reason)]
+
+    def summary(self) -> str:
+        s = f"{self.pieces} of {self.files} pieces, {self.notes:,} notes"
+        if self.dropped_out_of_range:
+            s += f", {self.dropped_out_of_range} notes outside the piano range dropped"
+        if self.skipped:
+            s += f"; skipped {len(self.skipped)} file(s):\n" + "\n".join(f"  {p}: {r}" for p, r in self.skipped)
+        return s
+
+
+@dataclass
+class TokenCache:
+    """All pieces' tokens concatenated, with offsets and per-piece metadata."""
+
+    tokens: np.ndarray  # (N, F) int16
+    offsets: np.ndarray  # (P + 1,) int64; piece i is tokens[offsets[i]:offsets[i+1]]
+    pieces: list  # P dicts: name, composer, title, split, path/source
+    vocab: Vocab
+    report: ParseReport = field(default_factory=ParseReport)
+    path: Path | None = None  # where it was loaded from / saved to
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def piece_indices(self, split: str) -> np.ndarray:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        return np.array([i for i, p in enumerate(self.pieces) if p["split"] == split], dtype=np.int64)
+
+    def piece_tokens(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    def split_tokens(self, split: str) -> list[np.ndarray]:
+        return [self.piece_tokens(i) for i in self.piece_indices(split)]
+
+    def notes(self, i: int) -> Notes:
+        """Piece ``i`` decoded from its tokens (quantized timing)."""
+        return self.vocab.decode(self.piece_tokens(i))
+
+    def find(self, name: str) -> int:
+        for i, p in enumerate(self.pieces):
+            if p["name"] == name:
+                return i
+        raise KeyError(f"no piece named {name!r} in the cache")
+
+    @classmethod
+    def from_pieces(cls, token_arrays, vocab: Vocab, splits=None, names=None) -> "TokenCache":
+        """Build a cache from per-piece (N_i, F) token arrays (tests, tools)."""
+        arrays = [np.asarray(t, dtype=np.int16).reshape(-1, len(vocab.sizes)) for t in token_arrays]
+        splits = splits or ["train"] * len(arrays)
+        names = names or [f"piece{i}" for i in range(len(arrays))]
+        offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+        pieces = [{"name": n, "split": s, "composer": "", "title": n} for n, s in zip(names, splits)]
+        tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(vocab.sizes)), np.int16)
+        vocab.check(tokens)
+        return cls(tokens, offsets, pieces, vocab)
+
+    def save(self, path: str | os.PathLike, key: dict | None = None) -> Path:
+        meta = {"format": CACHE_FORMAT, "pieces": self.pieces, "vocab": self.vocab.to_dict(), "report": asdict(self.report), "key": key or {}}
+
+        def write(tmp):
+            with open(tmp, "wb") as f:  # uncompressed: reload is a memory copy
+                np.savez(f, tokens=self.tokens, offsets=self.offsets, meta=np.array(json.dumps(meta)))
+
+        self.path = atomic_write_bytes(path, write)
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TokenCache":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"token cache not found: {path}; build it with `python -m melody_utils prepare`")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                tokens, offsets = z["tokens"], z["offsets"]
+        except Exception as exc:
+            raise ValueError(f"token cache {path} is unreadable ({exc}); delete it and run `python -m melody_utils prepare` again") from None
+        if meta.get("format") != CACHE_FORMAT:
+            raise ValueError(f"token cache {path} has format {meta.get('format')}, expected {CACHE_FORMAT}; delete it and prepare again")
+        report = ParseReport(**{**meta["report"], "skipped": [tuple(s) for s in meta["report"]["skipped"]]})
+        return cls(tokens, offsets, meta["pieces"], Vocab.from_dict(meta["vocab"]), report, path)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def load_embedded(path: str | os.PathLike = EMBEDDED_PATH) -> tuple[list[Notes], list[dict]]:
+    """The embedded corpus as (notes per piece, metadata per piece)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embedded corpus missing: {path}; rebuild it with `python scripts/build_embedded_corpus.py`")
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        off = z["offsets"]
+        cols = {k: z[k] for k in ("pitch", "start", "duration", "velocity")}
+    notes = [Notes(*(cols[k][a:b] for k in ("pitch", "start", "duration", "velocity"))) for a, b in zip(off[:-1], off[1:])]
+    return notes, meta
+
+
+def list_midi_files(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"MIDI folder not found: {folder} (check the path, or use source='embedded')")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+
+
+def _parse_one(args) -> tuple[str, tuple | None, str]:
+    path, sustain, backend = args
+    try:
+        n = midi_to_notes(path, sustain=sustain, backend=backend)
+    except MidiError as exc:
+        return str(path), None, str(exc)
+    except Exception as exc:  # a parser bug must not abort a corpus build
+        return str(path), None, f"{type(exc).__name__}: {exc}"
+    return str(path), (n.pitch, n.start, n.duration, n.velocity), ""
+
+
+def parse_files(paths, sustain: bool = True, backend: str = "auto", workers: int | None = None, progress: bool = True):
+    """Parse MIDI files in parallel. Returns (notes list, kept paths, skipped [(path, reason)])."""
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths]
+    jobs = [(p, sustain, backend) for p in paths]
+    workers = workers or min(os.cpu_count() or 1, max(1, len(paths) // 8))
+    bar = dict(total=len(jobs), desc="parsing MIDI", unit="file", disable=not progress)
+    if workers > 1:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_parse_one, jobs, chunksize=4), **bar))
+    else:
+        results = [_parse_one(j) for j in tqdm(jobs, **bar)]
+    notes, kept, skipped = [], [], []
+    for path, arrays, err in results:
+        if arrays is None:
+            skipped.append((path, err))
+        else:
+            notes.append(Notes(*arrays))
+            kept.append(path)
+    return notes, kept, skipped
+
+
+def split_by_piece(n: int, val_fraction: float, test_fraction: float, seed: int) -> list[str]:
+    """Seeded random split of ``n`` pieces; validation and test get at least one piece when n >= 3."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(n * val_fraction)) if n >= 3 and val_fraction > 0 else 0
+    n_test = max(1, round(n * test_fraction)) if n >= 3 and test_fraction > 0 else 0
+    split = np.array(["train"] * n, dtype=object)
+    split[order[:n_val]] = "validation"
+    split[order[n_val : n_val + n_test]] = "test"
+    return list(split)
+
+
+def make_vocab(cfg: DataConfig, train_notes: list[Notes]) -> Vocab:
+    """The vocabulary: the seed's grid, or log bins fitted to the training pieces."""
+    if cfg.bins == "seed":
+        return Vocab(seed_step_bins(), seed_duration_bins(), cfg.velocity_bins, name="seed")
+    if cfg.bins != "log":
+        raise ValueError(f"data.bins must be 'log' or 'seed', not {cfg.bins!r}")
+    steps = np.concatenate([n.step[1:] for n in train_notes]) if train_notes else np.zeros(0)
+    durs = np.concatenate([n.duration for n in train_notes]) if train_notes else np.zeros(0)
+    return Vocab(fit_log_bins(steps, cfg.n_step_bins, zero=True), fit_log_bins(durs, cfg.n_dur_bins, zero=False), cfg.velocity_bins, name="log")
+
+
+def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport) -> TokenCache:
+    arrays, kept = [], []
+    for n, m in zip(notes, meta):
+        mask = vocab.in_range(n)
+        report.dropped_out_of_range += int((~mask).sum())
+        n = n[mask]
+        if len(n) < 2:
+            report.skipped.append((m.get("path", m["name"]), "fewer than 2 notes in the piano range"))
+            continue
+        arrays.append(vocab.encode(n))
+        kept.append(m)
+    report.pieces, report.notes = len(kept), int(sum(len(a) for a in arrays))
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+    tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(vocab.sizes)), np.int16)
+    return TokenCache(tokens, offsets, kept, vocab, report)
+
+
+def resolve_source(cfg: DataConfig) -> str:
+    """'auto' -> 'maestro' when MAESTRO is on disk, else 'embedded'."""
+    if cfg.source != "auto":
+        return cfg.source
+    from .maestro import find_maestro
+
+    return "maestro" if find_maestro() is not None else "embedded"
+
+
+def _source_fingerprint(source: str, files: list[Path] | None) -> str:
+    h = hashlib.sha1()
+    if files is None:
+        st = EMBEDDED_PATH.stat()
+        h.update(f"embedded:{st.st_size}".encode())
+    else:
+        for p in files:
+            st = p.stat()
+            h.update(f"{p}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:12]
+
+
+def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+            workers: int | None = None, rebuild: bool = False, backend: str = "auto") -> TokenCache:
+    """Build (or reload) the token cache for ``cfg`` (see module docstring)."""
+    cfg = cfg or DataConfig()
+    source = resolve_source(cfg)
+    split_of: dict[str, str] = {}
+    meta_of: dict[str, dict] = {}
+    if source == "embedded":
+        files = None
+    elif source == "maestro":
+        from .maestro import find_maestro, midi_files_with_split
+
+        root = find_maestro()
+        if root is None:
+            raise FileNotFoundError("MAESTRO not found under data/; download it (notebook 01, or maestro.ensure_maestro()) or use source='embedded'")
+        rows = midi_files_with_split(root)
+        files = [Path(r[0]) for r in rows]
+        split_of = {str(r[0]): r[1] for r in rows}
+        meta_of = {str(r[0]): {"composer": r[2], "title": r[3]} for r in rows}
+    else:
+        files = list_midi_files(source)
+    if files is not None and cfg.max_files:
+        files = files[: cfg.max_files]
+
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride")}
+    key = {"source": source, "fingerprint": _source_fingerprint(source, files), "settings": settings, "format": CACHE_FORMAT}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    label = "embedded" if source == "embedded" else ("maestro" if source == "maestro" else Path(source).name or "midi")
+    path = Path(cache_dir or CACHE_DIR) / f"{label}-{cfg.bins}-{digest}.npz"
+    if path.is_file() and not rebuild:
+        try:
+            return TokenCache.load(path)
+        except ValueError:
+            pass  # unreadable or old format: rebuild below
+
+    report = ParseReport()
+    if files is None:
+        notes, meta = load_embedded()
+        if cfg.max_files:
+            notes, meta = notes[: cfg.max_files], meta[: cfg.max_files]
+        report.files = len(notes)
+    else:
+        if not files:
+            raise FileNotFoundError(f"no MIDI files (.mid/.midi) found in {source}")
+        report.files = len(files)
+        notes, kept, report.skipped = parse_files(files, cfg.sustain, backend, workers, progress)
+        meta = []
+        for p in kept:
+            m = {"name": Path(p).stem, "path": str(p), "composer": "", "title": Path(p).stem}
+            m.update(meta_of.get(p, {}))
+            meta.append(m)
+    if split_of:
+        splits = [split_of.get(m["path"], "train") for m in meta]
+    else:
+        splits = split_by_piece(len(meta), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+    for m, s in zip(meta, splits):
+        m["split"] = s
+    vocab = make_vocab(cfg, [n for n, s in zip(notes, splits) if s == "train"])
+    cache = encode_pieces(notes, meta, vocab, report)
+    if len(cache) == 0:
+        raise ValueError(f"no usable pieces in {source}: {report.summary()}")
+    cache.save(path, key)
+    if progress:
+        print(f"token cache: {report.summary()} -> {path}")
+    return cache

@@ -1,0 +1,107 @@
+"""Training windows sliced straight from the token cache.
+
+A window starting at note ``s`` of a piece gives
+
+- ``inputs``  (T, F): notes s .. s+T-1
+- ``targets`` (T, F): notes s+1 .. s+T, the next note after every position (causal models)
+- ``next``    (F,):   note s+T, the single next note after the window (the seed's window->next
+  models); equal to ``targets[-1]``.
+
+Windows never cross a piece boundary, and splits are by piece (see corpus.split_by_piece),
+never by window. Nothing is materialised per window: a window is a start index into the
+concatenated token array, and a whole batch is gathered with one fancy-indexing call
+(``__getitems__``), so the loader costs microseconds per batch instead of a Python loop over
+samples. Tensors stay on the CPU; the training loop moves whole batches to the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .corpus import TokenCache
+
+
+def window_starts(offsets: np.ndarray, pieces: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """Global start indices of all windows of ``window + 1`` notes inside the given pieces.
+
+    Each piece of length L >= window + 1 gives starts 0, stride, ... and, when the stride
+    leaves a tail, one last window ending exactly at the piece's end (so no note is unused).
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got window={window}, stride={stride}")
+    out = []
+    for i in pieces:
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        last = b - a - (window + 1)
+        if last < 0:
+            continue
+        s = np.arange(0, last + 1, stride)
+        if s[-1] != last:
+            s = np.append(s, last)
+        out.append(a + s)
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+class MusicDataset(Dataset):
+    """Windows of ``window`` notes (+ the next one) from one split of a :class:`TokenCache`."""
+
+    def __init__(self, cache: TokenCache, split: str = "train", window: int = 64, stride: int = 1):
+        self.cache, self.split, self.window, self.stride = cache, split, window, stride
+        self.starts = window_starts(cache.offsets, cache.piece_indices(split), window, stride)
+        self._tokens = torch.from_numpy(cache.tokens.astype(np.int64))  # (N, F), converted once
+        self._span = torch.arange(window + 1)  # (T+1,)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def notes_supervised(self, causal: bool) -> int:
+        """Supervised notes per epoch: every position for causal models, one per window otherwise."""
+        return len(self) * (self.window if causal else 1)
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        starts = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])  # (B,)
+        seq = self._tokens[starts[:, None] + self._span]  # (B, T+1, F)
+        return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "next": seq[:, -1]}
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([idx]).items()}
+
+
+def _identity(batch):
+    return batch
+
+
+class _EpochShuffle(Sampler):
+    """Seeded shuffling whose order depends only on (seed, epoch): resumable and reproducible."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = np.random.default_rng([self.seed, self.epoch])
+        return iter(g.permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_size: int, shuffle: bool,
+                seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None) -> DataLoader:
+    """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ds = MusicDataset(cache, split, window, stride)
+    if len(ds) == 0:
+        raise ValueError(
+            f"the {split!r} split has no piece with more than {window} notes; use a smaller data.window "
+            f"(now {window}) or a larger corpus"
+        )
+    if sampler is None:
+        sampler = _EpochShuffle(len(ds), seed) if shuffle else None
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
+                      num_workers=num_workers, collate_fn=_identity)

@@ -1,0 +1,122 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from melody_utils.config import DataConfig
+from melody_utils.corpus import TokenCache, load_embedded, prepare, split_by_piece
+from melody_utils.data import MusicDataset, make_loader, window_starts
+from melody_utils.tokens import seed_vocab
+from tests.helpers import write_midi_folder
+
+
+def test_folder_with_corrupt_and_empty_files_skips_and_names_them(tmp_path):
+    folder = tmp_path / "midi"
+    good = write_midi_folder(folder, n_good=5)
+    (folder / "empty.mid").write_bytes(b"")
+    (folder / "corrupt.mid").write_bytes(good[0].read_bytes()[:30])
+    cfg = DataConfig(source=str(folder), val_fraction=0.2, test_fraction=0.2)
+    cache = prepare(cfg, cache_dir=tmp_path / "cache", progress=False, workers=1)
+    assert len(cache) == 5
+    skipped = dict(cache.report.skipped)
+    assert set(map(lambda p: p.split("/")[-1], skipped)) == {"empty.mid", "corrupt.mid"}
+    assert all("empty.mid" in r or "corrupt.mid" in r for r in skipped.values())
+    assert "skipped 2 file(s)" in cache.report.summary()
+
+
+def test_cache_is_keyed_by_settings_and_reloads(tmp_path):
+    folder = tmp_path / "midi"
+    write_midi_folder(folder, n_good=4)
+    a = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "c", progress=False, workers=1)
+    b = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "c", progress=False, workers=1)
+    assert a.path == b.path
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    c = prepare(DataConfig(source=str(folder), bins="seed"), cache_dir=tmp_path / "c", progress=False, workers=1)
+    assert c.path != a.path and c.vocab.sizes == (88, 21, 29)
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 2
+
+
+def test_parallel_parse_equals_serial(tmp_path):
+    folder = tmp_path / "midi"
+    write_midi_folder(folder, n_good=8)
+    a = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "a", progress=False, workers=1)
+    b = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "b", progress=False, workers=2)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+
+
+def test_embedded_corpus_is_real_music_with_a_piece_split(tmp_path):
+    notes, meta = load_embedded()
+    assert len(notes) > 300 and sum(map(len, notes)) > 100_000
+    composers = {m["composer"] for m in meta}
+    assert {"Johann Sebastian Bach", "Wolfgang Amadeus Mozart", "Scott Joplin"} <= composers
+    cache = prepare(DataConfig(source="embedded"), cache_dir=tmp_path, progress=False)
+    names = {s: {cache.pieces[i]["name"] for i in cache.piece_indices(s)} for s in ("train", "validation", "test")}
+    assert names["train"] and names["validation"] and names["test"]
+    assert not (names["train"] & names["validation"]) and not (names["train"] & names["test"]) and not (names["validation"] & names["test"])
+    assert cache.vocab.step_bins.centers[0] == 0.0
+    # a real chorale has chords: many zero steps
+    assert (cache.tokens[:, 1] == 0).mean() > 0.3
+    t0 = time.perf_counter()
+    TokenCache.load(cache.path)
+    assert time.perf_counter() - t0 >= 0  # reload path exercised (speed is measured in benchmarks/)
+
+
+def test_split_by_piece_fractions_and_seed():
+    s = split_by_piece(100, 0.1, 0.2, seed=3)
+    assert s.count("validation") == 10 and s.count("test") == 20
+    assert s == split_by_piece(100, 0.1, 0.2, seed=3) != split_by_piece(100, 0.1, 0.2, seed=4)
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_by_piece(10, 0.6, 0.5, 0)
+
+
+def _cache():
+    rng = np.random.default_rng(0)
+    v = seed_vocab()
+    lengths = [10, 3, 25, 7]
+    pieces = [np.stack([rng.integers(0, s, n) for s in v.sizes], 1) for n in lengths]
+    return TokenCache.from_pieces(pieces, v, splits=["train", "train", "train", "test"]), pieces
+
+
+def test_windows_never_cross_pieces_and_cover_every_note():
+    cache, pieces = _cache()
+    starts = window_starts(cache.offsets, cache.piece_indices("train"), window=4, stride=3)
+    for s in starts:
+        piece = np.searchsorted(cache.offsets, s, side="right") - 1
+        assert s + 5 <= cache.offsets[piece + 1]
+    covered = set()
+    for s in starts:
+        covered.update(range(s, s + 5))
+    want = set(range(0, 10)) | set(range(13, 38))  # the 3-note piece is too short
+    assert covered == want
+
+
+def test_dataset_targets_are_shifted_inputs_and_next_is_last_target():
+    cache, pieces = _cache()
+    ds = MusicDataset(cache, "train", window=4, stride=1)
+    b = ds.__getitems__(list(range(len(ds))))
+    assert b["inputs"].shape == (len(ds), 4, 3) and b["inputs"].dtype == torch.int64
+    torch.testing.assert_close(b["inputs"][:, 1:], b["targets"][:, :-1])
+    torch.testing.assert_close(b["next"], b["targets"][:, -1])
+    first = torch.from_numpy(pieces[0][:5].astype(np.int64))
+    torch.testing.assert_close(ds[0]["inputs"], first[:4])
+    torch.testing.assert_close(ds[0]["next"], first[4])
+
+
+def test_loader_batches_and_reproducible_shuffle():
+    cache, _ = _cache()
+    a = make_loader(cache, "train", window=4, stride=1, batch_size=5, shuffle=True, seed=1)
+    b = make_loader(cache, "train", window=4, stride=1, batch_size=5, shuffle=True, seed=1)
+    ba, bb = next(iter(a)), next(iter(b))
+    assert ba["inputs"].shape == (5, 4, 3)
+    torch.testing.assert_close(ba["inputs"], bb["inputs"])
+    a.sampler.set_epoch(1)
+    assert not torch.equal(next(iter(a))["inputs"], ba["inputs"])
+    assert sum(len(x["next"]) for x in a) == len(a.dataset)
+
+
+def test_loader_on_split_without_long_pieces_names_the_window():
+    cache, _ = _cache()
+    with pytest.raises(ValueError, match="data.window"):
+        make_loader(cache, "test", window=30, stride=1, batch_size=4, shuffle=False)
