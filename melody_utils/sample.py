@@ -1,0 +1,350 @@
+"""Sampling notes from a trained model: filtering, a fast CPU stepper, and the generation loop.
+
+Sampling one field (pitch, step, duration, velocity) from its logits:
+
+1. divide by ``temperature`` (> 0; below 1 sharpens, above 1 flattens),
+2. keep the ``top_k`` most likely ids (0 = off; 1 = greedy),
+3. keep the smallest set of the remaining ids whose probability reaches ``top_p`` (nucleus;
+   1 = off), the probabilities renormalized after step 2,
+4. draw from what is left, by inverse CDF with one uniform number per note and field from a
+   numpy generator seeded with ``seed``, so the same seed gives the same notes on every path.
+
+Generation paths (:func:`generate` picks one):
+
+- causal models on CPU (``fast=True``, the default): :class:`NumpyStepper` feeds the primer once,
+  then one note at a time carrying the LSTM state, O(1) per note. It runs the LSTM cell by hand
+  in numpy on weights exported from the model, with each field's embedding already multiplied
+  into the first layer's input weights (one table lookup per field replaces the embedding and
+  the first input projection). Per-call overhead, not arithmetic, limits small batches, so this
+  is several times faster than calling ``nn.LSTM`` note by note; its logits match the model's.
+- causal models with ``fast=False`` or on a GPU: the same loop with the model's own
+  ``encode``/``heads`` (the reference the fast path is tested against).
+- window models (the seed's ``MusicLSTM``, ``MusicLSTM_Advanced``): like the seed, every new note
+  re-reads the last ``model.window`` notes, O(window) per note.
+
+Chained models sample the pitch first, then the other fields conditioned on it.
+
+Without a primer, generation starts from one default note (:data:`DEFAULT_PRIMER_NOTE`, middle C),
+which is not part of the output. Window models read the notes they have while there are fewer
+than ``model.window`` (no padding notes are invented).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .midi import DEFAULT_VELOCITY, Notes
+from .tokens import Vocab
+
+DEFAULT_PRIMER_NOTE = (60, 0.0, 0.5, DEFAULT_VELOCITY)  # middle C, half a second: (pitch, step s, duration s, velocity)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling one field
+# ---------------------------------------------------------------------------------------------
+def validate_sampling(temperature, top_k, top_p) -> None:
+    """Raise ValueError naming the parameter and its valid range."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not np.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f"temperature must be a number > 0 (1.0 = unchanged), got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
+        raise ValueError(f"top_k must be an integer >= 0 (0 = off, 1 = greedy), got {top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1] (1 = off), got {top_p!r}")
+
+
+def _cut(z: np.ndarray, temperature: float, top_k: int, top_p: float):
+    """Steps 1-3 of the module docstring on (N, V) float64 logits (modified in place).
+
+    Returns ``(order, cdf, n_keep)``: ``order`` (N, K) the ids sorted by falling probability
+    (None when nothing is cut: ids in their own order), ``cdf`` (N, K) the running sum of
+    unnormalized probabilities in that order, ``n_keep`` (N,) how many of them survive (None = all).
+    """
+    if temperature != 1.0:
+        z *= 1.0 / temperature
+    order = n_keep = None
+    if top_k or top_p < 1.0:
+        order = np.argsort(-z, axis=-1)  # (N, V)
+        if 0 < top_k < z.shape[-1]:
+            order = order[:, :top_k]  # (N, K)
+        z = z[np.arange(len(z))[:, None], order]  # (N, K), falling
+        p = np.exp(z - z[:, :1])  # the largest is 1
+    else:
+        p = np.exp(z - z.max(axis=-1, keepdims=True))  # (N, V)
+    cdf = np.cumsum(p, axis=-1)
+    if top_p < 1.0:
+        # keep an id while the mass before it is still short of top_p: the smallest set reaching it
+        n_keep = ((cdf - p) < top_p * cdf[:, -1:]).sum(axis=-1)  # (N,), >= 1
+    return order, cdf, n_keep
+
+
+def _as_rows(logits) -> np.ndarray:
+    """(..., V) numpy array or tensor -> (N, V) float64 copy."""
+    if isinstance(logits, torch.Tensor):
+        logits = logits.detach().cpu().numpy()
+    x = np.asarray(logits)
+    return x.reshape(-1, x.shape[-1]).astype(np.float64)
+
+
+def filter_logits(logits, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0):
+    """Temperature, then top-k, then top-p: the scaled logits with cut ids set to -inf.
+
+    ``logits`` (..., V) is a numpy array or a torch tensor; the result has the same type and shape.
+    """
+    validate_sampling(temperature, top_k, top_p)
+    z = _as_rows(logits)  # (N, V)
+    z *= 1.0 / temperature
+    order, cdf, n_keep = _cut(z.copy(), 1.0, top_k, top_p)
+    if order is not None:
+        k = order.shape[-1] if n_keep is None else n_keep[:, None]
+        kept = np.arange(order.shape[-1]) < k  # (N, K)
+        out = np.full_like(z, -np.inf)
+        rows = np.arange(len(z))[:, None]
+        out[rows, order] = np.where(kept, z[rows, order], -np.inf)
+        z = out
+    z = z.reshape(np.shape(logits))
+    return torch.from_numpy(z).to(logits.dtype) if isinstance(logits, torch.Tensor) else z
+
+
+def sample_logits(logits, u, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
+    """Draw ids from (..., V) logits with uniforms ``u`` (...) in [0, 1): (...) int64.
+
+    No validation (the caller validated once); -inf logits (cut or padding) are never drawn;
+    ``top_k=1`` is exactly argmax.
+    """
+    z = _as_rows(logits)  # (N, V)
+    lead = np.shape(logits)[:-1]
+    if top_k == 1:
+        return z.argmax(axis=-1).reshape(lead)
+    order, cdf, n_keep = _cut(z, temperature, top_k, top_p)
+    rows = np.arange(len(z))
+    total = cdf[:, -1] if n_keep is None else cdf[rows, n_keep - 1]  # (N,) kept mass
+    j = (cdf < (np.reshape(u, -1) * total)[:, None]).sum(axis=-1)  # (N,) first position whose cdf reaches u * total
+    return (j if order is None else order[rows, j]).reshape(lead)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast CPU stepper for CausalLSTM
+# ---------------------------------------------------------------------------------------------
+def _sigmoid_(x: np.ndarray) -> np.ndarray:
+    """In-place logistic function."""
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    return np.reciprocal(x, out=x)
+
+
+class NumpyStepper:
+    """A CausalLSTM's inference in numpy (float32), one note at a time with carried state.
+
+    Same maths as the model in eval mode (dropout off); exported once from its weights.
+    ``state`` is ``(h, c)``, two lists of ``layers`` arrays (B, H).
+    """
+
+    def __init__(self, model):
+        sd = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        H = model.hidden
+        self.hidden, self.layers, self.chained = H, model.layers, model.chained
+        self.sizes = tuple(model.sizes)
+        # layer 0: gates = sum_f table_f[id_f] + h0 @ w_hh0, table_f = emb_f @ W_ih0[:, cols_f].T  (V_f, 4H)
+        w_ih0 = sd["lstm.weight_ih_l0"]  # (4H, E)
+        self.tables, col = [], 0
+        for i in range(len(self.sizes)):
+            emb = sd[f"embs.{i}.weight"]  # (V_f, e_f)
+            self.tables.append(np.ascontiguousarray(emb @ w_ih0[:, col: col + emb.shape[1]].T))
+            col += emb.shape[1]
+        self.tables[0] += sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"]  # both biases ride on the pitch table
+        self.w_hh0 = np.ascontiguousarray(sd["lstm.weight_hh_l0"].T)  # (H, 4H)
+        # layers >= 1: gates = [h_below, h_l] @ w_l + b_l
+        self.w = [np.ascontiguousarray(np.concatenate([sd[f"lstm.weight_ih_l{l}"], sd[f"lstm.weight_hh_l{l}"]], 1).T)
+                  for l in range(1, self.layers)]  # (2H, 4H)
+        self.b = [sd[f"lstm.bias_ih_l{l}"] + sd[f"lstm.bias_hh_l{l}"] for l in range(1, self.layers)]  # (4H,)
+        # heads: pitch from h; the others, padded side by side to one matrix, from z
+        self.w_pitch = np.ascontiguousarray(sd["pitch_head.weight"].T)  # (H, V_pitch)
+        self.b_pitch = sd["pitch_head.bias"]
+        rest = self.sizes[1:]
+        self.v_max = max(rest)
+        self.w_rest = np.zeros((H, len(rest) * self.v_max), np.float32)  # (H, K * V_max)
+        self.b_rest = np.full(len(rest) * self.v_max, -np.inf, np.float32)  # padding ids get -inf logits
+        for k, n in enumerate(rest):
+            self.w_rest[:, k * self.v_max: k * self.v_max + n] = sd[f"rest_heads.{k}.weight"].T
+            self.b_rest[k * self.v_max: k * self.v_max + n] = sd[f"rest_heads.{k}.bias"]
+        if self.chained:  # z = relu(h @ w_cond + cond_table[pitch]), cond_table folds pitch_out and the bias
+            w_cond = sd["cond.weight"]  # (H, H + e_pitch)
+            self.w_cond = np.ascontiguousarray(w_cond[:, :H].T)  # (H, H)
+            self.cond_table = np.ascontiguousarray(sd["pitch_out.weight"] @ w_cond[:, H:].T + sd["cond.bias"])  # (V_pitch, H)
+
+    def zero_state(self, batch: int):
+        z = lambda: [np.zeros((batch, self.hidden), np.float32) for _ in range(self.layers)]  # noqa: E731
+        return z(), z()
+
+    def step(self, ids: np.ndarray, state):
+        """Feed one note per row, ids (B, F) -> (top layer output (B, H), new state)."""
+        h, c = state
+        H = self.hidden
+        g = h[0] @ self.w_hh0  # (B, 4H)
+        for f, table in enumerate(self.tables):
+            g += table[ids[:, f]]
+        new_h, new_c = [], []
+        for l in range(self.layers):
+            if l:
+                g = np.concatenate((x, h[l]), axis=1) @ self.w[l - 1]  # (B, 4H)
+                g += self.b[l - 1]
+            cand = np.tanh(g[:, 2 * H: 3 * H])  # (B, H), gate order i, f, g, o as in torch
+            s = _sigmoid_(g)  # (B, 4H), the g slice unused
+            cl = s[:, H: 2 * H] * c[l]
+            cl += s[:, :H] * cand
+            x = s[:, 3 * H:] * np.tanh(cl)  # (B, H)
+            new_h.append(x)
+            new_c.append(cl)
+        return x, (new_h, new_c)
+
+    def pitch_logits(self, h: np.ndarray) -> np.ndarray:
+        """(B, H) -> (B, V_pitch)."""
+        return h @ self.w_pitch + self.b_pitch
+
+    def rest_logits(self, h: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+        """(B, H), chosen pitch ids (B,) -> (B, K, V_max) logits of the other fields (-inf padded)."""
+        if self.chained:
+            z = h @ self.w_cond
+            z += self.cond_table[pitch]
+            h = np.maximum(z, 0.0, out=z)
+        return (h @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+
+    def heads(self, h: np.ndarray, pitch: np.ndarray) -> list[np.ndarray]:
+        """Logits per field like ``CausalLSTM.heads``: [(B, V_f)] (for checking against the model)."""
+        rest = self.rest_logits(h, pitch)
+        return [self.pitch_logits(h)] + [rest[:, k, :n] for k, n in enumerate(self.sizes[1:])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------
+def _primer_tokens(primer, vocab: Vocab) -> np.ndarray:
+    """Primer (tokens (P, F), Notes, or None) -> (P, F) int64 tokens, P >= 1."""
+    if primer is None:
+        return vocab.check(np.asarray([vocab.encode_note(*DEFAULT_PRIMER_NOTE)]))
+    if isinstance(primer, Notes):
+        primer = vocab.encode(primer)
+    t = np.asarray(primer)
+    if t.ndim != 2 or len(t) == 0:
+        raise ValueError(f"primer must be a non-empty (P, {len(vocab.sizes)}) token array or Notes, got shape {t.shape}")
+    try:
+        return vocab.check(t)
+    except ValueError as e:
+        raise ValueError(f"primer: {e}; encode it with the model's vocabulary (vocab.encode(notes))") from None
+
+
+def _check_model_vocab(model, vocab: Vocab) -> None:
+    n = len(model.sizes)
+    if tuple(model.sizes) != tuple(vocab.sizes[:n]) or (model.causal and n != len(vocab.sizes)):
+        raise ValueError(
+            f"the model predicts ids of sizes {tuple(model.sizes)} but the vocabulary has {tuple(vocab.sizes)}; "
+            "use the vocab saved with the model's checkpoint"
+        )
+
+
+def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
+             progress: bool = False) -> np.ndarray:
+    """Sample ``n_notes`` new notes after ``primer``: (batch, n_notes, F) int16 tokens, new notes only.
+
+    ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
+    row of the batch continues the same primer with its own random draws. ``device``: where the
+    torch paths run; ``fast``: use :class:`NumpyStepper` for causal models when ``device`` is
+    "cpu". The same ``seed`` gives the same notes.
+    """
+    validate_sampling(temperature, top_k, top_p)
+    for name, v in (("n_notes", n_notes), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    _check_model_vocab(model, vocab)
+    prim = _primer_tokens(primer, vocab)  # (P, F)
+    n_fields = len(vocab.sizes)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((batch, n_notes, n_fields), np.int64)
+    steps = tqdm(range(n_notes), desc="generating", unit="note", disable=not progress, leave=False)
+    knobs = (temperature, top_k, top_p)
+    was_training = model.training
+    model.eval()
+    try:
+        if model.causal and fast and torch.device(device).type == "cpu":
+            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps)
+        else:
+            model.to(device)
+            with torch.no_grad():
+                if model.causal:
+                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device)
+                else:
+                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device)
+    finally:
+        model.train(was_training)
+    return out.astype(np.int16)
+
+
+def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps) -> None:
+    B, F = out.shape[0], out.shape[2]
+    state = stepper.zero_state(B)
+    with np.errstate(over="ignore"):  # exp overflow in the sigmoid of large negative gates is exact (-> 0)
+        for note in prim:  # feed the primer once
+            h, state = stepper.step(np.broadcast_to(note, (B, F)), state)
+        for i in steps:
+            u = rng.random((F, B))  # one uniform per field and row
+            pitch = sample_logits(stepper.pitch_logits(h), u[0], *knobs)  # (B,)
+            rest = sample_logits(stepper.rest_logits(h, pitch), u[1:].T, *knobs)  # (B, F-1)
+            out[:, i, 0] = pitch
+            out[:, i, 1:] = rest
+            if i + 1 < len(out[0]):
+                h, state = stepper.step(out[:, i], state)
+
+
+def _generate_causal_torch(model, prim, out, rng, knobs, steps, device) -> None:
+    B, F = out.shape[0], out.shape[2]
+    x = torch.as_tensor(prim, device=device)[None].expand(B, -1, -1)  # (B, P, F)
+    hs, state = model.encode(x)  # the primer once: (B, P, H)
+    h = hs[:, -1]  # (B, H)
+    for i in steps:
+        u = rng.random((F, B))
+        pitch = sample_logits(model.pitch_head(h).cpu().numpy(), u[0], *knobs)  # (B,)
+        logits = model.heads(h, torch.as_tensor(pitch, device=device))  # [(B, V_f)] conditioned on the pitch
+        out[:, i, 0] = pitch
+        for f in range(1, F):
+            out[:, i, f] = sample_logits(logits[f].cpu().numpy(), u[f], *knobs)
+        if i + 1 < len(out[0]):
+            hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state)  # (B, 1, H)
+            h = hs[:, 0]
+
+
+def _generate_window(model, vocab, prim, out, rng, knobs, steps, device) -> None:
+    B, n, F = out.shape
+    W = model.window
+    n_model = len(model.sizes)  # 3: the seed's models leave velocity to a constant
+    notes = np.concatenate([np.broadcast_to(prim, (B,) + prim.shape), out], axis=1)  # (B, P + n, F)
+    P = len(prim)
+    if F > n_model:
+        out[:, :, n_model:] = vocab.encode_note(*DEFAULT_PRIMER_NOTE)[n_model:]
+    for i in steps:
+        window = torch.as_tensor(notes[:, max(0, P + i - W): P + i], device=device)  # (B, <=W, F)
+        logits = model(window)  # [(B, V_f)]
+        u = rng.random((F, B))
+        for f in range(n_model):
+            out[:, i, f] = sample_logits(logits[f].cpu().numpy(), u[f], *knobs)
+        notes[:, P + i] = out[:, i]
+
+
+def generate_notes(model, vocab: Vocab, n_notes: int, primer=None, keep_primer: bool = False, **kwargs) -> Notes:
+    """One generated piece as Notes (``generate`` with batch 1, then ``vocab.decode``).
+
+    ``keep_primer=True`` puts the primer (as quantized tokens) before the new notes; otherwise the
+    result holds the new notes only, the first starting at its sampled step.
+    """
+    if kwargs.get("batch", 1) != 1:
+        raise ValueError("generate_notes makes one piece (batch=1); use generate() for a batch")
+    new = generate(model, vocab, n_notes, primer, **kwargs)[0]  # (n, F)
+    if keep_primer and primer is not None:
+        new = np.concatenate([_primer_tokens(primer, vocab), new])
+    return vocab.decode(new)
