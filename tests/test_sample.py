@@ -1,0 +1,239 @@
+import numpy as np
+import pytest
+import torch
+
+from melody_utils import sample
+from melody_utils.config import ModelConfig
+from melody_utils.midi import Notes
+from melody_utils.model import build_model
+from melody_utils.sample import (NumpyStepper, filter_logits, generate, generate_notes, sample_logits,
+                                 validate_sampling)
+from melody_utils.tokens import seed_vocab
+
+torch.set_num_threads(1)
+
+TINY = dict(emb_pitch=8, emb_step=4, emb_dur=4, emb_vel=4, hidden=16, layers=2, dropout=0.0, attn_heads=2)
+
+
+def tiny_model(arch="causal", velocity_bins=0, window=8, seed=0, **kw):
+    torch.manual_seed(seed)
+    vocab = seed_vocab(velocity_bins)
+    model = build_model(ModelConfig(arch=arch, **{**TINY, **kw}), vocab, window)
+    with torch.no_grad():  # larger weights than the init, so the distributions are far from uniform
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model, vocab
+
+
+def random_tokens(vocab, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, s, n) for s in vocab.sizes], axis=1)  # (n, F)
+
+
+# ---- validation and filtering ----
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(temperature=0), "temperature"), (dict(temperature=-1.0), "temperature"),
+    (dict(temperature=float("nan")), "temperature"), (dict(temperature="hot"), "temperature"),
+    (dict(top_k=-1), "top_k"), (dict(top_k=2.5), "top_k"), (dict(top_k=True), "top_k"),
+    (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(top_p=-0.1), "top_p"),
+])
+def test_validation_names_the_parameter(kwargs, name):
+    args = {"temperature": 1.0, "top_k": 0, "top_p": 0.9, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        validate_sampling(**args)
+    with pytest.raises(ValueError, match=name):
+        filter_logits(np.zeros(4), **args)
+
+
+def test_valid_settings_pass():
+    validate_sampling(0.5, 0, 1.0)
+    validate_sampling(2, np.int64(3), 0.01)
+
+
+PROBS = np.array([0.15, 0.5, 0.1, 0.25])  # sorted: 0.5 (id 1), 0.25 (id 3), 0.15 (id 0), 0.1 (id 2)
+
+
+def kept(logits):
+    return set(np.flatnonzero(np.isfinite(logits)).tolist())
+
+
+def test_top_k_keeps_the_k_most_likely():
+    lg = np.log(PROBS)
+    assert kept(filter_logits(lg, top_k=1)) == {1}
+    assert kept(filter_logits(lg, top_k=2)) == {1, 3}
+    assert kept(filter_logits(lg, top_k=0)) == {0, 1, 2, 3}
+    assert kept(filter_logits(lg, top_k=10)) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("top_p,expected", [(0.4, {1}), (0.7, {1, 3}), (0.8, {1, 3, 0}), (0.95, {0, 1, 2, 3}),
+                                            (1.0, {0, 1, 2, 3})])
+def test_top_p_keeps_the_smallest_set_reaching_p(top_p, expected):
+    assert kept(filter_logits(np.log(PROBS), top_p=top_p)) == expected
+
+
+def test_top_p_applies_after_top_k_renormalizes():
+    lg = np.log(PROBS)
+    assert kept(filter_logits(lg, top_p=0.6)) == {1, 3}  # 0.5 < 0.6 of the full distribution
+    assert kept(filter_logits(lg, top_k=2, top_p=0.6)) == {1}  # 0.5 / 0.75 = 0.67 >= 0.6 after top-k
+
+
+def test_temperature_scales_kept_logits_and_types_round_trip():
+    lg = np.log(PROBS)
+    np.testing.assert_allclose(filter_logits(lg, temperature=2.0), lg / 2.0)
+    out = filter_logits(torch.tensor(np.stack([lg, lg[::-1]]), dtype=torch.float32), top_k=1)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 4) and out.dtype == torch.float32
+    assert torch.isfinite(out).sum(1).tolist() == [1, 1] and out.argmax(1).tolist() == [1, 2]
+
+
+def test_sample_logits_follows_the_filtered_distribution():
+    rng = np.random.default_rng(0)
+    lg = np.log(PROBS)
+    n = 20000
+    for kw in (dict(), dict(top_p=0.7), dict(temperature=0.5, top_k=3)):
+        ids = sample_logits(np.tile(lg, (n, 1)), rng.random(n), **{"temperature": 1.0, "top_k": 0, "top_p": 1.0, **kw})
+        f = filter_logits(lg, **kw)
+        expected = np.exp(f - f.max()) / np.exp(f - f.max()).sum()
+        freq = np.bincount(ids, minlength=4) / n
+        np.testing.assert_allclose(freq, expected, atol=0.015)
+        assert set(np.unique(ids)) <= kept(f)
+
+
+def test_sample_logits_top_k_1_is_argmax_and_never_draws_minus_inf():
+    rng = np.random.default_rng(1)
+    lg = rng.normal(size=(5, 3, 30))
+    assert np.array_equal(sample_logits(lg, rng.random((5, 3)), 1.0, 1, 1.0), lg.argmax(-1))
+    lg[..., 20:] = -np.inf  # padding
+    ids = sample_logits(lg, rng.random((5, 3)), 1.5, 0, 1.0)
+    assert ids.shape == (5, 3) and ids.max() < 20
+
+
+# ---- the numpy stepper against the torch model ----
+@pytest.mark.parametrize("chained,velocity_bins,layers", [(True, 0, 2), (False, 0, 2), (True, 6, 1), (False, 6, 3)])
+def test_numpy_stepper_matches_full_forward(chained, velocity_bins, layers):
+    model, vocab = tiny_model(chained=chained, velocity_bins=velocity_bins, layers=layers)
+    model.eval()
+    seq = np.stack([random_tokens(vocab, 12, seed=s) for s in range(3)])  # (B, T, F)
+    with torch.no_grad():
+        x = torch.as_tensor(seq)
+        ref = model(x[:, :-1], next_pitch=x[:, 1:, 0])  # [(B, T-1, V)]: logits after each prefix
+    stepper = NumpyStepper(model)
+    state = stepper.zero_state(3)
+    for t in range(11):  # carried state: one note at a time
+        h, state = stepper.step(seq[:, t], state)
+        for f, lg in enumerate(stepper.heads(h, seq[:, t + 1, 0])):
+            np.testing.assert_allclose(lg, ref[f][:, t].numpy(), atol=1e-4)
+
+
+# ---- generation ----
+def greedy_reference(model, vocab, primer, n):
+    """Greedy continuation computed by re-running the whole prefix through the model each time."""
+    seq = torch.as_tensor(primer)[None]  # (1, P, F)
+    with torch.no_grad():
+        for _ in range(n):
+            h, _ = model.encode(seq)
+            last = h[:, -1]  # (1, H)
+            pitch = model.pitch_head(last).argmax(-1)
+            note = [pitch] + [lg.argmax(-1) for lg in model.heads(last, pitch)[1:]]
+            seq = torch.cat([seq, torch.stack(note, -1)[:, None]], dim=1)
+    return seq[0, len(primer):].numpy()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("chained", [True, False])
+def test_greedy_generation_matches_the_full_prefix_argmax(fast, chained):
+    model, vocab = tiny_model(chained=chained, velocity_bins=4)
+    primer = random_tokens(vocab, 5)
+    out = generate(model, vocab, 12, primer=primer, top_k=1, fast=fast)
+    assert out.shape == (1, 12, 4)
+    model.eval()
+    np.testing.assert_array_equal(out[0], greedy_reference(model, vocab, primer, 12))
+
+
+@pytest.mark.parametrize("arch", ["causal", "baseline", "advanced"])
+def test_generate_shapes_ranges_and_seeds(arch):
+    model, vocab = tiny_model(arch, velocity_bins=4, window=6)
+    primer = random_tokens(vocab, 9)
+    a = generate(model, vocab, 15, primer=primer, batch=3, seed=7, top_k=5, top_p=0.9)
+    assert a.shape == (3, 15, 4) and a.dtype == np.int16
+    assert ((a >= 0) & (a < np.array(vocab.sizes))).all()
+    assert np.array_equal(a, generate(model, vocab, 15, primer=primer, batch=3, seed=7, top_k=5, top_p=0.9))
+    assert not np.array_equal(a, generate(model, vocab, 15, primer=primer, batch=3, seed=8, top_k=5, top_p=0.9))
+    assert not np.array_equal(a[0], a[1])  # rows draw their own notes
+    if arch != "causal":  # the seed's models leave velocity constant
+        assert len(np.unique(a[..., 3])) == 1
+
+
+def test_fast_and_torch_paths_draw_the_same_notes():
+    model, vocab = tiny_model(velocity_bins=4)
+    primer = random_tokens(vocab, 4)
+    kw = dict(primer=primer, batch=2, seed=3, temperature=1.3, top_p=0.9)
+    assert np.array_equal(generate(model, vocab, 20, **kw), generate(model, vocab, 20, fast=False, **kw))
+
+
+def test_fast_path_is_picked_for_causal_models_on_cpu(monkeypatch):
+    model, vocab = tiny_model()
+    made = []
+    monkeypatch.setattr(sample, "NumpyStepper", lambda m: made.append(m) or NumpyStepper(m))
+    generate(model, vocab, 3)
+    assert len(made) == 1
+    generate(model, vocab, 3, fast=False)
+    assert len(made) == 1
+
+
+@pytest.mark.parametrize("arch,fast", [("causal", True), ("causal", False), ("advanced", False)])
+def test_continuing_from_generated_notes_equals_carrying_on(arch, fast):
+    # The carried state after feeding primer + notes equals re-reading that whole prefix.
+    model, vocab = tiny_model(arch, window=32)
+    primer = random_tokens(vocab, 6)
+    out = generate(model, vocab, 10, primer=primer, top_k=1, fast=fast)[0]
+    rest = generate(model, vocab, 6, primer=np.concatenate([primer, out[:4]]), top_k=1, fast=fast)[0]
+    np.testing.assert_array_equal(rest, out[4:])
+
+
+@pytest.mark.parametrize("arch", ["baseline", "advanced"])
+def test_window_models_read_only_the_last_window(arch):
+    model, vocab = tiny_model(arch, window=5)
+    primer = random_tokens(vocab, 20)
+    other = np.concatenate([random_tokens(vocab, 15, seed=1), primer[-5:]])  # same last window
+    a = generate(model, vocab, 8, primer=primer, seed=1)
+    assert np.array_equal(a, generate(model, vocab, 8, primer=other, seed=1))
+    model.eval()
+    with torch.no_grad():  # the whole window counts: dropping its first note changes the prediction
+        x = torch.as_tensor(primer)[None]
+        assert not torch.allclose(model(x[:, -5:])[0], model(x[:, -4:])[0])
+
+
+def test_generate_restores_training_mode_and_ignores_dropout():
+    model, vocab = tiny_model(dropout=0.5)
+    model.train()
+    a = generate(model, vocab, 10, fast=False)
+    assert model.training
+    assert np.array_equal(a, generate(model, vocab, 10, fast=False))
+    assert np.array_equal(a, generate(model, vocab, 10))
+
+
+def test_generate_rejects_bad_input():
+    model, vocab = tiny_model()
+    with pytest.raises(ValueError, match="n_notes"):
+        generate(model, vocab, 0)
+    with pytest.raises(ValueError, match="batch"):
+        generate(model, vocab, 4, batch=0)
+    with pytest.raises(ValueError, match="top_p"):
+        generate(model, vocab, 4, top_p=0)
+    with pytest.raises(ValueError, match="primer"):
+        generate(model, vocab, 4, primer=np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="primer: pitch id 99"):
+        generate(model, vocab, 4, primer=np.array([[99, 0, 0]]))
+    with pytest.raises(ValueError, match="checkpoint"):
+        generate(model, seed_vocab(4), 4)
+
+
+def test_generate_notes_decodes_and_keeps_the_primer_only_when_asked():
+    model, vocab = tiny_model()
+    primer = random_tokens(vocab, 7)
+    new = generate_notes(model, vocab, 11, primer=primer, seed=2)
+    assert isinstance(new, Notes) and len(new) == 11
+    both = generate_notes(model, vocab, 11, primer=primer, seed=2, keep_primer=True)
+    assert len(both) == 18
+    np.testing.assert_array_equal(both.pitch[:7], primer[:, 0] + vocab.min_pitch)
+    np.testing.assert_array_equal(both.pitch[7:], new.pitch)
