@@ -100,7 +100,7 @@ def uniform_nll(vocab) -> dict:
 
 # ---- n-gram baseline ------------------------------------------------------------------------
 
-ALPHA_GRID = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # additive smoothing of the 1-gram
+ALPHA_GRID = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # additive smoothing of the 1-gram
 BETA_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # prior strength of each lower order
 DEFAULT_ALPHA = 0.1  # used when no validation pieces are given
 DEFAULT_BETA = 3.0
@@ -132,77 +132,87 @@ def _lookup(keys: np.ndarray, query: np.ndarray, valid: np.ndarray) -> np.ndarra
 class NGramModel:
     """Count-based n-gram model of note tokens, factorised per field.
 
-    Each field of the next token is predicted on its own (like independent heads) from the
-    previous ``order - 1`` *full* tokens (all fields; positions before the start of a piece are
-    a begin marker). Probabilities are interpolated recursively with lower orders, a
-    Dirichlet-prior ("hierarchical additive") smoothing::
+    Each field of the next note is predicted on its own (like independent heads) from the
+    previous ``order - 1`` notes. Full notes (all fields) make sparse contexts, so each field
+    backs off through a chain of ever finer contexts, each one refining the one before::
 
-        P_0(x)     = (c(x) + alpha) / (N + alpha * V)                  # additive 1-gram
+        level 0: nothing                    (the 1-gram)
+        level 1: this field of note t-1
+        level 2: all fields of note t-1
+        level 3: all of t-1, this field of t-2
+        level 4: all of t-1 and t-2          (order 3 stops here)
+
+    Positions before the start of a piece are a begin marker. Probabilities are interpolated
+    recursively down the chain, a Dirichlet-prior ("hierarchical additive") smoothing::
+
+        P_0(x)     = (c(x) + alpha) / (N + alpha * V)
         P_k(x | h) = (c(h, x) + beta_k * P_{k-1}(x | h')) / (c(h) + beta_k)
 
-    where ``h`` is the last k tokens and ``h'`` the last k-1. An unseen context (c(h) = 0)
-    falls back to the lower order, and the 1-gram gives every id a non-zero probability, so
-    the NLL is always finite. ``alpha`` and the ``beta_k`` are fitted per field on validation
-    pieces by a greedy grid search (lowest order first), see :meth:`tune`.
+    An unseen context (c(h) = 0) falls back to the coarser one, and the 1-gram gives every id
+    a non-zero probability, so the NLL is always finite. ``alpha`` and the ``beta_k`` are
+    fitted per field on validation pieces by a greedy grid search, coarsest level first (see
+    :meth:`tune`).
 
     Every note of a piece except its first is predicted (the models never predict a piece's
-    first note either). Contexts are exact (joint token ids, remapped to dense ids level by
-    level with ``np.unique``), so there are no hash collisions; all counting is vectorised.
+    first note either). Contexts are exact (ids remapped to dense ids level by level with
+    ``np.unique``, no hash collisions) and all counting is vectorised.
     """
 
     def __init__(self, vocab, order: int):
-        if not isinstance(order, (int, np.integer)) or order < 1:
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
             raise ValueError(f"order must be an integer >= 1, got {order!r}")
         self.sizes, self.fields = _sizes_fields(vocab)
         self.order = int(order)
-        self.bos = int(np.prod(self.sizes, dtype=np.int64))  # begin marker: one past the last joint id
+        self.n_joint = int(np.prod(self.sizes, dtype=np.int64))  # joint ids 0..n_joint-1, n_joint = begin marker
+        n_levels = 2 * (self.order - 1)
         self.alpha = {f: DEFAULT_ALPHA for f in self.fields}
-        self.betas = {f: [DEFAULT_BETA] * (self.order - 1) for f in self.fields}
-        self.ctx_keys: list[np.ndarray] = []  # per level k >= 1: sorted context keys seen in training
+        self.betas = {f: [DEFAULT_BETA] * n_levels for f in self.fields}
+        self.ctx_keys: dict = {}  # field -> per level >= 1: sorted context keys seen in training
         self.tables: dict = {}  # field -> per level: (sorted (context, id) keys, their counts, context totals)
 
-    # ---- contexts ----
     def _events(self, pieces, name):
-        """Concatenate pieces -> (targets (M, F), context keys per level (M,) before remapping)."""
+        """Pieces -> (targets (M, F), per field: the (values, radix) that refine its context, level by level)."""
         pieces = [p for p in _check_pieces(pieces, self.sizes, name) if len(p) >= 2]
         if not pieces:
             raise ValueError(f"{name} holds no piece with at least 2 notes: nothing to predict")
         tokens = np.concatenate(pieces)  # (N, F)
         lengths = np.array([len(p) for p in pieces])
         pos = np.arange(len(tokens)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # index within the piece
-        radix = np.cumprod((1,) + self.sizes[:-1], dtype=np.int64)
-        joint = tokens @ radix  # (N,) one id per token
+        joint = tokens @ np.cumprod((1,) + self.sizes[:-1], dtype=np.int64)  # (N,) one id per note
         idx = np.flatnonzero(pos >= 1)  # predicted positions
-        prev = [np.where(pos[idx] >= k, joint[idx - k], self.bos) for k in range(1, self.order)]
-        return tokens[idx], prev
+        parts = {f: [] for f in self.fields}
+        for k in range(1, self.order):
+            there = pos[idx] >= k  # note t-k lies in the piece (else: begin marker)
+            full = (np.where(there, joint[idx - k], self.n_joint), self.n_joint + 1)
+            for col, (f, size) in enumerate(zip(self.fields, self.sizes)):
+                parts[f] += [(np.where(there, tokens[idx - k, col], size), size + 1), full]
+        return tokens[idx], parts
 
-    def _contexts(self, prev, m: int, fit: bool) -> list[np.ndarray]:
-        """Dense context ids per level (level 0 = empty context); -1 = context unseen in training."""
+    def _contexts(self, parts, m: int, field: str, fit: bool) -> list[np.ndarray]:
+        """Dense context ids per level of one field; -1 = context unseen in training."""
         ctx = [np.zeros(m, dtype=np.int64)]
         if fit:
-            self.ctx_keys = []
-        for k, p in enumerate(prev, start=1):
-            key = ctx[-1] * (self.bos + 1) + p  # (previous context, k-th previous token)
+            self.ctx_keys[field] = []
+        for level, (values, radix) in enumerate(parts, start=1):
+            key = ctx[-1] * radix + values  # (coarser context, what this level adds)
             if fit:
                 uniq, inv = np.unique(key, return_inverse=True)
-                self.ctx_keys.append(uniq)
+                self.ctx_keys[field].append(uniq)
                 ctx.append(inv.reshape(-1).astype(np.int64))
             else:
-                ctx.append(_lookup(self.ctx_keys[k - 1], key, ctx[-1] >= 0))
+                ctx.append(_lookup(self.ctx_keys[field][level - 1], key, ctx[-1] >= 0))
         return ctx
 
     def fit(self, pieces) -> "NGramModel":
-        """Count (context, id) pairs of every field and order in the training pieces."""
-        targets, prev = self._events(pieces, "train_pieces")
-        ctx = self._contexts(prev, len(targets), fit=True)
+        """Count (context, id) pairs of every field and level in the training pieces."""
+        targets, parts = self._events(pieces, "train_pieces")
         self.tables = {}
         for col, (f, size) in enumerate(zip(self.fields, self.sizes)):
             y = targets[:, col]
             levels = []
-            for c in ctx:
+            for c in self._contexts(parts[f], len(y), f, fit=True):
                 keys, counts = np.unique(c * size + y, return_counts=True)
-                totals = np.bincount(c)  # c(h) per context id
-                levels.append((keys, counts, totals))
+                levels.append((keys, counts, np.bincount(c)))  # np.bincount(c): c(h) per context id
             self.tables[f] = levels
         return self
 
@@ -210,18 +220,15 @@ class NGramModel:
         """For each field: (c(h, x), c(h)) per level at every predicted position of ``pieces``."""
         if not self.tables:
             raise ValueError("the n-gram model is not fitted; call fit(train_pieces) first")
-        targets, prev = self._events(pieces, name)
-        ctx = self._contexts(prev, len(targets), fit=False)
+        targets, parts = self._events(pieces, name)
         out = {}
         for col, (f, size) in enumerate(zip(self.fields, self.sizes)):
             y = targets[:, col]
             c_hx, c_h = [], []
-            for c, (keys, counts, totals) in zip(ctx, self.tables[f]):
-                valid = c >= 0
-                i = _lookup(keys, c * size + y, valid)
+            for c, (keys, counts, totals) in zip(self._contexts(parts[f], len(y), f, fit=False), self.tables[f]):
+                i = _lookup(keys, c * size + y, c >= 0)
                 c_hx.append(np.where(i >= 0, counts[np.maximum(i, 0)], 0).astype(np.float64))
-                in_range = valid & (c < len(totals))
-                c_h.append(np.where(in_range, totals[np.clip(c, 0, len(totals) - 1)], 0).astype(np.float64))
+                c_h.append(np.where(c >= 0, totals[np.clip(c, 0, len(totals) - 1)], 0).astype(np.float64))
             out[f] = (c_hx, c_h)
         return out
 
@@ -233,14 +240,14 @@ class NGramModel:
         return p
 
     def tune(self, val_pieces, alphas=ALPHA_GRID, betas=BETA_GRID) -> "NGramModel":
-        """Pick ``alpha`` then each ``beta_k`` (lowest order first) minimising validation NLL."""
+        """Pick ``alpha``, then each ``beta_k`` (coarsest level first) minimising validation NLL."""
         counts = self._counts(val_pieces, "val_pieces")
         for f, size in zip(self.fields, self.sizes):
             c_hx, c_h = counts[f]
-            nll = lambda a, bs: -np.log(self._prob(c_hx[: len(bs) + 1], c_h[: len(bs) + 1], size, a, bs)).mean()  # noqa: E731
+            nll = lambda a, bs: -np.log(self._prob(c_hx, c_h, size, a, bs)).mean()  # noqa: E731
             self.alpha[f] = min(alphas, key=lambda a: nll(a, []))
             chosen: list[float] = []
-            for _ in range(self.order - 1):
+            for _ in range(len(c_hx) - 1):
                 chosen.append(min(betas, key=lambda b: nll(self.alpha[f], chosen + [b])))
             self.betas[f] = chosen
         return self
@@ -576,7 +583,8 @@ def compare_sets(generated, reference, seed: int = 0) -> dict:
     - ``oa``: overlap area of the two sets' distributions of the feature (1 = same, 0 =
       disjoint). Scalars: overlap of kernel density estimates over pieces; histograms: overlap
       (intersection) of the sets' pooled histograms.
-    - ``kl``: KL(reference || generated) of the same distributions (nats, 0 = same).
+    - ``kl``: KL(reference || generated) of the same distributions (nats, 0 = same; densities
+      are floored at 1e-10 of their peak, so about 23 nats means disjoint).
     - ``emd``: earth mover's distance (scalars: feature units; histograms: bins, circular for
       pitch classes).
     - ``intra_oa``, ``intra_kl``: Yang & Lerch's measure: overlap and KL between the
@@ -672,3 +680,178 @@ def sampling_sweep(generate_fn, temperatures, top_ps, reference, n_pieces: int =
         results.append(row)
     bar.close()
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a checkpoint
+# ---------------------------------------------------------------------------------------------
+
+NGRAM_ORDERS = (1, 2, 3)
+
+
+def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
+             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+             device: str = "cpu", batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
+    """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
+
+    - ``"nll"``: held-out NLL per note of the model (:func:`model_nll`, causal models on
+      non-overlapping windows of ``data.window`` notes, window models on every window of
+      ``data.seed_window`` notes), of the uniform model and of n-grams of orders 1-3 fitted on the
+      train split and tuned on the validation split, all on the fields the model predicts.
+    - ``"stats"``: :func:`compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
+      each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes of the
+      held-out pieces in turn) against excerpts of the held-out pieces of the same length.
+    - ``"degenerate_rate"``: share of generated pieces that :func:`degeneracy` flags, and
+      ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
+      repetitive piece such as an arpeggiated prelude can be flagged too).
+
+    ``cache``: a :class:`~melody_utils.corpus.TokenCache`; default: the one the checkpoint's data
+    settings describe (``corpus.prepare``). Sampling settings default to the checkpoint's
+    ``sample`` section. ``split``: "test" (falls back to "validation" when the corpus has no test
+    piece).
+    """
+    from . import corpus, data, sample, train
+    from tqdm.auto import tqdm
+
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2 (a distribution needs 2 pieces), got {n_samples!r}")
+    model, vocab, cfg, state = train.load_checkpoint(checkpoint_path, device)
+    if cache is None:
+        cache = corpus.prepare(cfg.data, progress=progress)
+    if cache.vocab != vocab:
+        raise ValueError(
+            f"checkpoint {checkpoint_path} was trained with another vocabulary (sizes {vocab.sizes}, {vocab.name} bins) "
+            f"than the token cache's ({cache.vocab.sizes}, {cache.vocab.name} bins); evaluate on the cache prepared "
+            "with the checkpoint's data settings (pass cache=None)"
+        )
+    if split == "test" and len(cache.piece_indices("test")) == 0:
+        split = "validation"
+    held_out = cache.piece_indices(split)
+    if len(held_out) == 0:
+        raise ValueError(f"the token cache has no {split!r} piece to evaluate on; prepare it with data.test_fraction > 0")
+    sc = cfg.sample
+    temperature = sc.temperature if temperature is None else temperature
+    top_k = sc.top_k if top_k is None else top_k
+    top_p = sc.top_p if top_p is None else top_p
+    n_notes = sc.n_notes if n_notes is None else n_notes
+
+    # 1. likelihood: the model and the baselines, on the fields the model predicts
+    window, stride = train.window_and_stride(cfg, model.causal)
+    if model.causal:
+        stride = window  # every note scored once (the last window of a piece may overlap)
+    loader = data.make_loader(cache, split, window, stride, batch_size, shuffle=False)
+    n_fields = len(model.sizes)
+    sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
+    nll = {"model": model_nll(model, loader, device, progress=progress), "uniform": uniform_nll(list(sizes.values()))}
+    train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
+    test_pieces = cache.split_tokens(split)
+    for order in tqdm(NGRAM_ORDERS, desc="n-gram baselines", disable=not progress, leave=False):
+        nll[f"{order}-gram"] = ngram_nll(train_pieces, test_pieces, list(sizes.values()), order,
+                                         val_pieces=val_pieces if split != "validation" else None)
+
+    # 2. generated pieces against held-out excerpts of the same length
+    generated = []
+    for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False):
+        primer = cache.piece_tokens(held_out[i % len(held_out)])[: sc.primer_notes]
+        generated.append(sample.generate_notes(model, vocab, n_notes, primer=primer, temperature=temperature,
+                                               top_k=top_k, top_p=top_p, seed=seed + i, device=device))
+    reference = excerpts([cache.notes(i) for i in held_out], n_notes, seed=seed)
+    if len(reference) < 2:
+        raise ValueError(f"the {split!r} split has {len(reference)} usable piece(s); the statistics need at least 2")
+    return {
+        "checkpoint": str(checkpoint_path),
+        "arch": cfg.model.arch,
+        "epoch": state.get("epoch"),
+        "split": split,
+        "nll": nll,
+        "stats": compare_sets(generated, reference, seed=seed),
+        "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
+        "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
+        "sampling": {"n_samples": n_samples, "n_notes": n_notes, "temperature": temperature, "top_k": top_k,
+                     "top_p": top_p, "primer_notes": sc.primer_notes, "seed": seed},
+    }
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def format_report(result: dict) -> str:
+    """Markdown tables of an :func:`evaluate` result: NLL (bits per note) and statistics overlap."""
+    lines = [f"# Evaluation of {result.get('checkpoint', 'a model')}", ""]
+    nll = result.get("nll", {})
+    if nll:
+        fields = [f for f in next(iter(nll.values()))["bits"] if f != "total"]
+        lines += [
+            f"## Held-out negative log-likelihood ({result.get('split', 'test')} split, bits per note; lower is better)",
+            "",
+            "| model | " + " | ".join(fields) + " | total (bits) | total (nats) | notes scored |",
+            "|---|" + "---:|" * (len(fields) + 3),
+        ]
+        for name, r in nll.items():
+            label = f"model ({result['arch']})" if name == "model" and "arch" in result else name
+            cells = [_fmt(r["bits"].get(f)) for f in fields] + [_fmt(r["bits"]["total"]), _fmt(r["nats"]["total"]), str(r["n_notes"] or "-")]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", "Uniform: every id equally likely. n-grams: counts on the train split, one field at a time "
+                  "given the previous n-1 notes, smoothing tuned on the validation split.", ""]
+    stats = result.get("stats")
+    if stats:
+        s = result.get("sampling", {})
+        lines += [
+            f"## Generated vs held-out pieces ({stats['n_generated']} generated, {stats['n_reference']} held-out excerpts"
+            + (f" of {s['n_notes']} notes; temperature {s['temperature']}, top_k {s['top_k']}, top_p {s['top_p']}" if s else "") + ")",
+            "",
+            "OA: overlap of the two sets' distributions (1 = same). Intra-set OA: overlap of held-out piece-to-piece "
+            "distances with generated-to-held-out distances (Yang & Lerch 2018).",
+            "",
+            "| feature | OA | KL | intra-set OA | generated mean | held-out mean |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, f in stats["features"].items():
+            means = [_fmt(f["gen_mean"]), _fmt(f["ref_mean"])] if name in SCALAR_FEATURES else ["-", "-"]
+            lines.append(f"| {name} | {_fmt(f['oa'], 2)} | {_fmt(f['kl'], 2)} | {_fmt(f['intra_oa'], 2)} | " + " | ".join(means) + " |")
+        lines += ["", f"Mean OA: {_fmt(stats['mean_oa'], 2)}."]
+    if "degenerate_rate" in result:
+        ref = result.get("reference_degenerate_rate")
+        lines.append(f"Degenerate samples (loops or one pitch in more than half of the last {DEGENERATE_TAIL} notes): "
+                     f"{result['degenerate_rate']:.0%}" + (f" (held-out excerpts: {ref:.0%})." if ref is not None else "."))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def evaluate_cli(args) -> int:
+    """The CLI's ``evaluate`` subcommand: print the report; write it (and the JSON) when asked.
+
+    Reads ``args.checkpoint`` and, when present, ``samples``, ``n_notes``, ``split``,
+    ``temperature``, ``top_k``, ``top_p``, ``device``, ``seed``, ``out`` (a ``.md`` path; the
+    JSON goes beside it) and ``quiet``.
+    """
+    import json
+    from pathlib import Path
+
+    from .midi import atomic_write_bytes
+
+    get = lambda name, default=None: getattr(args, name, default) if getattr(args, name, None) is not None else default  # noqa: E731
+    checkpoint = get("checkpoint")
+    if checkpoint is None:
+        raise ValueError("evaluate needs --checkpoint PATH (a ckpt_*.pt written by training)")
+    device = get("device", "cpu")
+    if device == "auto":
+        from .train import resolve_device
+
+        device = str(resolve_device("auto"))
+    result = evaluate(checkpoint, n_samples=get("samples", 8), n_notes=get("n_notes"), split=get("split", "test"),
+                      temperature=get("temperature"), top_k=get("top_k"), top_p=get("top_p"), device=device,
+                      seed=get("seed", 0), progress=not get("quiet", False))
+    report = format_report(result)
+    print(report)
+    out = get("out")
+    if out:
+        out = Path(out)
+        md = out if out.suffix else out.with_suffix(".md")
+        atomic_write_bytes(md, lambda tmp: Path(tmp).write_text(report))
+        text = json.dumps(result, indent=1)
+        atomic_write_bytes(md.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+        print(f"wrote {md} and {md.with_suffix('.json')}")
+    return 0
