@@ -1,0 +1,158 @@
+"""Synthesis, the notebook audio player, levels and WAV writing."""
+
+import io
+import math
+import wave
+
+import numpy as np
+import pytest
+
+from helpers import random_notes
+from melody_utils import audio
+from melody_utils.midi import Notes
+
+SR = 8000  # low rate keeps the tests fast; every synthesizer takes it
+METHODS = ["numpy"] + [m for m in ("soundfont", "fluidsynth") if m in audio.available_methods()]
+
+
+def one_note(pitch=69, duration=1.0, velocity=90, start=0.0):
+    return Notes([pitch], [start], [duration], [velocity])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_synthesize_length_level_and_range(method):
+    notes = random_notes(20, seed=3)
+    w = audio.synthesize(notes, SR, method)
+    assert w.dtype == np.float32 and w.ndim == 1
+    assert len(w) == math.ceil((notes.seconds() + audio.TAIL_S) * SR)
+    assert np.abs(w).max() <= 1.0
+    assert np.isclose(np.abs(w).max(), audio.PEAK_LEVEL, atol=1e-3)  # peak-normalised
+    assert audio.rms_db(w) > -40  # clearly audible, not silence
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("pitch", [57, 69])
+def test_spectrum_peaks_at_the_fundamental(method, pitch):
+    w = audio.synthesize(one_note(pitch), 22050 if method != "numpy" else SR, method)
+    sr = 22050 if method != "numpy" else SR
+    spec = np.abs(np.fft.rfft(w))
+    peak_hz = np.fft.rfftfreq(len(w), 1 / sr)[spec.argmax()]
+    f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+    assert abs(peak_hz - f0) < 0.02 * f0
+
+
+def test_numpy_note_is_released_at_its_end():
+    w = audio.synthesize(one_note(duration=0.5), SR, "numpy")
+    end = int((0.5 + audio.RELEASE_S) * SR) + 2
+    assert np.abs(w[: int(0.4 * SR)]).max() > 0.1
+    assert np.abs(w[end:]).max() == 0.0
+
+
+def test_numpy_louder_velocity_is_louder():
+    notes = Notes([60, 60], [0.0, 1.0], [0.5, 0.5], [30, 120])
+    w = audio.synthesize(notes, SR, "numpy")
+    soft, loud = w[: SR // 2], w[SR : SR + SR // 2]
+    assert audio.rms_db(loud) > audio.rms_db(soft) + 6
+
+
+def test_zero_duration_notes_still_sound():
+    w = audio.synthesize(Notes([60, 64], [0.0, 0.0], [0.0, 0.0], [80, 80]), SR, "numpy")
+    assert audio.rms_db(w) > -40
+
+
+def test_empty_notes_give_empty_wave_and_player_refuses():
+    assert len(audio.synthesize(Notes.empty(), SR, "numpy")) == 0
+    with pytest.raises(ValueError, match="nothing to play"):
+        audio.audio_player(Notes.empty(), SR)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"method": "mp3"}, "method must be"),
+    ({"sample_rate": 100}, "sample_rate"),
+    ({"sample_rate": 22050.5}, "sample_rate"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        audio.synthesize(one_note(), **kwargs)
+
+
+def test_bad_pitch_is_rejected():
+    with pytest.raises(ValueError, match="pitches"):
+        audio.synthesize(one_note(pitch=130), SR, "numpy")
+
+
+def test_missing_method_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(audio, "_has_fluidsynth", lambda: False)
+    monkeypatch.setattr(audio, "_has_tinysoundfont", lambda: False)
+    assert audio.available_methods() == ["numpy"]
+    with pytest.raises(ImportError, match="pip install pyfluidsynth"):
+        audio.synthesize(one_note(), SR, "fluidsynth")
+    with pytest.raises(ImportError, match="pip install --no-deps tinysoundfont"):
+        audio.synthesize(one_note(), SR, "soundfont")
+
+
+def test_auto_falls_back_when_a_synthesizer_fails(monkeypatch):
+    def broken(notes, sr):
+        raise RuntimeError("no sound card")
+
+    monkeypatch.setattr(audio, "available_methods", lambda: ["soundfont", "numpy"])
+    monkeypatch.setitem(audio._SYNTHS, "soundfont", broken)
+    with pytest.warns(UserWarning, match="soundfont"):
+        w = audio.synthesize(one_note(), SR, "auto")
+    np.testing.assert_array_equal(w, audio.synthesize(one_note(), SR, "numpy"))
+
+
+def test_custom_synthesizer_is_padded_and_normalised():
+    calls = []
+
+    def square(notes, sr):
+        calls.append((len(notes), sr))
+        return np.full(100, 0.25)
+
+    w = audio.synthesize(one_note(duration=1.0), SR, square)
+    assert calls == [(1, SR)]
+    assert len(w) == math.ceil((1.0 + audio.TAIL_S) * SR)
+    assert np.isclose(w[:50].max(), audio.PEAK_LEVEL) and np.all(w[100:] == 0)
+
+
+def test_silent_synthesizer_is_an_error():
+    with pytest.raises(RuntimeError, match="silence"):
+        audio.synthesize(one_note(), SR, lambda notes, sr: np.zeros(10))
+
+
+def test_rms_db():
+    t = np.arange(SR) / SR
+    assert audio.rms_db(np.sin(2 * np.pi * 100 * t)) == pytest.approx(-3.01, abs=0.05)
+    assert audio.rms_db(0.1 * np.sin(2 * np.pi * 100 * t)) == pytest.approx(-23.01, abs=0.05)
+    assert audio.rms_db(np.zeros(10)) == audio.SILENCE_DB
+    assert audio.rms_db([]) == audio.SILENCE_DB
+
+
+def wav_frames(data: bytes):
+    with wave.open(io.BytesIO(data)) as r:
+        return r.getnchannels(), r.getsampwidth(), r.getframerate(), np.frombuffer(r.readframes(r.getnframes()), "<i2")
+
+
+def test_audio_player_clips_to_max_seconds():
+    wave_40s = np.sin(np.arange(40 * SR) * 0.05).astype(np.float32)
+    player = audio.audio_player(wave_40s, SR, max_seconds=5)
+    channels, _, rate, pcm = wav_frames(player.data)
+    assert (channels, rate, len(pcm)) == (1, SR, 5 * SR)
+    assert pcm[-1] == 0  # faded out, no click
+
+
+def test_audio_player_synthesizes_notes_up_to_max_seconds():
+    notes = Notes.from_steps(np.full(40, 60), np.full(40, 0.5), np.full(40, 0.4))  # 20 s
+    _, _, rate, pcm = wav_frames(audio.audio_player(notes, SR, max_seconds=3, method="numpy").data)
+    assert len(pcm) <= 3 * SR and np.abs(pcm).max() > 1000
+
+
+def test_write_wav_round_trip(tmp_path):
+    w = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0], dtype=np.float32)  # 2.0 clips to full scale
+    path = audio.write_wav(w, tmp_path / "sub" / "x.wav", SR)
+    channels, width, rate, pcm = wav_frames(path.read_bytes())
+    assert (channels, width, rate) == (1, 2, SR)
+    np.testing.assert_array_equal(pcm, [0, 16384, -16384, 32767, -32767, 32767])
+    assert [p.name for p in path.parent.iterdir()] == ["x.wav"]  # no temp file left behind
+    with pytest.raises(ValueError, match="sample_rate"):
+        audio.write_wav(w, tmp_path / "y.wav", 0)
