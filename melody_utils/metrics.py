@@ -691,7 +691,7 @@ NGRAM_ORDERS = (1, 2, 3)
 
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             device: str = "cpu", batch_size: int = 64, seed: int = 0, progress: bool = True) -> dict:
+             device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`model_nll`, causal models on
@@ -699,14 +699,14 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       ``data.seed_window`` notes), of the uniform model and of n-grams of orders 1-3 fitted on the
       train split and tuned on the validation split, all on the fields the model predicts.
     - ``"stats"``: :func:`compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
-      each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes of the
-      held-out pieces in turn) against excerpts of the held-out pieces of the same length.
+      each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
+      window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
     - ``"degenerate_rate"``: share of generated pieces that :func:`degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
       repetitive piece such as an arpeggiated prelude can be flagged too).
 
     ``cache``: a :class:`~melody_utils.corpus.TokenCache`; default: the one the checkpoint's data
-    settings describe (``corpus.prepare``). Sampling settings default to the checkpoint's
+    settings describe (``corpus.prepare``, under ``cache_dir`` when given). Sampling settings default to the checkpoint's
     ``sample`` section. ``split``: "test" (falls back to "validation" when the corpus has no test
     piece).
     """
@@ -717,7 +717,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
         raise ValueError(f"n_samples must be an integer >= 2 (a distribution needs 2 pieces), got {n_samples!r}")
     model, vocab, cfg, state = train.load_checkpoint(checkpoint_path, device)
     if cache is None:
-        cache = corpus.prepare(cfg.data, progress=progress)
+        cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=progress)
     if cache.vocab != vocab:
         raise ValueError(
             f"checkpoint {checkpoint_path} was trained with another vocabulary (sizes {vocab.sizes}, {vocab.name} bins) "
@@ -751,8 +751,9 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
 
     # 2. generated pieces against held-out excerpts of the same length
     generated = []
+    n_primer = sc.primer_notes if model.causal else max(sc.primer_notes, model.window)  # window models read a full window
     for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False):
-        primer = cache.piece_tokens(held_out[i % len(held_out)])[: sc.primer_notes]
+        primer = cache.piece_tokens(held_out[i % len(held_out)])[:n_primer]
         generated.append(sample.generate_notes(model, vocab, n_notes, primer=primer, temperature=temperature,
                                                top_k=top_k, top_p=top_p, seed=seed + i, device=device))
     reference = excerpts([cache.notes(i) for i in held_out], n_notes, seed=seed)
@@ -768,7 +769,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
         "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
         "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
         "sampling": {"n_samples": n_samples, "n_notes": n_notes, "temperature": temperature, "top_k": top_k,
-                     "top_p": top_p, "primer_notes": sc.primer_notes, "seed": seed},
+                     "top_p": top_p, "primer_notes": n_primer, "seed": seed},
     }
 
 
@@ -820,38 +821,68 @@ def format_report(result: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def evaluate_cli(args) -> int:
-    """The CLI's ``evaluate`` subcommand: print the report; write it (and the JSON) when asked.
+def add_evaluate_arguments(parser) -> None:
+    """Flags of the CLI's ``evaluate`` subcommand (the CLI adds --checkpoint and the common ones)."""
+    import argparse
 
-    Reads ``args.checkpoint`` and, when present, ``samples``, ``n_notes``, ``split``,
-    ``temperature``, ``top_k``, ``top_p``, ``device``, ``seed``, ``out`` (a ``.md`` path; the
-    JSON goes beside it) and ``quiet``.
+    from .cli import POSITIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY
+
+    def at_least_two(text):
+        value = POSITIVE_INT(text)
+        if value < 2:
+            raise argparse.ArgumentTypeError(f"must be >= 2 (a distribution needs 2 pieces), got {text}")
+        return value
+
+    g = parser.add_argument_group("evaluation")
+    g.add_argument("--samples", type=at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
+    g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
+    g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
+    g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
+    g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
+    g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
+    g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH and as JSON beside it")
+
+
+def evaluate_cli(args) -> int:
+    """The CLI's ``evaluate`` subcommand: print the report; write it (and the JSON) with --report.
+
+    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
+    auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
     """
     import json
     from pathlib import Path
 
+    from .cli import config_from_args, default_checkpoint
     from .midi import atomic_write_bytes
+    from .train import resolve_device
 
-    get = lambda name, default=None: getattr(args, name, default) if getattr(args, name, None) is not None else default  # noqa: E731
-    checkpoint = get("checkpoint")
-    if checkpoint is None:
-        raise ValueError("evaluate needs --checkpoint PATH (a ckpt_*.pt written by training)")
-    device = get("device", "cpu")
-    if device == "auto":
-        from .train import resolve_device
-
-        device = str(resolve_device("auto"))
-    result = evaluate(checkpoint, n_samples=get("samples", 8), n_notes=get("n_notes"), split=get("split", "test"),
-                      temperature=get("temperature"), top_k=get("top_k"), top_p=get("top_p"), device=device,
-                      seed=get("seed", 0), progress=not get("quiet", False))
+    cfg = config_from_args(args)
+    checkpoint = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else default_checkpoint(cfg.train.out_dir)
+    report_path = getattr(args, "report", None)
+    if report_path:
+        report_path = Path(report_path).expanduser()
+        report_path = report_path if report_path.suffix else report_path.with_suffix(".md")
+        if report_path.is_dir():
+            raise ValueError(f"--report {report_path} is a folder; give a file name, e.g. {report_path / 'evaluation.md'}")
+    result = evaluate(
+        checkpoint,
+        n_samples=getattr(args, "samples", 8),
+        n_notes=getattr(args, "n_notes", None),
+        split=getattr(args, "split", "test"),
+        temperature=getattr(args, "temperature", None),
+        top_k=getattr(args, "top_k", None),
+        top_p=getattr(args, "top_p", None),
+        device=str(resolve_device(cfg.train.device)),
+        seed=args.seed if getattr(args, "seed", None) is not None else 0,
+        cache_dir=getattr(args, "cache_dir", None),
+        progress=not getattr(args, "quiet", False),
+    )
     report = format_report(result)
     print(report)
-    out = get("out")
-    if out:
-        out = Path(out)
-        md = out if out.suffix else out.with_suffix(".md")
-        atomic_write_bytes(md, lambda tmp: Path(tmp).write_text(report))
+    if report_path:
+        json_path = report_path.with_suffix(".json")
         text = json.dumps(result, indent=1)
-        atomic_write_bytes(md.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
-        print(f"wrote {md} and {md.with_suffix('.json')}")
+        atomic_write_bytes(report_path, lambda tmp: Path(tmp).write_text(report))
+        atomic_write_bytes(json_path, lambda tmp: Path(tmp).write_text(text))
+        print(f"report: {report_path}\nresult: {json_path}")
     return 0
