@@ -248,6 +248,15 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
         )
 
 
+def _resolve_device(device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
              progress: bool = False) -> np.ndarray:
@@ -255,14 +264,16 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
 
     ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
     row of the batch continues the same primer with its own random draws. ``device``: where the
-    torch paths run; ``fast``: use :class:`NumpyStepper` for causal models when ``device`` is
-    "cpu". The same ``seed`` gives the same notes.
+    torch paths run ("auto": cuda if available; the model is moved there); ``fast``: use
+    :class:`NumpyStepper` for causal models when ``device`` is the CPU. ``progress``: a tqdm bar.
+    The same ``seed`` gives the same notes (on the same path and machine).
     """
     validate_sampling(temperature, top_k, top_p)
     for name, v in (("n_notes", n_notes), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     _check_model_vocab(model, vocab)
+    device = _resolve_device(device)
     prim = _primer_tokens(primer, vocab)  # (P, F)
     n_fields = len(vocab.sizes)
     rng = np.random.default_rng(seed)
@@ -272,7 +283,7 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     was_training = model.training
     model.eval()
     try:
-        if model.causal and fast and torch.device(device).type == "cpu":
+        if model.causal and fast and device.type == "cpu":
             _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps)
         else:
             model.to(device)

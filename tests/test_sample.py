@@ -226,6 +226,8 @@ def test_generate_rejects_bad_input():
         generate(model, vocab, 4, primer=np.array([[99, 0, 0]]))
     with pytest.raises(ValueError, match="checkpoint"):
         generate(model, seed_vocab(4), 4)
+    with pytest.raises(ValueError, match="device 'gpu0'"):
+        generate(model, vocab, 4, device="gpu0")
 
 
 def test_generate_notes_decodes_and_keeps_the_primer_only_when_asked():
