@@ -1,0 +1,145 @@
+"""Piano roll, token histograms and loss history: what each figure draws."""
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+
+from helpers import random_notes
+from melody_utils import plots
+from melody_utils.midi import Notes
+from melody_utils.quantize import log_bins, seed_duration_bins, seed_step_bins
+
+
+def labelled(ax, cls, label):
+    return [c for c in ax.collections if isinstance(c, cls) and c.get_label() == label]
+
+
+def test_piano_roll_draws_one_bar_per_note_coloured_by_velocity():
+    notes = random_notes(50, seed=1)
+    fig = plots.piano_roll(notes, title="roll")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    (bars,) = labelled(ax, PolyCollection, "notes")
+    paths = bars.get_paths()
+    assert len(paths) == len(notes)
+    x0 = np.array([p.vertices[:, 0].min() for p in paths])
+    x1 = np.array([p.vertices[:, 0].max() for p in paths])
+    yc = np.array([(p.vertices[:, 1].min() + p.vertices[:, 1].max()) / 2 for p in paths])
+    np.testing.assert_allclose(x0, notes.start)
+    np.testing.assert_allclose(x1, notes.end)
+    np.testing.assert_allclose(yc, notes.pitch)
+    np.testing.assert_array_equal(bars.get_array(), notes.velocity)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels and all(t.startswith("C") for t in labels)
+    assert ax.get_title() == "roll"
+
+
+def test_piano_roll_seconds_keeps_the_opening_only():
+    notes = random_notes(80, seed=2)
+    ax = plots.piano_roll(notes, seconds=5.0).axes[0]
+    (bars,) = labelled(ax, PolyCollection, "notes")
+    assert len(bars.get_paths()) == int((notes.start < 5.0).sum()) < len(notes)
+    assert ax.get_xlim()[1] <= 5.0
+
+
+def test_piano_roll_into_given_axes_and_empty_notes():
+    fig = Figure()
+    ax = fig.subplots()
+    assert plots.piano_roll(random_notes(5), ax=ax, colorbar=False) is fig
+    empty = plots.piano_roll(Notes.empty()).axes[0]
+    assert not labelled(empty, PolyCollection, "notes")
+    assert any("no notes" in t.get_text() for t in empty.texts)
+
+
+def test_pitch_names():
+    assert [plots.pitch_to_name(p) for p in (21, 60, 61, 108)] == ["A0", "C4", "C#4", "C8"]
+
+
+def test_figures_stay_out_of_pyplot_and_render_as_png():
+    before = plt.get_fignums()
+    fig = plots.piano_roll(random_notes(10))
+    assert plt.get_fignums() == before  # no global figures to leak in a live-plot loop
+    assert fig._repr_png_().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("step_bins, dur_bins", [
+    (seed_step_bins(), seed_duration_bins()),
+    (log_bins(16, 0.03, 2.0, zero=True), log_bins(12, 0.05, 3.0, zero=False)),
+])
+def test_token_histograms_draw_the_bin_edges(step_bins, dur_bins):
+    notes = [random_notes(60, seed=0), random_notes(40, seed=1)]
+    fig = plots.token_histograms(notes, step_bins=step_bins, dur_bins=dur_bins)
+    ax_p, ax_s, ax_d = fig.axes
+    for ax, bins in ((ax_s, step_bins), (ax_d, dur_bins)):
+        (edges,) = labelled(ax, LineCollection, "bin edges")
+        xs = sorted(seg[0, 0] for seg in edges.get_segments())
+        np.testing.assert_allclose(xs, bins.edges)
+        assert ax.get_xscale() == "log"
+        assert sum(p.get_height() for p in ax.patches) > 0
+    pitch_counts = sum(p.get_height() for p in ax_p.patches)
+    assert pitch_counts == sum(len(n) for n in notes)  # every note in the pitch histogram
+    # chord notes (step exactly 0) cannot sit on a log axis: their share is written instead
+    assert any("exactly 0 s" in t.get_text() for t in ax_s.texts)
+
+
+def test_token_histograms_from_arrays_and_edge_arrays():
+    rng = np.random.default_rng(0)
+    fig = plots.token_histograms(pitch=rng.integers(40, 80, 100), step=rng.uniform(0.01, 1, 100),
+                                 duration=rng.uniform(0.05, 2, 100), step_bins=[0.1, 0.2, 0.4])
+    (edges,) = labelled(fig.axes[1], LineCollection, "bin edges")
+    assert len(edges.get_segments()) == 3
+    assert not labelled(fig.axes[2], LineCollection, "bin edges")  # no dur_bins given
+
+
+def test_token_histograms_reject_bad_input():
+    with pytest.raises(ValueError, match="notes="):
+        plots.token_histograms()
+    with pytest.raises(TypeError, match="list of Notes"):
+        plots.token_histograms([np.zeros(3)])
+    with pytest.raises(ValueError, match="empty"):
+        plots.token_histograms([Notes.empty()])
+
+
+def curves(fig):
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+def test_plot_history_one_epoch_is_visible():
+    lines = curves(plots.plot_history({"epoch": [1], "train_loss": [5.9], "val_loss": [6.1]}))
+    assert set(lines) == {"train", "validation"}
+    assert list(lines["train"].get_xdata()) == [1] and lines["train"].get_marker() == "o"
+
+
+def test_plot_history_several_epochs_marks_the_best():
+    h = {"epoch": [1, 2, 3, 4], "train_loss": [5.9, 5.6, 5.4, 5.3], "val_loss": [6.0, 5.7, 5.5, 5.6],
+         "val_pitch": [3.0, 2.9, 2.8, 2.8], "lr": [1e-3] * 4}
+    fig = plots.plot_history(h, heads=True)
+    lines = curves(fig)
+    assert set(lines) == {"train", "validation", "val pitch"}
+    np.testing.assert_array_equal(lines["validation"].get_ydata(), h["val_loss"])
+    best = [c for c in fig.axes[0].collections if c.get_label().startswith("best val")]
+    np.testing.assert_allclose(best[0].get_offsets(), [[3, 5.5]])
+
+
+def test_plot_history_is_lenient():
+    # no epoch key, no validation, a None gap
+    lines = curves(plots.plot_history({"train_loss": [5.0, None, 4.0]}))
+    assert set(lines) == {"train"}
+    assert list(lines["train"].get_xdata()) == [1, 2, 3]
+    # a list of per-epoch dicts, and a history.json path
+    rows = [{"epoch": 1, "train_loss": 5.0, "val_loss": 5.5}, {"epoch": 2, "train_loss": 4.5, "val_loss": 5.1}]
+    assert list(curves(plots.plot_history(rows))["validation"].get_ydata()) == [5.5, 5.1]
+    empty = plots.plot_history({"epoch": [], "train_loss": [], "val_loss": []}).axes[0]
+    assert not empty.get_lines() and any("no losses" in t.get_text() for t in empty.texts)
+
+
+def test_plot_history_reads_json_and_names_a_missing_file(tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps({"epoch": [1, 2], "train_loss": [5, 4], "val_loss": [5.5, 4.5]}))
+    assert len(curves(plots.plot_history(path))["train"].get_xdata()) == 2
+    with pytest.raises(FileNotFoundError, match="nothere.json"):
+        plots.plot_history(tmp_path / "nothere.json")
