@@ -1,0 +1,126 @@
+"""The generator UI: its callback logic without a browser, and the widgets wired to it."""
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+
+from helpers import random_notes
+from melody_utils import widgets as ui
+from melody_utils.audio import rms_db
+from melody_utils.midi import Notes, midi_to_notes
+
+GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
+
+
+class FakeGenerator:
+    """Stands in for a model: records its calls, returns n_notes seeded notes."""
+
+    def __init__(self, notes_fn=None):
+        self.calls = []
+        self.notes_fn = notes_fn or (lambda n, seed: random_notes(n, seed=seed, chord_every=1000))
+
+    def __call__(self, temperature, top_k, top_p, n_notes, seed, primer):
+        self.calls.append({"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes,
+                           "seed": seed, "primer": primer})
+        return self.notes_fn(n_notes, seed)
+
+
+def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
+    fake = FakeGenerator()
+    primer = random_notes(4, seed=99)
+    out = ui.generate_and_render(fake, **GOOD, primer=primer, output_path=tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert fake.calls == [{**GOOD, "primer": primer}]
+    assert set(out) == {"notes", "midi_path", "wave", "figure"}
+    back = midi_to_notes(out["midi_path"])
+    assert len(back) == len(out["notes"]) > 0
+    np.testing.assert_array_equal(back.pitch, out["notes"].pitch)
+    assert rms_db(out["wave"]) > -40
+    (bars,) = [c for c in out["figure"].axes[0].collections if isinstance(c, PolyCollection)]
+    assert len(bars.get_paths()) == len(out["notes"])
+
+
+@pytest.mark.parametrize("name, value", [
+    ("temperature", 0.0), ("temperature", 2.5), ("temperature", float("nan")), ("temperature", "1.0"),
+    ("top_k", -1), ("top_k", 89), ("top_k", 2.5), ("top_k", True),
+    ("top_p", 0.0), ("top_p", 1.01),
+    ("n_notes", 0), ("n_notes", 1001), ("n_notes", 10.0),
+    ("seed", -1), ("seed", 2**31),
+])
+def test_bad_slider_values_are_rejected_before_generating(tmp_path, name, value):
+    fake = FakeGenerator()
+    with pytest.raises(ValueError, match=rf"^{name} must be .* between"):
+        ui.generate_and_render(fake, **{**GOOD, name: value}, primer=None, output_path=tmp_path / "x.mid")
+    assert fake.calls == []
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_range_limits_are_accepted(tmp_path):
+    fake = FakeGenerator()
+    for knobs in ({"temperature": 0.1, "top_k": 0, "top_p": 0.05, "n_notes": 1, "seed": 0},
+                  {"temperature": 2.0, "top_k": 88, "top_p": 1.0, "n_notes": 3, "seed": 2**31 - 1}):
+        ui.generate_and_render(fake, **knobs, primer=None, output_path=tmp_path / "x.mid", synth="numpy", sample_rate=8000)
+    assert [c["n_notes"] for c in fake.calls] == [1, 3]
+
+
+def test_generator_returning_nothing_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no notes"):
+        ui.generate_and_render(FakeGenerator(lambda n, s: Notes.empty()), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+    with pytest.raises(TypeError, match="must return"):
+        ui.generate_and_render(FakeGenerator(lambda n, s: [60, 62]), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+
+
+def test_building_the_ui_does_not_generate(tmp_path):
+    fake = FakeGenerator()
+    box = ui.make_generator_ui(fake, {"none": None, "scale": random_notes(4)}, tmp_path / "gen.mid")
+    assert fake.calls == [] and box.last_result is None
+    c = box.controls
+    # the sliders cannot produce a value the callback would reject
+    assert (c["temperature"].min, c["temperature"].max) == ui.TEMPERATURE_RANGE
+    assert (c["top_k"].min, c["top_k"].max) == ui.TOP_K_RANGE
+    assert (c["top_p"].min, c["top_p"].max) == ui.TOP_P_RANGE
+    assert (c["n_notes"].min, c["n_notes"].max) == ui.N_NOTES_RANGE
+    assert (c["seed"].min, c["seed"].max) == ui.SEED_RANGE
+    assert list(c["primer"].options) == ["none", "scale"]
+
+
+def test_generate_button_passes_the_slider_values(tmp_path):
+    fake = FakeGenerator()
+    scale = random_notes(4, seed=5)
+    box = ui.make_generator_ui(fake, {"none": None, "scale": scale}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    c = box.controls
+    c["temperature"].value, c["top_k"].value, c["top_p"].value = 1.3, 5, 0.7
+    c["n_notes"].value, c["seed"].value, c["primer"].value = 20, 42, "scale"
+    c["generate"].click()
+    assert len(fake.calls) == 1
+    call = fake.calls[0]
+    assert call["primer"] is scale
+    assert (call["top_k"], call["n_notes"], call["seed"]) == (5, 20, 42)
+    assert call["temperature"] == pytest.approx(1.3) and call["top_p"] == pytest.approx(0.7)
+    assert box.last_result["midi_path"] == tmp_path / "gen.mid" and (tmp_path / "gen.mid").is_file()
+    assert not c["generate"].disabled
+
+
+def test_ui_defaults_come_from_the_sample_config(tmp_path):
+    from melody_utils.config import SampleConfig
+
+    c = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "g.mid",
+                             defaults=SampleConfig(temperature=0.7, top_k=3, top_p=0.5, n_notes=5000, seed=9)).controls
+    assert (c["temperature"].value, c["top_k"].value, c["top_p"].value, c["seed"].value) == (0.7, 3, 0.5, 9)
+    assert c["n_notes"].value == ui.N_NOTES_RANGE[1]  # clipped into the slider's range
+
+
+def test_ui_reports_generator_errors_without_raising(tmp_path):
+    def failing(**kwargs):
+        raise ValueError("primer: pitch 200 out of range")
+
+    box = ui.make_generator_ui(failing, {"none": None}, tmp_path / "g.mid")
+    box.controls["generate"].click()
+    assert box.last_result is None and not box.controls["generate"].disabled
+    assert box.children[-2].value == "failed"  # the status label
+
+
+def test_ui_needs_primers_and_a_callable(tmp_path):
+    with pytest.raises(ValueError, match="primers"):
+        ui.make_generator_ui(FakeGenerator(), {}, tmp_path / "g.mid")
+    with pytest.raises(TypeError, match="generate_fn"):
+        ui.make_generator_ui(None, {"none": None}, tmp_path / "g.mid")
