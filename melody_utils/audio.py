@@ -4,7 +4,7 @@ Three synthesizers, best first; ``method="auto"`` picks the first one installed:
 
 - ``"fluidsynth"``: pretty_midi's ``fluidsynth()`` with its bundled General MIDI SoundFont.
   Needs the FluidSynth C library and ``pyfluidsynth`` (``apt-get install fluidsynth`` and
-  ``pip install pyfluidsynth``; on Colab: ``!apt-get -qq install fluidsynth``).
+  ``pip install pyfluidsynth``; on Colab: ``!apt-get -qq install fluidsynth && pip install pyfluidsynth``).
 - ``"soundfont"``: the same SoundFont (``TimGM6mb.sf2``, shipped inside the pretty_midi wheel)
   rendered by ``tinysoundfont``, a pip-only C renderer (~500x real time). Install it with
   ``pip install --no-deps tinysoundfont``: its only dependency, ``pyaudio``, is for live
@@ -47,7 +47,7 @@ N_PARTIALS = 8  # harmonics per note (fewer for high notes: none above 0.45 * sa
 INHARMONICITY = 1.5e-4  # piano strings are stiff: partial k sits at k f0 sqrt(1 + B k^2)
 ATTACK_S = 0.004  # hammer attack ramp
 RELEASE_S = 0.15  # damper: fade to silence over this long after the note ends
-MAX_RING_S = 6.0  # no note rings longer than this (its partials are below -60 dB by then)
+MAX_RING_S = 6.0  # a longer held note is damped here (bounds the cost of pedalled notes)
 
 INSTALL_HINTS = {
     "fluidsynth": "install the FluidSynth library and its binding: `apt-get install fluidsynth` then `pip install pyfluidsynth` (Colab: `!apt-get -qq install fluidsynth && pip install pyfluidsynth`)",
@@ -316,8 +316,8 @@ def clip_notes(notes: Notes, max_seconds: float) -> Notes:
 def audio_player(notes_or_wave, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seconds: float | None = 30, method="auto"):
     """An ``IPython.display.Audio`` player for notes (synthesized with ``method``) or a waveform.
 
-    Audio is embedded in the notebook as base64 WAV (16-bit), ~57 KB per second at 22.05 kHz,
-    so it is cut to the first ``max_seconds`` (``None``: no limit).
+    Audio is embedded in the notebook as base64 WAV (16-bit), ~59 KB per second at 22.05 kHz
+    (1.6 MB for 28 s), so it is cut to the first ``max_seconds`` (``None``: no limit).
     """
     from IPython.display import Audio
 
@@ -334,7 +334,8 @@ def audio_player(notes_or_wave, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seco
         wave[len(wave) - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     if wave.size == 0:
         raise ValueError("nothing to play: the notes or waveform are empty")
-    return Audio(data=wave, rate=sample_rate)
+    # IPython rescales to full scale; an all-zero wave would divide by zero
+    return Audio(data=wave, rate=sample_rate, normalize=bool(np.abs(wave).max() > 0))
 
 
 def wave_to_wav_bytes(wave, sample_rate: int = DEFAULT_SAMPLE_RATE) -> bytes:
