@@ -4,8 +4,8 @@ One function, :func:`train`, one code path for CPU and GPU (as in nanoGPT): on C
 forward pass runs under ``torch.autocast`` (bf16 where supported, else fp16 with a gradient
 scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
 
-- Optimiser: Adam at ``cfg.train.lr``, linear warm-up then cosine decay to a tenth of it,
-  global grad-norm clipping. Loss: ``model.loss(batch)``, the sum over heads of the mean
+- Optimiser: Adam at ``cfg.train.lr``, linear warm-up (``warmup_steps``, at most a fifth of
+  the run) then cosine decay to a tenth of the peak, global grad-norm clipping. Loss: ``model.loss(batch)``, the sum over heads of the mean
   cross-entropy (nats per note).
 - Data: causal models learn from windows of ``cfg.data.window`` notes every
   ``cfg.data.stride``; the seed's window->next models (``baseline``/``advanced``) from windows
@@ -50,6 +50,7 @@ HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, f
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 CHECKPOINT_EVERY_S = 600.0  # also save ckpt_last.pt mid-epoch this often: a lost runtime loses at most this much
 MIN_LR_FRACTION = 0.1  # the cosine schedule ends at lr * MIN_LR_FRACTION
+MAX_WARMUP_FRACTION = 0.2  # warm-up takes at most this share of the run, so short runs still decay
 WINDOW_ARCHS = ("baseline", "advanced")  # the seed's window->next models
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
 # setting must match the checkpoint's, or the resumed run would silently train something else.
@@ -77,7 +78,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not {name!r}") from None
+        raise ValueError(f"device {name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N' (set --device / train.device)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use device 'cpu' or 'auto'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -322,7 +323,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bf16 and fp32 need no scaling
     n_batches = len(train_loader)
     total_steps = tc.epochs * n_batches if not tc.max_steps else min(tc.epochs * n_batches, tc.max_steps)
-    schedule = {"kind": "warmup_cosine", "warmup_steps": tc.warmup_steps, "total_steps": total_steps,
+    warmup_steps = min(tc.warmup_steps, int(MAX_WARMUP_FRACTION * total_steps))
+    schedule = {"kind": "warmup_cosine", "warmup_steps": warmup_steps, "total_steps": total_steps,
                 "min_lr_fraction": MIN_LR_FRACTION}
 
     # Training state; everything in it goes into the checkpoint.
@@ -384,7 +386,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
             batches = itertools.islice(iter(train_loader), batch_in_epoch, None)  # stream the same when resuming mid-epoch
         for batch in batches:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            lr = tc.lr * lr_factor(step, tc.warmup_steps, total_steps)
+            lr = tc.lr * lr_factor(step, warmup_steps, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with ctx:
@@ -434,7 +436,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         history["val_loss"].append(val_loss)
         for f in vocab.fields:
             history[f"val_{f}"].append(val_heads.get(f, float("nan")))
-        history["lr"].append(tc.lr * lr_factor(max(step - 1, 0), tc.warmup_steps, total_steps))
+        history["lr"].append(tc.lr * lr_factor(max(step - 1, 0), warmup_steps, total_steps))
         history["notes_per_s"].append(running["notes"] / max(running["seconds"], 1e-9))
         history["seconds"].append(running["seconds"] + time.time() - t_eval)
         running = {"loss": 0.0, "notes": 0, "seconds": 0.0}

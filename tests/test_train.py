@@ -62,6 +62,12 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
     assert T.lr_factor(10_000, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)  # no wrap-around past the end
 
 
+def test_warmup_never_takes_the_whole_run(cache, tmp_path):
+    h = T.train(tiny_cfg(**{"train.warmup_steps": 1000, "train.epochs": 3}), cache, tmp_path, progress=False)
+    assert h["lr"][0] > h["lr"][-1]  # a short run still decays, even with a long configured warm-up
+    assert h["lr"][-1] < 0.5 * 2e-3
+
+
 def test_train_writes_history_and_checkpoints(cache, tmp_path):
     seen = []
     h = T.train(tiny_cfg(**{"train.epochs": 3}), cache, tmp_path, progress=False, on_epoch=lambda h: seen.append(len(h["epoch"])))

@@ -1,0 +1,363 @@
+"""Command line: ``python -m melody_utils {prepare,train,generate,quickstart,evaluate}``.
+
+    python -m melody_utils quickstart                 # embedded corpus -> small model -> MIDI, minutes on a CPU
+    python -m melody_utils prepare --source data/my_midis
+    python -m melody_utils train --preset colab --epochs 30
+    python -m melody_utils generate --temperature 0.9 --top-p 0.95 --n-notes 300 --primer test
+
+Sizes come from a preset (``--preset``, default ``$MELODY_PRESET`` or ``small``); the flags
+below override single settings, and ``--set section.field=value`` any other one. Bad input
+exits non-zero with one ``error: ...`` line naming the parameter or file and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import corpus
+from .config import PRESET_ENV_VAR, PRESETS, Config, get_config
+
+DEFAULT_OUTPUT_NAME = "improved_generated_output.midi"  # the seed's output file name
+PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
+
+
+# ---------------------------------------------------------------- argument types
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``error: argument --top-p: ... (see --help)``."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _number(kind, lo=None, hi=None, lo_open=False, what=""):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__ if kind is int else 'a number'}, got {text!r}") from None
+        if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, what=">= 1")
+NON_NEGATIVE_INT = _number(int, 0, what=">= 0 (0 = off)")
+NON_NEGATIVE_FLOAT = _number(float, 0.0, what=">= 0 (0 = off)")
+POSITIVE_FLOAT = _number(float, 0.0, lo_open=True, what="> 0")
+PROBABILITY = _number(float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
+
+
+def _parse_setting(cfg: Config, item: str) -> tuple[str, object]:
+    """``section.field=value`` -> (key, value typed like the field's current value)."""
+    key, sep, text = item.partition("=")
+    if not sep:
+        raise ValueError(f"--set expects section.field=value (e.g. model.hidden=128), got {item!r}")
+    section, _, name = key.partition(".")
+    current = getattr(getattr(cfg, section, None), name, None) if name else None
+    if current is None:
+        raise ValueError(f"--set: unknown config key {key!r}; use section.field with a section of data, model, train, sample")
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return key, text.lower() in ("true", "1", "yes")
+        return key, type(current)(text)
+    except ValueError:
+        raise ValueError(f"--set {key}: expected a {type(current).__name__}, got {text!r}") from None
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _base_args(p: argparse.ArgumentParser):
+    g = p.add_argument_group("settings (override the preset)")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help=f"size preset (default: ${PRESET_ENV_VAR} or small)")
+    g.add_argument("--out-dir", help="folder for checkpoints, history and (by default) the generated MIDI")
+    g.add_argument("--cache-dir", help="folder of token caches (default: data/cache)")
+    g.add_argument("--device", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    g.add_argument("--seed", type=int, help="random seed (training: weights and data order; generation: sampling)")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="any other setting, e.g. --set model.hidden=128 (repeatable)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    return g
+
+
+def _data_args(g) -> None:
+    g.add_argument("--source", help="'auto' (MAESTRO if downloaded, else the embedded corpus), 'maestro', 'embedded', or a folder of MIDI files")
+    g.add_argument("--bins", choices=("log", "seed"), help="time bins: 'log' (fitted, exact chords) or the seed notebook's grid")
+
+
+def _train_args(g) -> None:
+    g.add_argument("--arch", choices=("causal", "advanced", "baseline"), help="model: stateful causal LSTM, or the seed's MusicLSTM_Advanced / MusicLSTM")
+    g.add_argument("--epochs", type=POSITIVE_INT, help="training epochs")
+    g.add_argument("--max-steps", type=NON_NEGATIVE_INT, help="stop after this many optimizer steps (0 = no limit)")
+    g.add_argument("--time-budget", type=NON_NEGATIVE_FLOAT, metavar="SECONDS", help="stop training after this many seconds (0 = no limit)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, help="windows per batch")
+    g.add_argument("--lr", type=POSITIVE_FLOAT, help="peak learning rate")
+    g.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUT_DIR/ckpt_last.pt")
+
+
+def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> None:
+    g = p.add_argument_group("generation")
+    if with_checkpoint:
+        g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt)")
+    g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
+    g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
+    g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
+    g.add_argument("--n-notes", type=POSITIVE_INT, help="notes to generate")
+    g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
+    g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
+    g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
+    g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m melody_utils", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Melody Forge: train LSTMs on classical piano MIDI and generate new pieces.",
+                     epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\nRun `python -m melody_utils COMMAND --help` for a command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("prepare", help="parse the corpus and build the token cache")
+    _data_args(_base_args(p))
+    p.add_argument("--rebuild", action="store_true", help="rebuild the cache even if one exists")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model (resumes from OUT_DIR/ckpt_last.pt)")
+    g = _base_args(p)
+    _data_args(g)
+    _train_args(g)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="sample a MIDI file from a checkpoint")
+    _base_args(p)
+    _generate_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("quickstart", help="embedded corpus -> train a small causal model -> generate a MIDI file")
+    g = _base_args(p)
+    _data_args(g)
+    _train_args(g)
+    _generate_args(p, with_checkpoint=False)
+    p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.metrics)")
+    _base_args(p)
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt)")
+    metrics = _metrics_module()
+    if metrics is not None and hasattr(metrics, "add_evaluate_arguments"):
+        metrics.add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def _metrics_module():
+    try:
+        from . import metrics
+    except ImportError:
+        return None
+    return metrics
+
+
+# ---------------------------------------------------------------- settings
+
+
+def config_from_args(args, **defaults) -> Config:
+    """The preset, then ``defaults`` (a command's own), then the flags, then ``--set`` items."""
+    cfg = get_config(args.preset)
+    flag_keys = {
+        "source": "data.source", "bins": "data.bins", "arch": "model.arch", "epochs": "train.epochs",
+        "max_steps": "train.max_steps", "time_budget": "train.time_budget_s", "batch_size": "train.batch_size",
+        "lr": "train.lr", "device": "train.device", "out_dir": "train.out_dir", "temperature": "sample.temperature",
+        "top_k": "sample.top_k", "top_p": "sample.top_p", "n_notes": "sample.n_notes", "primer_notes": "sample.primer_notes",
+    }
+    flags = {key: getattr(args, name, None) for name, key in flag_keys.items()}  # commands lack some flags
+    flags["train.seed"] = flags["sample.seed"] = args.seed
+    changes = dict(defaults)
+    changes.update({k: v for k, v in flags.items() if v is not None})
+    if changes.get("train.out_dir"):
+        changes["train.out_dir"] = str(Path(changes["train.out_dir"]).expanduser())
+    cfg = cfg.override(**changes) if changes else cfg
+    settings = dict(_parse_setting(cfg, item) for item in args.set)
+    return cfg.override(**settings) if settings else cfg
+
+
+def output_path(cfg: Config, args) -> Path:
+    """Where the MIDI goes: --output, else OUT_DIR/improved_generated_output.midi when --out-dir is
+    given, else the config's default. Checked before any work is done."""
+    if getattr(args, "output", None):
+        path = Path(args.output).expanduser()
+    elif args.out_dir:
+        path = Path(cfg.train.out_dir) / DEFAULT_OUTPUT_NAME
+    else:
+        path = Path(cfg.sample.output)
+    if path.is_dir():
+        raise ValueError(f"--output {path} is a folder; give a file name, e.g. {path / DEFAULT_OUTPUT_NAME}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest existing folder decides whether we may create the rest
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output {path}: cannot write to folder {folder}; choose a writable path with --output")
+    return path
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _prepare(cfg: Config, args, rebuild: bool = False):
+    return corpus.prepare(cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, rebuild=rebuild)
+
+
+def _describe_cache(cache) -> str:
+    splits = {s: len(cache.piece_indices(s)) for s in corpus.SPLITS}
+    per_split = ", ".join(f"{n} {s}" for s, n in splits.items())
+    return (f"{len(cache)} pieces ({per_split}), {len(cache.tokens):,} notes; vocabulary {cache.vocab.name}: "
+            f"{dict(zip(cache.vocab.fields, cache.vocab.sizes))}\ncache: {cache.path}")
+
+
+def cmd_prepare(args) -> int:
+    cfg = config_from_args(args)
+    cache = _prepare(cfg, args, rebuild=args.rebuild)
+    print(_describe_cache(cache))
+    return 0
+
+
+def _train(cfg: Config, args):
+    from .train import CHECKPOINT_BEST, CHECKPOINT_LAST, HISTORY_FILE, train
+
+    cache = _prepare(cfg, args)
+    out_dir = Path(cfg.train.out_dir)
+    history = train(cfg, cache, out_dir, resume=not args.no_resume, progress=not args.quiet)
+    if history["val_loss"]:
+        print(f"trained {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps): "
+              f"train loss {history['train_loss'][-1]:.3f}, validation loss {history['val_loss'][-1]:.3f} nats/note")
+    print(f"checkpoints: {out_dir / CHECKPOINT_BEST} (best), {out_dir / CHECKPOINT_LAST} (last)\n"
+          f"history: {out_dir / HISTORY_FILE}")
+    return cache
+
+
+def cmd_train(args) -> int:
+    _train(config_from_args(args), args)
+    return 0
+
+
+def default_checkpoint(out_dir) -> Path:
+    """OUT_DIR/ckpt_best.pt, or ckpt_last.pt when only that exists."""
+    from .train import CHECKPOINT_BEST, CHECKPOINT_LAST
+
+    best, last = Path(out_dir) / CHECKPOINT_BEST, Path(out_dir) / CHECKPOINT_LAST
+    return last if last.is_file() and not best.is_file() else best
+
+
+def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=None):
+    """--primer value -> Notes (the first ``n_notes`` notes) or None."""
+    from .midi import MidiError, midi_to_notes
+
+    spec = (spec or "test").strip()
+    if spec.lower() == "none":
+        return None, "none (one default note)"
+    if spec.lower() == "test":
+        if cache is None:
+            try:
+                cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=not args.quiet)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"--primer test needs the corpus the model was trained on: {exc}; "
+                                        f"or pass --primer none or --primer a .mid file") from None
+        for split in ("test", "validation"):
+            idx = cache.piece_indices(split)
+            if len(idx):
+                i = int(idx[0])
+                return cache.notes(i)[:n_notes], f"{cache.pieces[i]['name']} ({split} split)"
+        raise ValueError("--primer test: the corpus has no test or validation piece; pass --primer none or a .mid file")
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--primer {spec}: file not found; pass {PRIMER_CHOICES}")
+    try:
+        notes = midi_to_notes(path, sustain=train_cfg.data.sustain)
+    except MidiError as exc:
+        raise ValueError(f"--primer: {exc}") from None
+    notes = notes[vocab.in_range(notes)]
+    if len(notes) == 0:
+        raise ValueError(f"--primer {path}: no notes in the piano range {vocab.min_pitch}-{vocab.max_pitch}")
+    return notes[:n_notes], str(path)
+
+
+def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:
+    from .midi import notes_to_midi
+    from .sample import generate_notes, validate_sampling
+    from .train import load_checkpoint, resolve_device
+
+    s = cfg.sample
+    validate_sampling(s.temperature, s.top_k, s.top_p)
+    device = resolve_device(cfg.train.device)
+    model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
+    n_primer = s.primer_notes if model.causal else max(s.primer_notes, model.window)  # window models read a full window
+    primer, primer_name = load_primer(args.primer, train_cfg, vocab, n_primer, args, cache)
+    t0 = time.time()
+    notes = generate_notes(model, vocab, s.n_notes, primer, keep_primer=s.keep_primer or args.keep_primer,
+                           temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed,
+                           device=str(device), progress=not args.quiet)
+    notes_to_midi(notes, output)
+    trained = state.get("history", {}).get("epoch") or [0]
+    print(f"generated {s.n_notes} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
+          f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
+          f"MIDI: {output}")
+    return output
+
+
+def cmd_generate(args) -> int:
+    cfg = config_from_args(args)
+    output = output_path(cfg, args)
+    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint(cfg.train.out_dir)
+    _generate(cfg, args, checkpoint, output)
+    return 0
+
+
+def cmd_quickstart(args) -> int:
+    cfg = config_from_args(args, **{"data.source": "embedded", "model.arch": "causal"})
+    output = output_path(cfg, args)  # fail on an unwritable output before training
+    print(f"quickstart: preset {cfg.preset}, source {cfg.data.source}, {cfg.model.arch} model, "
+          f"{cfg.train.epochs} epochs, out_dir {cfg.train.out_dir}")
+    cache = _train(cfg, args)
+    _generate(cfg, args, default_checkpoint(cfg.train.out_dir), output, cache)
+    print(f"listen: open {output} in any MIDI player, or render it in notebooks/04")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    metrics = _metrics_module()
+    if metrics is None or not hasattr(metrics, "evaluate_cli"):
+        raise ValueError("the evaluate command is not available in this version (melody_utils.metrics.evaluate_cli is missing)")
+    return metrics.evaluate_cli(args) or 0
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 bad input or failure, 2 bad usage, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; completed checkpoints are kept: run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # FileNotFoundError, PermissionError, MidiError, ... carry the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The command line, run in-process through cli.main (tiny preset, embedded corpus, a few steps)."""
+
+import subprocess
+import sys
+
+import pretty_midi
+import pytest
+import torch
+
+from melody_utils import cli
+from melody_utils.config import REPO_ROOT
+from melody_utils.train import CHECKPOINT_BEST, CHECKPOINT_LAST, HISTORY_FILE, read_checkpoint
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A trained tiny run shared by the tests: (common args, out_dir)."""
+    root = tmp_path_factory.mktemp("cli")
+    common = ["--preset", "tiny", "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet"]
+    out = root / "out"
+    assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
+    assert cli.main(["train", *common, "--source", "embedded", "--out-dir", str(out), "--max-steps", "4"]) == 0
+    return common, out
+
+
+def test_help_lists_commands(capsys):
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("prepare", "train", "generate", "quickstart", "evaluate"):
+        assert command in text
+    for command in ("prepare", "train", "generate", "quickstart", "evaluate"):
+        assert cli.main([command, "--help"]) == 0
+    assert "--top-p" in capsys.readouterr().out
+
+
+def test_train_writes_checkpoints_and_history(run):
+    common, out = run
+    assert (out / CHECKPOINT_BEST).is_file() and (out / CHECKPOINT_LAST).is_file() and (out / HISTORY_FILE).is_file()
+    ckpt = read_checkpoint(out / CHECKPOINT_LAST)
+    assert ckpt["step"] == 4 and ckpt["config"]["preset"] == "tiny" and ckpt["config"]["data"]["source"] == "embedded"
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_generate_writes_midi_with_requested_notes(run, tmp_path, capsys, keep):
+    common, out = run
+    midi = tmp_path / "song.mid"
+    args = ["generate", *common, "--out-dir", str(out), "--n-notes", "30", "--output", str(midi), "--seed", "3"]
+    assert cli.main(args + (["--keep-primer", "--primer-notes", "5"] if keep else [])) == 0
+    notes = pretty_midi.PrettyMIDI(str(midi)).instruments[0].notes
+    assert len(notes) == 30 + (5 if keep else 0)
+    assert str(midi) in capsys.readouterr().out
+    midi2 = tmp_path / "again.mid"
+    args[args.index(str(midi))] = str(midi2)
+    assert cli.main(args + (["--keep-primer", "--primer-notes", "5"] if keep else [])) == 0
+    assert midi2.read_bytes() == midi.read_bytes()  # same seed, same music
+
+
+def test_generate_from_midi_primer_and_default_output(run, tmp_path):
+    common, out = run
+    from melody_utils.midi import Notes, notes_to_midi
+
+    primer = notes_to_midi(Notes.from_steps([60, 64, 67, 72], [0, 0.25, 0.25, 0.25], [0.3] * 4), tmp_path / "primer.mid")
+    assert cli.main(["generate", *common, "--out-dir", str(out), "--n-notes", "12", "--primer", str(primer)]) == 0
+    assert len(pretty_midi.PrettyMIDI(str(out / cli.DEFAULT_OUTPUT_NAME)).instruments[0].notes) == 12
+    assert cli.main(["generate", *common, "--out-dir", str(out), "--n-notes", "7", "--primer", "none"]) == 0
+    assert len(pretty_midi.PrettyMIDI(str(out / cli.DEFAULT_OUTPUT_NAME)).instruments[0].notes) == 7
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["generate", "--top-p", "1.5"], "--top-p"),
+    (["generate", "--temperature", "0"], "--temperature"),
+    (["generate", "--n-notes", "0"], "--n-notes"),
+    (["generate", "--top-k", "-1"], "--top-k"),
+    (["train", "--epochs", "two"], "--epochs"),
+    (["train", "--arch", "transformer"], "--arch"),
+    (["quickstart", "--preset", "huge"], "--preset"),
+])
+def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and name in err and "Traceback" not in err
+
+
+def _fails(argv, capsys, *needles):
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_missing_files_and_unwritable_output(run, tmp_path, capsys):
+    common, out = run
+    missing = tmp_path / "nowhere" / "ckpt.pt"
+    _fails(["generate", *common, "--checkpoint", str(missing)], capsys, str(missing), "python -m melody_utils train")
+    _fails(["generate", *common, "--out-dir", str(tmp_path / "empty")], capsys, CHECKPOINT_BEST)
+    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(tmp_path / "no.mid")], capsys, "--primer", "no.mid")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    _fails(["generate", *common, "--out-dir", str(out), "--output", str(blocker / "song.mid")], capsys, "--output", "file.txt")
+    _fails(["generate", *common, "--out-dir", str(out), "--output", str(tmp_path)], capsys, "--output", "is a folder")
+    bad_midi = tmp_path / "bad.mid"
+    bad_midi.write_bytes(b"MThd garbage")
+    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(bad_midi)], capsys, "--primer", "bad.mid")
+    _fails(["train", *common, "--source", str(tmp_path / "no_such_folder")], capsys, "no_such_folder")
+    _fails(["train", *common, "--set", "model.width=3"], capsys, "model.width")
+    _fails(["train", *common, "--set", "model.hidden=big"], capsys, "model.hidden", "int")
+    _fails(["generate", *common, "--out-dir", str(out), "--device", "tpu"], capsys, "'tpu'")
+
+
+def test_checkpoint_mismatch_names_the_file_and_the_fix(run, capsys):
+    common, out = run
+    err = _fails(["train", *common, "--source", "embedded", "--out-dir", str(out), "--set", "model.hidden=24"],
+                 capsys, str(out / CHECKPOINT_LAST), "model.hidden", "--no-resume")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_slot_calls_metrics_when_available(run, monkeypatch, capsys):
+    from melody_utils import metrics
+
+    common, out = run
+    monkeypatch.delattr(metrics, "evaluate_cli", raising=False)
+    _fails(["evaluate", *common], capsys, "evaluate_cli")
+    seen = []
+    monkeypatch.setattr(metrics, "evaluate_cli", lambda args: seen.append(args.checkpoint) or 0, raising=False)
+    assert cli.main(["evaluate", *common, "--checkpoint", "x.pt"]) == 0 and seen == ["x.pt"]
+
+
+def test_module_entry_point_runs_without_traceback(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "melody_utils", "--help"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "quickstart" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "melody_utils", "generate", "--quiet", "--checkpoint", str(tmp_path / "x.pt")],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
