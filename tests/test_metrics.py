@@ -378,3 +378,28 @@ def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
     cache = TokenCache.from_pieces([np.zeros((40, 4), int)] * 4, other, ["train", "train", "test", "test"])
     with pytest.raises(ValueError, match="another vocabulary"):
         M.evaluate(path, cache=cache, n_samples=2, progress=False)
+
+
+def test_cli_evaluate_prints_and_writes_the_report(tmp_path, capsys):
+    import json
+
+    from melody_utils import cli, corpus, train
+    from melody_utils.config import get_config
+
+    cfg = get_config("tiny", **{"data.source": "embedded", "data.max_files": 24, "model.hidden": 8,
+                                "sample.n_notes": 32, "train.out_dir": str(tmp_path)})
+    cache = corpus.prepare(cfg.data, cache_dir=tmp_path / "cache", progress=False)
+    train.save_checkpoint(tmp_path / "ckpt_best.pt", train.build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+    report = tmp_path / "eval" / "report.md"
+    argv = ["evaluate", "--out-dir", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--samples", "2",
+            "--device", "cpu", "--quiet", "--report", str(report)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| 3-gram |" in out and "Mean OA" in out
+    assert report.read_text() in out
+    assert json.loads(report.with_suffix(".json").read_text())["stats"]["n_generated"] == 2
+
+    assert cli.main(["evaluate", "--samples", "1"]) == 2  # a distribution needs 2 pieces
+    assert "--samples" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--quiet"]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
