@@ -235,3 +235,57 @@ def plot_history(history, ax=None, title: str | None = None, heads: bool = False
     else:
         ax.text(0.5, 0.5, "no losses recorded yet", ha="center", va="center", transform=ax.transAxes)
     return fig
+
+
+# ---------------------------------------------------------------- evaluation statistics
+
+
+def compare_distributions(gen_stats, ref_stats, features=None, title: str | None = None):
+    """Generated vs reference pieces, one panel per feature of :func:`melody_utils.metrics.piece_stats`.
+
+    ``gen_stats``/``ref_stats``: lists of ``piece_stats`` dicts (or of Notes). Scalar features
+    are overlaid density histograms, histogram features (pitch classes, intervals, steps,
+    durations) the two sets' mean histograms; each panel's title gives the overlap area (OA,
+    1 = same distribution) as :func:`melody_utils.metrics.compare_sets` computes it.
+    """
+    from . import metrics
+
+    gen = metrics.stack_stats([s if isinstance(s, dict) else metrics.piece_stats(s) for s in gen_stats])
+    ref = metrics.stack_stats([s if isinstance(s, dict) else metrics.piece_stats(s) for s in ref_stats])
+    names = list(features or metrics.SCALAR_FEATURES + metrics.HIST_FEATURES)
+    unknown = [n for n in names if n not in gen]
+    if unknown:
+        raise ValueError(f"unknown feature(s) {unknown}; choose from {list(gen)}")
+    ncols = min(4, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, name in zip(axes, names):
+        g, r = gen[name], ref[name]
+        if g.ndim == 1:  # scalar feature: one value per piece
+            lo, hi = min(g.min(), r.min()), max(g.max(), r.max())
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
+            ax.hist(r, edges, density=True, alpha=0.5, color="tab:blue", label="reference")
+            ax.hist(g, edges, density=True, alpha=0.5, color="tab:orange", label="generated")
+            oa = metrics.overlap_area(g, r)
+        else:  # histogram feature: the sets' mean histograms side by side
+            gm, rm = g.mean(axis=0), r.mean(axis=0)
+            x = np.arange(len(gm))
+            ax.bar(x - 0.2, rm, 0.4, color="tab:blue", label="reference")
+            ax.bar(x + 0.2, gm, 0.4, color="tab:orange", label="generated")
+            oa = float(np.minimum(gm / max(gm.sum(), 1e-12), rm / max(rm.sum(), 1e-12)).sum())
+            if name == "pitch_class_hist":
+                ax.set_xticks(x, NOTE_NAMES, fontsize=7)
+            elif name == "interval_hist":
+                ticks = x[::6]
+                ax.set_xticks(ticks, [str(t - metrics.MAX_INTERVAL) for t in ticks])
+            else:  # time bins: label with their lower edges in seconds
+                ticks = x[::4]
+                ax.set_xticks(ticks, [f"{metrics.STAT_TIME_EDGES[t]:.2g}" for t in ticks])
+        ax.set_title(f"{name}  (OA {oa:.2f})", fontsize=9)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -403,3 +403,19 @@ def test_cli_evaluate_prints_and_writes_the_report(tmp_path, capsys):
     assert "--samples" in capsys.readouterr().err
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--quiet"]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_compare_distributions_plot_draws_one_panel_per_feature():
+    from melody_utils import plots
+
+    rng = np.random.default_rng(11)
+    gen = [M.piece_stats(random_notes(rng, 60)) for _ in range(3)]
+    ref = [random_notes(rng, 60) for _ in range(4)]  # Notes are accepted too
+    fig = plots.compare_distributions(gen, ref)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(M.SCALAR_FEATURES + M.HIST_FEATURES)
+    assert any("pitch_class_hist" in ax.get_title() for ax in visible)
+    fig = plots.compare_distributions(gen, ref, features=["mean_pitch", "step_hist"])
+    assert [ax.get_title().split()[0] for ax in fig.axes if ax.get_visible()] == ["mean_pitch", "step_hist"]
+    with pytest.raises(ValueError, match="unknown feature"):
+        plots.compare_distributions(gen, ref, features=["tempo"])
