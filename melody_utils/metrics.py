@@ -682,6 +682,24 @@ def sampling_sweep(generate_fn, temperatures, top_ps, reference, n_pieces: int =
     return results
 
 
+def model_generate_fn(model, vocab, primers, top_k: int = 0, device: str = "cpu"):
+    """A ``generate_fn`` for :func:`sampling_sweep` that samples ``model``.
+
+    ``primers``: a list of primers (token arrays or Notes); piece ``seed`` continues
+    ``primers[seed % len(primers)]``, so every setting sees the same primers.
+    """
+    from .sample import generate_notes
+
+    if len(primers) == 0:
+        raise ValueError("primers is empty; pass e.g. the first notes of a few held-out pieces")
+
+    def generate_fn(temperature, top_p, n_notes, seed):
+        return generate_notes(model, vocab, n_notes, primer=primers[seed % len(primers)], temperature=temperature,
+                              top_k=top_k, top_p=top_p, seed=seed, device=device)
+
+    return generate_fn
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluating a checkpoint
 # ---------------------------------------------------------------------------------------------

@@ -360,6 +360,11 @@ def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
     assert result["split"] == "test" and result["stats"]["n_generated"] == 3 and result["stats"]["n_reference"] == 2
     assert 0.0 <= result["degenerate_rate"] <= 1.0
 
+    primers = [cache.piece_tokens(i)[:16] for i in cache.piece_indices("test")]
+    rows = M.sampling_sweep(M.model_generate_fn(model, vocab, primers), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
+                            n_pieces=2, n_notes=24, progress=False)
+    assert [r["top_p"] for r in rows] == [0.5, 1.0] and all(0 <= r["mean_oa"] <= 1 for r in rows)
+
     report = M.format_report(result)
     assert "| 3-gram |" in report and "| pitch_range |" in report and f"model ({arch})" in report
     import json
