@@ -11,7 +11,7 @@ Three questions, three groups of functions:
    :func:`compare_sets` measures, per feature, how much a generated set overlaps a reference set.
 3. Which sampling settings work? :func:`sampling_sweep` generates pieces per (temperature,
    top_p) and reports their overlap with the reference and how often they degenerate into loops
-   (:func:`degeneracy`).
+   (:func:`degeneracy`); :func:`model_generate_fn` wraps a trained model as its generator.
 
 :func:`evaluate` ties these together for a checkpoint and :func:`format_report` prints the
 result as markdown tables.
