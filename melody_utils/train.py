@@ -29,6 +29,7 @@ import itertools
 import json
 import math
 import random
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import data
+from . import data, distributed
 from .config import Config
 from .corpus import TokenCache
 from .midi import atomic_write_bytes
@@ -122,7 +123,7 @@ def build_from_config(cfg: Config, vocab: Vocab) -> torch.nn.Module:
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
+    return distributed.unwrap(model)  # DistributedDataParallel (and its loss adapter) keep the model in .module
 
 
 def _notes_in(batch: dict, causal: bool) -> int:
@@ -298,7 +299,15 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     out_dir = Path(out_dir or tc.out_dir)
     device = resolve_device(tc.device)
     ctx, amp_dtype = autocast_context(device, tc.amp)
+    distributed.init_from_env()  # joins the process group under torchrun; no-op in a single process
     main = is_main_process()
+    if main:  # fail now, not after the first epoch, when checkpoints cannot be written
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out_dir).close()
+        except OSError as exc:
+            raise PermissionError(f"cannot write checkpoints to {out_dir} ({exc.strerror}); "
+                                  f"set train.out_dir (--out-dir) to a writable folder") from None
     show = progress and main
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # free speed on Ampere+, no effect on the LSTM's accuracy
@@ -312,6 +321,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     window, stride = window_and_stride(cfg, causal)
     train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
                                     num_workers=tc.num_workers)
+    train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,
                                       num_workers=tc.num_workers)
@@ -365,6 +375,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
             return f"train.time_budget_s={tc.time_budget_s:g}"
         return None
 
+    if distributed.is_initialized():  # after resuming: DDP averages gradients over ranks (see distributed.py)
+        model = distributed.wrap_model(model, device)
     t_start = time.time()
     stop = limit_reached()
     if epoch >= tc.epochs or stop:
@@ -390,8 +402,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with ctx:
-                loss, _ = _unwrap(model).loss(batch)
-            loss_value = loss.item()
+                loss, _ = distributed.training_loss(model, batch)  # through DDP's forward when distributed
+            loss_value = distributed.average(loss.item())  # the global batch's loss on every rank
             if not math.isfinite(loss_value) and not scaler.is_enabled():
                 raise ValueError(f"training diverged: loss is {loss_value} at step {step}; lower train.lr (now {tc.lr:g}) "
                                  f"or train.grad_clip (now {tc.grad_clip:g})")
@@ -405,13 +417,15 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
 
             step += 1
             batch_in_epoch += 1
-            notes = _notes_in(batch, causal)
+            notes = _notes_in(batch, causal) * distributed.world_size()  # the global batch's notes
             running["loss"] += loss_value * notes
             running["notes"] += notes
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
             stop = limit_reached()
+            if tc.time_budget_s and distributed.any_rank(stop is not None):  # all ranks stop at the same step
+                stop = stop or f"train.time_budget_s={tc.time_budget_s:g}"
             if stop:
                 break
             if checkpoint_every_s and time.time() - last_save >= checkpoint_every_s and batch_in_epoch < n_batches:
