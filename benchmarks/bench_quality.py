@@ -1,0 +1,153 @@
+"""Time to quality: held-out nats/note after the same CPU training budget, on the seed's grid.
+
+Every setup trains for ``--budget`` seconds on the embedded corpus's training pieces with the
+seed's bins, then predicts the *same* held-out notes: every note of the test pieces that has at
+least 50 notes before it. The seed-style model sees the 50 notes before each target (its
+window); the causal model reads the piece from its start, carrying its LSTM state, so its
+context is the whole past (that is part of what the comparison measures). Count-based n-gram
+baselines and the uniform model are scored on the same targets.
+
+    python benchmarks/bench_quality.py --budget 180
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from benchmarks.common import machine_header  # noqa: E402
+from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
+from melody_utils.config import get_config  # noqa: E402
+from melody_utils.corpus import TokenCache, prepare  # noqa: E402
+from melody_utils.metrics import NGramModel, uniform_nll  # noqa: E402
+from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
+from melody_utils.train import train  # noqa: E402
+
+CONTEXT = SEED_WINDOW  # targets need this many notes before them
+
+
+@torch.no_grad()
+def same_target_nll(model, pieces: list[np.ndarray], fields, context: int = CONTEXT) -> dict:
+    """Mean nats per head over every note with >= ``context`` notes before it."""
+    model.eval()
+    totals = {f: 0.0 for f in fields}
+    n = 0
+    for toks in pieces:
+        if len(toks) <= context:
+            continue
+        t = torch.from_numpy(toks.astype(np.int64))
+        if model.causal:
+            x, y = t[None, :-1], t[None, 1:]  # (1, L-1, F)
+            logits = model(x, next_pitch=y[..., 0])
+            sel = slice(context - 1, None)  # position i predicts note i+1; keep targets >= context
+            for k, f in enumerate(fields):
+                totals[f] += float(F.cross_entropy(logits[k][0, sel], y[0, sel, k], reduction="sum"))
+            n += y.shape[1] - (context - 1)
+        else:
+            starts = torch.arange(0, len(toks) - context)
+            for chunk in starts.split(256):
+                win = t[chunk[:, None] + torch.arange(context)]  # (B, context, F)
+                tgt = t[chunk + context]  # (B, F)
+                logits = model(win)
+                for k, f in enumerate(fields):
+                    totals[f] += float(F.cross_entropy(logits[k], tgt[:, k], reduction="sum"))
+                n += len(chunk)
+    out = {f: v / n for f, v in totals.items()}
+    out["total"] = sum(out.values())
+    out["n_notes"] = n
+    return out
+
+
+def ngram_same_target(train_pieces, val_pieces, test_pieces, vocab, order: int, context: int = CONTEXT) -> dict:
+    """The n-gram baseline on the same targets: each test piece from note ``context - 1`` on, so
+    the notes it predicts are those with >= ``context`` notes before them (an n-gram reads at
+    most two of them)."""
+    model = NGramModel(vocab, order).fit(train_pieces).tune(val_pieces)
+    r = model.nll([t[context - 1 :] for t in test_pieces if len(t) > context])
+    return {**r["nats"], "n_notes": r["n_notes"]}
+
+
+def train_seed_style(cache: TokenCache, budget: float) -> tuple[torch.nn.Module, int]:
+    torch.manual_seed(0)
+    model = build_model(seed_model_config("baseline"), cache.vocab, SEED_WINDOW)
+    opt = torch.optim.Adam(model.parameters(), lr=SEED_LR)
+    t0, steps = time.time(), 0
+    while time.time() - t0 < budget:
+        for x, y in seed_loader(cache.split_tokens("train"), seed=steps):
+            seed_train_step(model, opt, x, y)
+            steps += 1
+            if time.time() - t0 >= budget:
+                break
+    return model, steps
+
+
+def train_ours(cache: TokenCache, budget: float, overrides: dict) -> tuple[torch.nn.Module, int]:
+    cfg = get_config("small", **{"data.bins": "seed", "train.time_budget_s": budget, "train.device": "cpu", **overrides})
+    with tempfile.TemporaryDirectory() as out:
+        history = train(cfg, cache, out_dir=out, resume=False, progress=False)
+        from melody_utils.train import load_checkpoint
+
+        model, _, _, _ = load_checkpoint(Path(out) / "ckpt_last.pt")
+    return model, int(history["step"][-1]) if history["step"] else 0
+
+
+SETUPS = {
+    # name: overrides of the small preset (seed bins). Epoch counts are set so the cosine
+    # schedule ends near the budget at this machine's speed (see --budget).
+    "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal"},
+    "causal 2x256 chained, batch 32, window 128": {"model.arch": "causal", "train.batch_size": 32, "data.window": 128, "data.stride": 64},
+    "MusicLSTM_Advanced (seed size)": {"model.arch": "advanced", "model.emb_pitch": 128, "model.emb_step": 128, "model.emb_dur": 128,
+                                       "model.hidden": 512, "model.layers": 3, "model.dropout": 0.3, "model.chained": False,
+                                       "train.lr": 1e-3, "train.batch_size": 64},
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", type=float, default=180.0, help="training seconds per setup")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs the cosine schedule spans (the budget stops earlier)")
+    ap.add_argument("--only", nargs="*", help="substrings of setup names to run (default: all)")
+    args = ap.parse_args(argv)
+    print(machine_header("bench_quality", argv))
+    cache = prepare(get_config("small", **{"data.bins": "seed", "data.source": "embedded"}).data, progress=False)
+    vocab, fields = cache.vocab, cache.vocab.fields
+    tr, va, te = cache.split_tokens("train"), cache.split_tokens("validation"), cache.split_tokens("test")
+    rows = [("uniform", 0, 0, {**uniform_nll(vocab)["nats"]})]
+    for order in (1, 2, 3):
+        rows.append((f"{order}-gram (count-based)", 0, 0, ngram_same_target(tr, va, te, vocab, order)))
+        print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
+
+    model, steps = train_seed_style(cache, args.budget)
+    rows.append(("seed-style MusicLSTM (seed training loop)", count_parameters(model), steps, same_target_nll(model, te, fields)))
+    print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
+    seed_total = rows[-1][3]["total"]
+    for name, overrides in SETUPS.items():
+        if args.only and not any(s in name for s in args.only):
+            continue
+        model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides})
+        rows.append((name, count_parameters(model), steps, same_target_nll(model, te, fields)))
+        print(f"  {name}: {rows[-1][3]['total']:.3f}", flush=True)
+
+    print()
+    print(f"held-out targets: {rows[-1][3]['n_notes']:,} notes of {len(te)} test pieces; budget {args.budget:g} s per model")
+    print("| model | parameters | steps | pitch | step | duration | total nats/note | vs seed-style |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, params, steps, r in rows:
+        rel = f"{100 * r['total'] / seed_total:.0f}%" if math.isfinite(seed_total) else ""
+        p = f"{params / 1e6:.2f} M" if params else ""
+        print(f"| {name} | {p} | {steps or ''} | {r['pitch']:.3f} | {r['step']:.3f} | {r['duration']:.3f} | {r['total']:.3f} | {rel} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
