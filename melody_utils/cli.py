@@ -357,6 +357,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:  # FileNotFoundError, PermissionError, MidiError, ... carry the fix
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        print(f"error: the package {exc.name!r} is missing; install the requirements: pip install -r requirements.txt", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
