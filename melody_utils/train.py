@@ -18,9 +18,8 @@ scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
   included) and the loss curve goes on exactly as an uninterrupted run's would on a CPU.
 - Seeded: torch, numpy, Python's ``random`` and the data order follow ``cfg.train.seed``.
 
-Multi-GPU seam: writes (checkpoints, history, progress) happen only where
-:func:`is_main_process` holds, and the loaders' samplers expose ``set_epoch``, so
-DistributedDataParallel with a DistributedSampler can be added without reshaping the loop.
+Several GPUs: the same function under ``torchrun`` (see :mod:`melody_utils.distributed`); writes
+(checkpoints, history, progress) happen only where :func:`is_main_process` holds.
 """
 
 from __future__ import annotations

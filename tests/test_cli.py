@@ -129,9 +129,8 @@ def test_evaluate_slot_calls_metrics_when_available(run, monkeypatch, capsys):
     assert cli.main(["evaluate", *common, "--checkpoint", "x.pt"]) == 0 and seen == ["x.pt"]
 
 
-def test_module_entry_point_runs_without_traceback(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "melody_utils", "--help"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert ok.returncode == 0 and "quickstart" in ok.stdout
+def test_module_entry_point_exits_with_one_error_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "melody_utils", "generate", "--quiet", "--checkpoint", str(tmp_path / "x.pt")],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and str(tmp_path / "x.pt") in bad.stderr
