@@ -172,7 +172,6 @@ def _metrics_module():
 
 def config_from_args(args, **defaults) -> Config:
     """The preset, then ``defaults`` (a command's own), then the flags, then ``--set`` items."""
-    cfg = get_config(args.preset)
     flag_keys = {
         "source": "data.source", "bins": "data.bins", "arch": "model.arch", "epochs": "train.epochs",
         "max_steps": "train.max_steps", "time_budget": "train.time_budget_s", "batch_size": "train.batch_size",
@@ -185,7 +184,7 @@ def config_from_args(args, **defaults) -> Config:
     changes.update({k: v for k, v in flags.items() if v is not None})
     if changes.get("train.out_dir"):
         changes["train.out_dir"] = str(Path(changes["train.out_dir"]).expanduser())
-    cfg = cfg.override(**changes) if changes else cfg
+    cfg = get_config(args.preset, **changes)  # the preset's sizes for the chosen model, then these changes
     settings = dict(_parse_setting(cfg, item) for item in args.set)
     return cfg.override(**settings) if settings else cfg
 

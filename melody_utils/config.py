@@ -134,7 +134,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
-        "train.epochs": 3, "train.batch_size": 64,
+        "train.epochs": 3, "train.batch_size": 64, "train.warmup_steps": 20,
     },
     # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
     "colab": {
@@ -153,12 +153,44 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# The seed's window models have their own sizes. On a GPU (colab, full) they are the seed
+# notebook's (MusicLSTM ~1.0 M, MusicLSTM_Advanced ~20.6 M parameters); on a CPU (tiny, small)
+# the same architectures, scaled down so that they train in the preset's time.
+_SEED_BASELINE = {"model.emb_pitch": 64, "model.emb_step": 64, "model.emb_dur": 64, "model.hidden": 256,
+                  "model.layers": 1, "model.dropout": 0.3}
+_SEED_ADVANCED = {"model.emb_pitch": 128, "model.emb_step": 128, "model.emb_dur": 128, "model.hidden": 512,
+                  "model.layers": 3, "model.dropout": 0.3, "model.attn_heads": 4}
+WINDOW_ARCH_SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "baseline": {"model.emb_pitch": 32, "model.emb_step": 16, "model.emb_dur": 16, "model.hidden": 64, "model.layers": 1},
+        "advanced": {"model.emb_pitch": 32, "model.emb_step": 16, "model.emb_dur": 16, "model.hidden": 64, "model.layers": 2},
+    },
+    "small": {
+        "baseline": _SEED_BASELINE,
+        "advanced": {"model.emb_pitch": 64, "model.emb_step": 64, "model.emb_dur": 64, "model.hidden": 256,
+                     "model.layers": 2, "model.dropout": 0.3},
+    },
+    "colab": {"baseline": _SEED_BASELINE, "advanced": _SEED_ADVANCED},
+    "full": {"baseline": _SEED_BASELINE, "advanced": _SEED_ADVANCED},
+}
+
+
 def get_config(preset: str | None = None, **overrides: Any) -> Config:
-    """Build the config for ``preset`` (default: ``$MELODY_PRESET`` or ``small``), then apply overrides."""
+    """Build the config for ``preset`` (default: ``$MELODY_PRESET`` or ``small``), then apply overrides.
+
+    When the overrides pick a window model (``model.arch`` "baseline" or "advanced"), that
+    model's sizes for the preset (:data:`WINDOW_ARCH_SIZES`) replace the causal model's, and
+    explicit ``model.*`` overrides still win.
+    """
     name = preset or os.environ.get(PRESET_ENV_VAR) or DEFAULT_PRESET
     if name not in PRESETS:
         raise ValueError(
             f"unknown preset {name!r} (from {'argument' if preset else PRESET_ENV_VAR}); choose one of {sorted(PRESETS)}"
         )
     cfg = Config(preset=name).override(**PRESETS[name])
-    return cfg.override(**overrides) if overrides else cfg
+    cfg = cfg.override(**overrides) if overrides else cfg
+    sizes = WINDOW_ARCH_SIZES[name].get(cfg.model.arch)
+    if sizes:
+        explicit = {k: v for k, v in overrides.items() if k.startswith("model.")}
+        cfg = cfg.override(**{**sizes, "model.chained": False, **explicit})
+    return cfg
