@@ -41,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--paths", default="fast,torch,reencode", help="which paths: fast, torch, reencode")
     p.add_argument("--budget", type=float, default=2.0, help="seconds a timed run should last")
     p.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0 = library defaults)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the numpy stepper is CPU-only and is skipped on cuda)")
     return p.parse_args(argv)
 
 
@@ -97,18 +98,22 @@ def main(argv=None) -> None:
     print(f"\n{'path':<34} {'params':>8} {'batch':>6} {'notes/s':>10} {'max n':>7}")
     for size in args.sizes.split(","):
         torch.manual_seed(0)
-        causal = build_model(causal_cfg[size], vocab, 64)
-        window = build_model(seed_model_config(window_arch[size]), vocab, PRIMER_NOTES)
+        causal = build_model(causal_cfg[size], vocab, 64).to(args.device)
+        window = build_model(seed_model_config(window_arch[size]), vocab, PRIMER_NOTES).to(args.device)
         cases = {
             "fast": ("causal, numpy stepper", causal, dict(fast=True)),
             "torch": ("causal, nn.LSTM note by note", causal, dict(fast=False)),
             "reencode": (f"seed re-encode, {type(window).__name__}", window, {}),
         }
         for path in paths:
+            if path == "fast" and args.device != "cpu":
+                continue
             label, model, kw = cases[path]
             for batch in batches:
                 def run(n, model=model, kw=kw, batch=batch):
-                    generate(model, vocab, n, primer=primer, batch=batch, **kw)
+                    generate(model, vocab, n, primer=primer, batch=batch, device=args.device, **kw)
+                    if args.device.startswith("cuda"):
+                        torch.cuda.synchronize()
 
                 rate, n = notes_per_second(run, batch, args.budget)
                 print(f"{label:<34} {count_parameters(model) / 1e6:>7.2f}M {batch:>6} {rate:>10,.0f} {n:>7}", flush=True)
