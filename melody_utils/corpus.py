@@ -160,6 +160,40 @@ def _parse_one(args) -> tuple[str, tuple | None, str]:
     return str(path), (n.pitch, n.start, n.duration, n.velocity), ""
 
 
+READER_CRASHED = "the MIDI reader crashed on this file (its process died); remove the file, or try backend='pretty_midi'"
+
+
+def _parse_in_processes(jobs, workers: int, advance) -> list:
+    """``_parse_one`` over ``jobs`` in ``workers`` processes, results in job order.
+
+    A C++ reader can crash (segfault) on a malformed file. In a ``multiprocessing.Pool`` that
+    would hang the build forever (the dead worker's task never returns); here the pool reports
+    itself broken, and the files not finished yet are parsed again one process each, so the one
+    that crashes is skipped and named like any unreadable file (tests/test_fuzz.py).
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    results = [None] * len(jobs)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_parse_one, job): i for i, job in enumerate(jobs)}
+            for f in as_completed(futures):
+                results[futures[f]] = f.result()
+                advance(1)
+    except BrokenProcessPool:
+        for i, job in enumerate(jobs):
+            if results[i] is None:
+                try:
+                    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                        results[i] = pool.submit(_parse_one, job).result()
+                except BrokenProcessPool:
+                    results[i] = (str(job[0]), None, READER_CRASHED)
+                advance(1)
+    return results
+
+
 def parse_files(paths, sustain: bool = True, backend: str = "auto", workers: int | None = None, progress: bool = True):
     """Parse MIDI files in parallel. Returns (notes list, kept paths, skipped [(path, reason)])."""
     from tqdm.auto import tqdm
@@ -169,9 +203,8 @@ def parse_files(paths, sustain: bool = True, backend: str = "auto", workers: int
     workers = workers or min(os.cpu_count() or 1, max(1, len(paths) // 8))
     bar = dict(total=len(jobs), desc="parsing MIDI", unit="file", disable=not progress)
     if workers > 1:
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers) as pool:
-            results = list(tqdm(pool.imap(_parse_one, jobs, chunksize=4), **bar))
+        with tqdm(**bar) as t:
+            results = _parse_in_processes(jobs, workers, t.update)
     else:
         results = [_parse_one(j) for j in tqdm(jobs, **bar)]
     notes, kept, skipped = [], [], []
