@@ -97,7 +97,7 @@ def train_ours(cache: TokenCache, budget: float, overrides: dict) -> tuple[torch
         history = train(cfg, cache, out_dir=out, resume=False, progress=False)
         from melody_utils.train import load_checkpoint
 
-        model, _, _, _ = load_checkpoint(Path(out) / "ckpt_last.pt")
+        model, _, _, _ = load_checkpoint(Path(out) / "ckpt_best.pt")  # lowest validation loss
     return model, int(history["step"][-1]) if history["step"] else 0
 
 
