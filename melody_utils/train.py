@@ -307,6 +307,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         except OSError as exc:
             raise PermissionError(f"cannot write checkpoints to {out_dir} ({exc.strerror}); "
                                   f"set train.out_dir (--out-dir) to a writable folder") from None
+        for stale in [*out_dir.glob(".ckpt_*.pt.*.tmp"), *out_dir.glob(f".{HISTORY_FILE}.*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a run killed inside an atomic write; never read
     show = progress and main
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # free speed on Ampere+, no effect on the LSTM's accuracy
@@ -456,12 +458,16 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         score = val_loss if math.isfinite(val_loss) else train_loss
         improved = score < best_val_loss
         best_val_loss = min(best_val_loss, score)
-        checkpoint(last_path)
+        # ckpt_last.pt goes last: a run killed between these writes resumes from the previous
+        # ckpt_last.pt and redoes this epoch, rewriting ckpt_best.pt and history.json (else a kill
+        # right after ckpt_last.pt would lose this epoch's best checkpoint and history entry).
         if improved:
             checkpoint(best_path)
-        last_save = time.time()
         if main:
             _write_json(out_dir / HISTORY_FILE, history)
+        checkpoint(last_path)
+        last_save = time.time()
+        if main:
             if show:
                 heads = "  ".join(f"{f} {v:.3f}" for f, v in val_heads.items())
                 print(f"epoch {history['epoch'][-1]:.2f}/{tc.epochs}  step {step}  train {train_loss:.4f}  "
