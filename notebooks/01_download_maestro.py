@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1. Download MAESTRO
+#
+# **Reads:** the internet (the MAESTRO v3.0.0 MIDI zip, about 56 MiB, from Google's Magenta storage).
+# **Writes:** `data/maestro-v3.0.0/` (about 1,300 performance MIDI files and the metadata CSV with
+# the official train/validation/test split) and the zip beside it.
+#
+# MAESTRO holds some 200 hours of virtuoso piano performances recorded on Yamaha Disklaviers:
+# real timing, real dynamics, real pedalling. Without a network (or with `MELODY_DOWNLOAD=0`, as
+# in the test suite) nothing is downloaded and the later notebooks use the **embedded corpus**
+# shipped in the repository (`data/embedded/`), so every notebook still runs.
+#
+# Everything here is restartable: an interrupted download resumes where it stopped, and a second
+# run finds the extracted folder and does nothing.
+
+# %%
+# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+    if not os.path.isdir(REPO):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    sys.path.insert(0, REPO)
+    os.chdir(f"{REPO}/notebooks")
+
+# %%
+from collections import defaultdict
+
+from IPython.display import Markdown, display
+
+from melody_utils import corpus, maestro
+
+# %% [markdown]
+# ## Download and extract
+#
+# `maestro.ensure_maestro()` downloads the zip with a progress bar (checking its size), unpacks it
+# next to it and returns the folder. If the network is unreachable it says why in one warning and
+# returns `None`. Set the environment variable `MELODY_DOWNLOAD=0` to skip the download altogether.
+
+# %%
+DOWNLOAD = os.environ.get("MELODY_DOWNLOAD", "1") == "1"
+root = maestro.ensure_maestro() if DOWNLOAD else maestro.find_maestro()
+print(f"MAESTRO: {root}" if root else
+      f"MAESTRO is not available ({'the download failed, see above' if DOWNLOAD else 'downloads are off: MELODY_DOWNLOAD=0'}), "
+      f"so the embedded corpus is used instead.")
+
+# %% [markdown]
+# ## What arrived
+#
+# With MAESTRO: performances, hours and distinct composers in each of its official splits (from the
+# metadata CSV). The splits are by piece, so no composition is in two of them: the validation and
+# test losses of notebook 03 measure music the model has never heard.
+#
+# Without it: the embedded corpus, real classical pieces rendered from music21's score corpus
+# (mostly Bach chorales, plus Mozart, Chopin, Joplin, Clara Schumann and C. P. E. Bach).
+
+# %%
+if root is not None:
+    stats = maestro.summary(maestro.read_metadata(root))
+    rows = [f"| {split} | {s['performances']:,} | {s['hours']:.1f} | {s['composers']} |" for split, s in stats.items()]
+    display(Markdown("| split | performances | hours | composers |\n|---|--:|--:|--:|\n" + "\n".join(rows)))
+
+# %%
+if root is None:
+    pieces, meta = corpus.load_embedded()
+    by_composer = defaultdict(list)
+    for notes, m in zip(pieces, meta):
+        by_composer[m["composer"]].append(notes)
+    rows = [f"| {c} | {len(ps)} | {sum(map(len, ps)):,} | {sum(p.seconds() for p in ps) / 60:.1f} |" for c, ps in by_composer.items()]
+    print(f"embedded corpus: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes, {len(by_composer)} composers")
+    display(Markdown("| composer | pieces | notes | minutes |\n|---|--:|--:|--:|\n" + "\n".join(rows)))
+
+# %% [markdown]
+# Next: `02_explore_and_quantize` looks inside these pieces and turns them into tokens.

@@ -1,0 +1,179 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Explore the music and quantize it into tokens
+#
+# **Reads:** the MIDI files of notebook 01 (`data/maestro-v3.0.0/`), or the embedded corpus
+# (`data/embedded/`) when MAESTRO is absent.
+# **Writes:** the token cache `data/cache/<source>-<bins>-<hash>.npz`, which notebook 03 trains on
+# (built here if missing, reloaded in a fraction of a second if not).
+#
+# A piece becomes a list of notes, each with a **pitch**, a **step** (seconds since the previous
+# note began) and a **duration**. The model predicts ids, not seconds, so step and duration are
+# *quantized* into bins. This notebook looks at the notes, compares two ways of binning time, lets
+# you hear what each one does, and writes the tokens.
+
+# %%
+# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+    if not os.path.isdir(REPO):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    sys.path.insert(0, REPO)
+    os.chdir(f"{REPO}/notebooks")
+
+# %%
+from pathlib import Path
+
+import numpy as np
+from IPython.display import Markdown, display
+
+from melody_utils import audio, corpus, maestro, plots, quantize, tokens
+from melody_utils.config import get_config
+
+cfg = get_config()  # the preset: $MELODY_PRESET, else "small" (see notebook 03)
+print(f"preset {cfg.preset}: source {cfg.data.source!r}, {cfg.data.bins} bins")
+
+# %% [markdown]
+# ## The pieces
+#
+# The raw notes, before any quantization: all of the embedded corpus, or a sample of MAESTRO
+# (parsing every performance takes a minute or two; notebook 03's cache does it once).
+# Sustain-pedal lengthening is applied, as for training: a pedalled note sounds until the pedal lifts.
+
+# %%
+SAMPLE_FILES = 100  # MIDI files looked at here when the source is MAESTRO or a folder
+source = corpus.resolve_source(cfg.data)
+if source == "embedded":
+    pieces, meta = corpus.load_embedded()
+else:
+    files = corpus.list_midi_files(maestro.find_maestro() if source == "maestro" else source)[:SAMPLE_FILES]
+    pieces, kept, skipped = corpus.parse_files(files, sustain=cfg.data.sustain)
+    meta = [{"name": Path(p).stem, "composer": "", "title": Path(p).stem} for p in kept]
+print(f"{source}: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes")
+
+# %% [markdown]
+# A piano roll of one piece: time runs left to right, pitch bottom to top (the C's are named),
+# colour is how hard the key was struck (velocity).
+
+# %%
+PIECE = "chopin_mazurka06-2"  # a name from the embedded corpus; otherwise the first piece is shown
+i = next((k for k, m in enumerate(meta) if m["name"] == PIECE), 0)
+piece = pieces[i]
+print(f"{meta[i]['composer']} {meta[i]['title']}: {len(piece)} notes, {piece.seconds():.0f} s")
+plots.piano_roll(piece, title=meta[i]["title"], seconds=30)
+
+# %% [markdown]
+# ## Binning time: the seed's grid or log bins
+#
+# The seed notebook used a **linear grid**: steps of 0.05, 0.10, ... 1.05 s and durations of
+# 0.05 ... 1.45 s. It has no bin for a step of exactly 0, so every chord becomes a 50 ms arpeggio,
+# and it spends as many bins on 1.0-1.05 s as on 0.05-0.10 s, although the ear hears a 50 ms error
+# on a short note and not on a long one.
+#
+# **Log bins** (the default, `data.bins = "log"`) keep an exact-0 step bin for chords and space the
+# others evenly in log time between percentiles of the training data, so the error is a similar
+# *fraction* of every value. Below: the histograms of pitch, step and duration over the pieces,
+# with each scheme's bin edges as dashed red lines.
+
+# %%
+log_vocab = corpus.make_vocab(cfg.override(**{"data.bins": "log"}).data, pieces)  # fitted on these pieces
+seed_vocab = tokens.seed_vocab()
+plots.token_histograms(pieces, step_bins=log_vocab.step_bins, dur_bins=log_vocab.dur_bins,
+                       title=f"log bins: {len(log_vocab.step_bins)} step, {len(log_vocab.dur_bins)} duration")
+
+# %%
+plots.token_histograms(pieces, step_bins=seed_vocab.step_bins, dur_bins=seed_vocab.dur_bins,
+                       title=f"seed grid: {len(seed_vocab.step_bins)} step, {len(seed_vocab.dur_bins)} duration")
+
+# %% [markdown]
+# (The embedded pieces are rendered from scores, so their steps and durations sit on a few exact
+# note values: the spikes. MAESTRO's human performances spread around them.)
+#
+# The timing error each scheme causes: |seconds − bin centre| over every note, as the median and
+# the 95th percentile in milliseconds.
+
+# %%
+steps = np.concatenate([p.step[1:] for p in pieces])  # the first note of a piece has no previous note
+durations = np.concatenate([p.duration for p in pieces])
+rows = []
+for name, v in (("log bins", log_vocab), ("seed grid", seed_vocab)):
+    s, d = quantize.timing_error_ms(steps, v.step_bins), quantize.timing_error_ms(durations, v.dur_bins)
+    rows.append(f"| {name} | {s['median_ms']:.1f} | {s['p95_ms']:.1f} | {d['median_ms']:.1f} | {d['p95_ms']:.1f} |")
+display(Markdown("| bins | step median (ms) | step p95 (ms) | duration median (ms) | duration p95 (ms) |\n"
+                 "|---|--:|--:|--:|--:|\n" + "\n".join(rows)))
+
+# %% [markdown]
+# ## Listen: before and after quantization
+#
+# The first seconds of the piece as played, then after a round trip through each scheme's tokens
+# (notes → ids → notes). Listen for the chords: the seed grid rolls them, 50 ms per note, so its
+# version also runs longer. The seed's tokens carry
+# no velocity, so that version plays at one loudness; the log tokens keep it only when the preset
+# models velocity (`data.velocity_bins`: 8 in `colab` and `full`, 0 otherwise).
+
+# %%
+PASSAGE_S = 15  # seconds to listen to
+passage = piece[(piece.start < piece.start[0] + PASSAGE_S) & log_vocab.in_range(piece)]
+t0 = float(passage.start[0])
+versions = {"as played": passage,
+            "log bins": log_vocab.decode(log_vocab.encode(passage), t0=t0),
+            "seed grid": seed_vocab.decode(seed_vocab.encode(passage), t0=t0)}
+fig, axes = plots.new_figure(len(versions), 1, figsize=(12, 8))
+for ax, (name, notes) in zip(axes, versions.items()):
+    plots.piano_roll(notes, ax=ax, title=name, colorbar=False)
+fig
+
+# %%
+for name, notes in versions.items():
+    print(name)
+    display(audio.audio_player(notes))
+
+# %% [markdown]
+# ## Build the token cache
+#
+# `corpus.prepare` parses every piece of the source (in parallel, with a progress bar; a broken
+# file is skipped and named), splits the corpus by piece (MAESTRO's official split when present),
+# fits the log bins on the **training** pieces only, and writes all tokens to one `.npz` file keyed
+# by the settings that shaped it. A second call with the same settings reloads it instantly.
+
+# %%
+cache = corpus.prepare(cfg.data)
+print(f"{cache.path}\n{cache.report.summary()}")
+print({split: len(cache.piece_indices(split)) for split in corpus.SPLITS}, "pieces per split")
+print(f"tokens {cache.tokens.shape}: one row per note, columns {cache.vocab.fields} with "
+      f"{dict(zip(cache.vocab.fields, cache.vocab.sizes))} ids")
+assert cache.tokens.shape[1] == len(cache.vocab.sizes) and len(cache.piece_indices("train")) > 0
+
+# %% [markdown]
+# The first notes of a training piece as tokens, and decoded back into seconds:
+
+# %%
+first = int(cache.piece_indices("train")[0])
+print(cache.pieces[first]["title"])
+print(cache.piece_tokens(first)[:6])
+notes = cache.notes(first)[:6]
+print("pitch", notes.pitch, "\nstep (s)", notes.step.round(3), "\nduration (s)", notes.duration.round(3))
+
+# %% [markdown]
+# Next: `03_train` trains an LSTM on these tokens.

@@ -1,0 +1,149 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Generate music and listen
+#
+# **Reads:** the checkpoint of notebook 03 (`ckpt_best.pt` in the output folder, `outputs/` unless
+# `MELODY_OUTPUTS_DIR` says otherwise) and the token cache, for primers. Without a checkpoint a
+# tiny model is trained first (seconds), so this notebook also runs on its own.
+# **Writes:** `improved_generated_output.midi` in the output folder, and the same music as
+# `improved_generated_output.wav`.
+#
+# Generation feeds a few notes of a piece (the **primer**) to the model, then samples one note at a
+# time: its pitch, then its step and duration, each drawn from the model's probabilities reshaped
+# by three knobs. **Temperature** divides the logits (below 1: safer, above 1: wilder); **top-k**
+# keeps only the k likeliest ids (0 = off); **top-p** keeps the smallest set of ids holding that
+# much probability (1 = off).
+
+# %%
+# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+    if not os.path.isdir(REPO):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    sys.path.insert(0, REPO)
+    os.chdir(f"{REPO}/notebooks")
+
+# %%
+from pathlib import Path
+
+import pretty_midi
+from IPython.display import display
+
+from melody_utils import audio, corpus, train, widgets
+from melody_utils.cli import default_checkpoint
+from melody_utils.config import get_config
+
+# %% [markdown]
+# The preset gives the sampling defaults (temperature, top-k, top-p, number of notes, seed) and the
+# output folder; the model's own settings come with its checkpoint. As in notebook 03, `PRESET = None`
+# takes `MELODY_PRESET` (else `small`); use the preset you trained with, e.g. `"colab"`.
+
+# %%
+PRESET = None  # None: $MELODY_PRESET or "small"; "colab" on a GPU runtime
+cfg = get_config(PRESET)
+print(f"preset {cfg.preset}: temperature {cfg.sample.temperature}, top-k {cfg.sample.top_k or 'off'}, "
+      f"top-p {cfg.sample.top_p}, {cfg.sample.n_notes} notes, seed {cfg.sample.seed}")
+
+# %%
+SAVE_TO_DRIVE = False  # True if notebook 03 saved the checkpoints to Google Drive
+if SAVE_TO_DRIVE and "google.colab" in sys.modules:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    cfg = cfg.override(**{"train.out_dir": "/content/drive/MyDrive/melody-forge/outputs"})
+
+# %% [markdown]
+# ## The trained model
+#
+# `ckpt_best.pt` (the lowest validation loss) from the output folder. If there is none yet, a tiny
+# model is trained in a sub-folder for a few seconds: it makes music-shaped noise, but it lets the
+# rest of the notebook run. Run notebook 03 for a real one.
+
+# %%
+checkpoint = default_checkpoint(cfg.train.out_dir)
+if not checkpoint.is_file():
+    print(f"No checkpoint in {cfg.train.out_dir} yet (notebook 03 writes one): training a tiny model "
+          f"for a few seconds so that this notebook runs on its own.")
+    quick = get_config("tiny", **{"train.out_dir": str(Path(cfg.train.out_dir) / "tiny-fallback")})
+    train.train(quick, corpus.prepare(quick.data), progress=False)
+    checkpoint = default_checkpoint(quick.train.out_dir)
+model, vocab, train_cfg, state = train.load_checkpoint(checkpoint)
+print(f"{checkpoint}: preset {train_cfg.preset}, {type(model).__name__}, trained {state['history']['epoch'][-1]:.2f} "
+      f"epochs ({state['step']} steps), best validation loss {state['best_val_loss']:.3f} nats per note")
+
+# %% [markdown]
+# ## Primers
+#
+# The first notes of a **held-out** piece (from the test split: music the model never trained
+# on), of a training piece, or **none** (the model starts from a single middle C). The generated
+# file holds only the new notes.
+
+# %%
+cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
+n_primer = cfg.sample.primer_notes if model.causal else max(cfg.sample.primer_notes, model.window)
+held_out, seen = int(cache.piece_indices("test")[0]), int(cache.piece_indices("train")[0])
+primers = {f"held-out: {cache.pieces[held_out]['title']}": cache.notes(held_out)[:n_primer],
+           f"training: {cache.pieces[seen]['title']}": cache.notes(seen)[:n_primer],
+           "none": None}
+print(list(primers))
+
+# %% [markdown]
+# ## Generate with the defaults
+#
+# One piece with the preset's sampling settings after the held-out primer: its piano roll, a player,
+# and the MIDI file (a download button on Colab).
+
+# %%
+s = cfg.sample
+generate_fn = widgets.model_generate_fn(model, vocab)
+result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
+                                     primers[next(iter(primers))], s.output)
+result["figure"]
+
+# %%
+display(audio.audio_player(result["wave"]))
+wav_path = audio.write_wav(result["wave"], Path(s.output).with_suffix(".wav"))
+print(f"MIDI: {result['midi_path']}\naudio: {wav_path}")
+display(widgets.download_widget(result["midi_path"]))
+
+# %% [markdown]
+# The notebook checks its own output: the MIDI file reads back with notes in it, and the audio is
+# not silent.
+
+# %%
+midi_notes = sum(len(instrument.notes) for instrument in pretty_midi.PrettyMIDI(str(result["midi_path"])).instruments)
+level = audio.rms_db(result["wave"])
+print(f"{midi_notes} notes in the MIDI file, {result['notes'].seconds():.1f} s, audio level {level:.1f} dB")
+assert midi_notes > 0, f"{result['midi_path']} holds no notes"
+assert level > -50, f"the audio is silent ({level:.1f} dB)"
+
+# %% [markdown]
+# ## Try your own settings
+#
+# Move the sliders, pick a primer and press **Generate**: each press writes the MIDI file again
+# (same path) and shows its piano roll, a player and a download link. The same seed with the same
+# settings gives the same piece. Nothing runs until you press the button.
+
+# %%
+widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s)
