@@ -9,3 +9,7 @@ os.environ.setdefault("MELODY_PRESET", "tiny")
 # a user's real outputs/ (the notebooks read this variable through melody_utils.config).
 os.environ.setdefault("MELODY_OUTPUTS_DIR", tempfile.mkdtemp(prefix="melody-forge-test-outputs-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Notebook 01 never downloads MAESTRO under test: it shows the embedded corpus instead.
+os.environ["MELODY_DOWNLOAD"] = "0"
+# Notebook kernels (nbval) import this checkout's melody_utils, installed or not.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")]))
