@@ -107,20 +107,19 @@ print(f"model: {n_params:,} parameters; vocabulary {dict(zip(cache.vocab.fields,
 # %% [markdown]
 # ## Train
 #
-# Training resumes from `ckpt_last.pt` when the output folder holds one (with the same settings;
-# a checkpoint of other settings is refused with a message saying what differs). Set
-# `RESUME = False` to start over. The plot below is redrawn after every epoch: the **train** loss
+# Training resumes from `ckpt_last.pt` when the output folder holds one, and says so (a checkpoint
+# of other settings is refused with a message saying what differs). Set `RESUME = False` to start
+# over. The plot below is redrawn after every epoch: the **train** loss
 # (averaged over the epoch) and the **validation** loss, in nats per note summed over pitch, step
 # and duration. A model guessing uniformly would score the sum of the logs of the vocabulary sizes.
 
 # %%
-RESUME = True
-last = Path(cfg.train.out_dir) / train.CHECKPOINT_LAST
-print(f"resuming from {last}" if RESUME and last.is_file() else f"starting a new run in {cfg.train.out_dir}")
+RESUME = True  # False: start over, replacing the checkpoints in the output folder
 uniform = metrics.uniform_nll(cache.vocab)["nats"]["total"]
 title = f"preset {cfg.preset} (uniform guessing: {uniform:.2f} nats per note)"
 live = display(plots.plot_history(train.new_history(cache.vocab.fields), title=title), display_id=True)
 history = train.train(cfg, cache, resume=RESUME, on_epoch=lambda h: live.update(plots.plot_history(h, title=title)))
+live.update(plots.plot_history(history, title=title))  # also after a resume that had nothing left to train
 
 # %% [markdown]
 # The final curves, with the validation loss of each head: pitch is the hardest to predict.
