@@ -118,7 +118,7 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     last = out_dir / T.CHECKPOINT_LAST
-    done_kills, verified, step, attempts = 0, 0, 0, 0
+    done_kills, verified, step, attempts, mid_write, seen = 0, 0, 0, 0, 0, set()
     t0 = time.time()
     while True:
         if time.time() - t0 > timeout_s:
@@ -137,7 +137,10 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
                 done_kills += 1
                 step, n = check_checkpoints(out_dir, step)
                 verified += n
-                log(f"kill {done_kills}: newest checkpoint at step {step} loads")
+                torn = {p.name for p in out_dir.iterdir() if p.name.endswith(".tmp")} - seen  # new ones only
+                seen |= torn
+                mid_write += bool(torn)
+                log(f"kill {done_kills}: newest checkpoint at step {step} loads" + (f" (killed inside a write: {sorted(torn)})" if torn else ""))
                 continue
         _, err = proc.communicate()  # the run finished (after the last kill, or before it came)
         if proc.returncode != 0:
@@ -147,7 +150,7 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
         break
     temp_left = sorted(p.name for p in out_dir.iterdir() if p.name.endswith(".tmp"))
     return {"kills": done_kills, "attempts": attempts, "checkpoints_verified": verified, "final_step": step,
-            "temp_files_left": temp_left, "seconds": round(time.time() - t0, 1)}
+            "kills_inside_a_write": mid_write, "temp_files_left": temp_left, "seconds": round(time.time() - t0, 1)}
 
 
 def compare(out_dir: Path, ref_dir: Path) -> dict:
@@ -195,7 +198,8 @@ def main(argv=None) -> int:
     print(f"- kills: {result['kills']} (SIGKILL) over {result['attempts']} starts; run of {result['epochs']} epochs, "
           f"{result['final_step']} steps; uninterrupted run {ref_s:.1f} s, killed-and-resumed {result['seconds']} s")
     print(f"- checkpoints verified after kills: {result['checkpoints_verified']} (all loaded, none went back)")
-    print(f"- temp files left by kills inside a checkpoint write: {len(result['temp_files_left'])}")
+    print(f"- kills that landed inside a checkpoint write (temp file left, the next start removed it): "
+          f"{result['kills_inside_a_write']}; temp files left at the end: {len(result['temp_files_left'])}")
     print(f"- max loss-curve deviation from the uninterrupted run: {result['max_loss_curve_deviation']:.3g}")
     print("- max weight deviation: " + ", ".join(f"{k} {v:.3g}" for k, v in result["max_weight_deviation"].items()))
     if result["kills"] < args.kills:
