@@ -66,10 +66,11 @@ SAMPLE_FILES = 100  # MIDI files looked at here when the source is MAESTRO or a 
 source = corpus.resolve_source(cfg.data)
 if source == "embedded":
     pieces, meta = corpus.load_embedded()
-else:
-    files = corpus.list_midi_files(maestro.find_maestro() if source == "maestro" else source)[:SAMPLE_FILES]
-    pieces, kept, skipped = corpus.parse_files(files, sustain=cfg.data.sustain)
-    meta = [{"name": Path(p).stem, "composer": "", "title": Path(p).stem} for p in kept]
+else:  # MAESTRO (composer and title from its CSV) or a folder of MIDI files: a sample
+    rows = (maestro.midi_files_with_split(maestro.find_maestro()) if source == "maestro"
+            else [(p, "", "", p.stem) for p in corpus.list_midi_files(source)])[:SAMPLE_FILES]
+    pieces, kept, skipped = corpus.parse_files([r[0] for r in rows], sustain=cfg.data.sustain)
+    meta = [{"name": Path(p).stem, "composer": c, "title": t} for p, _, c, t in rows if str(p) in kept]
 print(f"{source}: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes")
 
 # %% [markdown]
@@ -80,7 +81,7 @@ print(f"{source}: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes")
 PIECE = "chopin_mazurka06-2"  # a name from the embedded corpus; otherwise the first piece is shown
 i = next((k for k, m in enumerate(meta) if m["name"] == PIECE), 0)
 piece = pieces[i]
-print(f"{meta[i]['composer']} {meta[i]['title']}: {len(piece)} notes, {piece.seconds():.0f} s")
+print(f"{meta[i]['title']} ({meta[i]['composer'] or 'composer unknown'}): {len(piece)} notes, {piece.seconds():.0f} s")
 plots.piano_roll(piece, title=meta[i]["title"], seconds=30)
 
 # %% [markdown]
