@@ -103,7 +103,8 @@ print(f"{checkpoint}: preset {train_cfg.preset}, {type(model).__name__}, trained
 cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
 n_primer = cfg.sample.primer_notes if model.causal else max(cfg.sample.primer_notes, model.window)
 held_out, seen = int(cache.piece_indices("test")[0]), int(cache.piece_indices("train")[0])
-primers = {f"held-out: {cache.pieces[held_out]['title']}": cache.notes(held_out)[:n_primer],
+held_out_primer = cache.notes(held_out)[:n_primer]
+primers = {f"held-out: {cache.pieces[held_out]['title']}": held_out_primer,
            f"training: {cache.pieces[seen]['title']}": cache.notes(seen)[:n_primer],
            "none": None}
 print(list(primers))
@@ -118,7 +119,7 @@ print(list(primers))
 s = cfg.sample
 generate_fn = widgets.model_generate_fn(model, vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
-                                     primers[next(iter(primers))], s.output)
+                                     held_out_primer, s.output)
 result["figure"]
 
 # %%
