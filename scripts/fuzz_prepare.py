@@ -1,6 +1,7 @@
 """Fuzz the MIDI readers and the corpus parser with corrupted MIDI files.
 
-Cases are seeded mutations of real MIDI bytes (pieces of the embedded corpus written to MIDI):
+Cases are seeded mutations of real MIDI bytes (pieces of the embedded corpus written to MIDI,
+with sustain pedal, several tracks and drums):
 bit flips, truncations, inserted and deleted spans, corrupted chunk lengths and header fields,
 spliced files, plus plain random bytes. Every case goes through both readers
 (``midi.midi_to_notes(..., backend=...)`` for "symusic" and "pretty_midi") and, batch by batch,
@@ -38,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from melody_utils.midi import MidiError, midi_to_notes, notes_to_midi  # noqa: E402
+from melody_utils.midi import MidiError, midi_to_notes  # noqa: E402
 
 BACKENDS = ("symusic", "pretty_midi")
 MUTATIONS = ("flip", "truncate", "insert", "delete", "chunk_length", "header", "splice", "duplicate", "body", "body",
@@ -53,14 +54,35 @@ CRASH_CASE_ENV = "MELODY_FUZZ_CRASH_CASE"  # test hook: the worker kills itself 
 
 
 def base_midis(n: int = N_BASE, notes_per_piece: int = BASE_NOTES) -> list[bytes]:
-    """The first ``n`` embedded pieces (cut to ``notes_per_piece``) as MIDI file bytes."""
+    """The first ``n`` embedded pieces (cut to ``notes_per_piece``) as MIDI file bytes.
+
+    Like real performance files they carry sustain-pedal events (CC64), and every other piece is
+    split over two piano tracks plus a drum track, so the pedal, track-merging and drum-skipping
+    code is fuzzed too.
+    """
+    import pretty_midi
+
     from melody_utils.corpus import load_embedded
+    from melody_utils.midi import SUSTAIN_CC, notes_to_pretty_midi
 
     notes, _ = load_embedded()
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
-            path = notes_to_midi(notes[i][:notes_per_piece], Path(tmp) / f"base{i}.mid")
+            piece = notes[i][:notes_per_piece]
+            pm = notes_to_pretty_midi(piece)
+            piano = pm.instruments[0]
+            for t in np.arange(0.0, piece.seconds(), 2.0):  # pedal down for 1.5 s every 2 s
+                piano.control_changes += [pretty_midi.ControlChange(SUSTAIN_CC, 127, t), pretty_midi.ControlChange(SUSTAIN_CC, 0, t + 1.5)]
+            if i % 2:
+                low = pretty_midi.Instrument(program=0, name="Left hand")
+                low.notes = [x for x in piano.notes if x.pitch < 60]
+                piano.notes = [x for x in piano.notes if x.pitch >= 60]
+                drums = pretty_midi.Instrument(program=0, is_drum=True, name="Drums")
+                drums.notes = [pretty_midi.Note(90, 36, t, t + 0.1) for t in np.arange(0.0, piece.seconds(), 0.5)]
+                pm.instruments += [low, drums]
+            path = Path(tmp) / f"base{i}.mid"
+            pm.write(str(path))
             out.append(path.read_bytes())
     return out
 
