@@ -35,6 +35,7 @@ class DataConfig:
     window: int = 64  # notes per training window (input length)
     seed_window: int = 50  # window length of the seed-style window->next models
     stride: int = 32  # distance between window starts for causal training (seed-style uses stride 1)
+    transpose: int = 6  # training windows shifted by random semitones in [-transpose, transpose] (0 = off)
     val_fraction: float = 0.1  # by-piece split fractions when a corpus carries no official split
     test_fraction: float = 0.1
     split_seed: int = 0  # seed of that by-piece split
@@ -134,7 +135,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
-        "train.epochs": 8, "train.batch_size": 64, "train.warmup_steps": 20,
+        "train.epochs": 12, "train.batch_size": 64, "train.warmup_steps": 20,
     },
     # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
     "colab": {

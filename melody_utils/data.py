@@ -45,13 +45,36 @@ def window_starts(offsets: np.ndarray, pieces: np.ndarray, window: int, stride: 
 
 
 class MusicDataset(Dataset):
-    """Windows of ``window`` notes (+ the next one) from one split of a :class:`TokenCache`."""
+    """Windows of ``window`` notes (+ the next one) from one split of a :class:`TokenCache`.
 
-    def __init__(self, cache: TokenCache, split: str = "train", window: int = 64, stride: int = 1):
+    ``transpose`` > 0 shifts every window by a random number of semitones in
+    [-transpose, transpose] (the whole window alike, clipped so every pitch stays in range): the
+    music stays the music in another key, which multiplies a small corpus's variety. The shifts
+    are drawn per epoch from (seed, epoch) (see :meth:`set_epoch`), so runs and resumes are exact.
+    """
+
+    def __init__(self, cache: TokenCache, split: str = "train", window: int = 64, stride: int = 1,
+                 transpose: int = 0, seed: int = 0):
         self.cache, self.split, self.window, self.stride = cache, split, window, stride
         self.starts = window_starts(cache.offsets, cache.piece_indices(split), window, stride)
         self._tokens = torch.from_numpy(cache.tokens.astype(np.int64))  # (N, F), converted once
         self._span = torch.arange(window + 1)  # (T+1,)
+        self.transpose, self.seed = int(transpose), seed
+        self.shifts = None  # (n_windows,) semitones for the current epoch, or None
+        if self.transpose < 0:
+            raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
+        if self.transpose and len(self.starts):
+            pitch = cache.tokens[:, 0].astype(np.int64)
+            idx = self.starts[:, None] + np.arange(window + 1)  # (n_windows, T+1)
+            self._room_down = pitch[idx].min(1)  # semitones each window can move down ...
+            self._room_up = cache.vocab.n_pitch - 1 - pitch[idx].max(1)  # ... and up
+            self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.transpose and len(self.starts):
+            rng = np.random.default_rng([self.seed, epoch, 7])
+            shifts = rng.integers(-self.transpose, self.transpose + 1, len(self.starts))
+            self.shifts = torch.from_numpy(np.clip(shifts, -self._room_down, self._room_up))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -63,6 +86,8 @@ class MusicDataset(Dataset):
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         starts = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])  # (B,)
         seq = self._tokens[starts[:, None] + self._span]  # (B, T+1, F)
+        if self.shifts is not None:
+            seq[..., 0] += self.shifts[np.asarray(indices, dtype=np.int64)][:, None]
         return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "next": seq[:, -1]}
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
@@ -74,13 +99,17 @@ def _identity(batch):
 
 
 class _EpochShuffle(Sampler):
-    """Seeded shuffling whose order depends only on (seed, epoch): resumable and reproducible."""
+    """Seeded shuffling whose order depends only on (seed, epoch): resumable and reproducible.
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+    ``set_epoch`` also tells the dataset (its transpositions are drawn per epoch)."""
+
+    def __init__(self, n: int, seed: int, dataset: MusicDataset | None = None):
+        self.n, self.seed, self.epoch, self.dataset = n, seed, 0, dataset
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.dataset is not None:
+            self.dataset.set_epoch(epoch)
 
     def __iter__(self):
         g = np.random.default_rng([self.seed, self.epoch])
@@ -91,17 +120,19 @@ class _EpochShuffle(Sampler):
 
 
 def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_size: int, shuffle: bool,
-                seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None) -> DataLoader:
-    """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles."""
+                seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None,
+                transpose: int = 0) -> DataLoader:
+    """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles
+    (and redraws the transpositions, when ``transpose`` > 0)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ds = MusicDataset(cache, split, window, stride)
+    ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed)
     if len(ds) == 0:
         raise ValueError(
             f"the {split!r} split has no piece with more than {window} notes; use a smaller data.window "
             f"(now {window}) or a larger corpus"
         )
     if sampler is None:
-        sampler = _EpochShuffle(len(ds), seed) if shuffle else None
+        sampler = _EpochShuffle(len(ds), seed, ds) if shuffle else None
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
                       num_workers=num_workers, collate_fn=_identity)

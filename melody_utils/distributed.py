@@ -187,6 +187,11 @@ class EpochShardSampler(DistributedSampler):
                  shuffle: bool = True):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
 
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):  # the dataset's per-epoch transpositions
+            self.dataset.set_epoch(epoch)
+
     def __iter__(self):
         from .data import _EpochShuffle
 

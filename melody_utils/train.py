@@ -321,7 +321,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     causal = bool(model.causal)
     window, stride = window_and_stride(cfg, causal)
     train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
-                                    num_workers=tc.num_workers)
+                                    num_workers=tc.num_workers, transpose=cfg.data.transpose)
     train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,

@@ -120,3 +120,20 @@ def test_loader_on_split_without_long_pieces_names_the_window():
     cache, _ = _cache()
     with pytest.raises(ValueError, match="data.window"):
         make_loader(cache, "test", window=30, stride=1, batch_size=4, shuffle=False)
+
+
+def test_transposition_shifts_whole_windows_in_range_and_is_reproducible():
+    cache, _ = _cache()
+    plain = MusicDataset(cache, "train", window=4, stride=1)
+    moved = MusicDataset(cache, "train", window=4, stride=1, transpose=5, seed=1)
+    idx = list(range(len(plain)))
+    a, b = plain.__getitems__(idx), moved.__getitems__(idx)
+    diff = b["inputs"][..., 0] - a["inputs"][..., 0]  # (B, T)
+    assert torch.all(diff == diff[:, :1]) and torch.all(b["next"][:, 0] - a["next"][:, 0] == diff[:, 0])
+    assert diff.abs().max() <= 5 and (diff != 0).any()
+    assert b["inputs"][..., 0].min() >= 0 and b["inputs"][..., 0].max() < cache.vocab.n_pitch
+    torch.testing.assert_close(b["inputs"][..., 1:], a["inputs"][..., 1:])  # timing untouched
+    again = MusicDataset(cache, "train", window=4, stride=1, transpose=5, seed=1)
+    torch.testing.assert_close(again.__getitems__(idx)["inputs"], b["inputs"])
+    moved.set_epoch(1)
+    assert not torch.equal(moved.__getitems__(idx)["inputs"], b["inputs"])
