@@ -105,6 +105,7 @@ SETUPS = {
     # name: overrides of the small preset (seed bins). Epoch counts are set so the cosine
     # schedule ends near the budget at this machine's speed (see --budget).
     "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal"},
+    "causal 2x256 chained, batch 64, window 64, bf16 autocast": {"model.arch": "causal", "train.cpu_bf16": True},
     "causal 2x256 chained, batch 32, window 128": {"model.arch": "causal", "train.batch_size": 32, "data.window": 128, "data.stride": 64},
     "MusicLSTM_Advanced (seed size)": {"model.arch": "advanced", "model.emb_pitch": 128, "model.emb_step": 128, "model.emb_dur": 128,
                                        "model.hidden": 512, "model.layers": 3, "model.dropout": 0.3, "model.chained": False,

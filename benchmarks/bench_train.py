@@ -26,7 +26,7 @@ from melody_utils.config import DataConfig, ModelConfig  # noqa: E402
 from melody_utils.corpus import prepare  # noqa: E402
 from melody_utils.data import make_loader  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
-from melody_utils.train import autocast_context  # noqa: E402
+from melody_utils.train import autocast_context, cpu_has_native_bf16  # noqa: E402
 
 
 def measure(step, batches, notes_per_batch, seconds: float, warmup: int = 3, device="cpu") -> tuple[float, int]:
@@ -55,9 +55,9 @@ def measure(step, batches, notes_per_batch, seconds: float, warmup: int = 3, dev
     return n / (time.perf_counter() - t0), steps
 
 
-def ours_step(model, device, amp=True):
+def ours_step(model, device, amp=True, cpu_bf16=False):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    ctx, dtype = autocast_context(torch.device(device), amp)
+    ctx, dtype = autocast_context(torch.device(device), amp, cpu_bf16)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
     def step(batch):
@@ -112,6 +112,14 @@ def main(argv=None) -> int:
         causal = build_model(mc, vocab, window).to(dev)
         add(f"CausalLSTM 2x256 chained (batch {batch}, window {window})", causal, ours_step(causal, dev),
             make_loader(cache, "train", window, window // 2, batch, shuffle=True), lambda b: b["targets"].shape[0] * b["targets"].shape[1])
+
+    # 3b. The default causal model with bf16 autocast, where the CPU multiplies bf16 natively.
+    if dev == "cpu" and cpu_has_native_bf16():
+        mc = ModelConfig(arch="causal", hidden=256, layers=2, emb_pitch=64, emb_step=32, emb_dur=32, chained=True, dropout=0.1)
+        causal = build_model(mc, vocab, 64).to(dev)
+        add("CausalLSTM 2x256 chained (batch 64, window 64), bf16 autocast (train.cpu_bf16)", causal,
+            ours_step(causal, dev, cpu_bf16=True), make_loader(cache, "train", 64, 32, 64, shuffle=True),
+            lambda b: b["targets"].shape[0] * b["targets"].shape[1])
 
     # 4. The flagship at the seed's size.
     if not args.skip_advanced:

@@ -270,12 +270,11 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"--primer test needs the corpus the model was trained on: {exc}; "
                                         f"or pass --primer none or --primer a .mid file") from None
-        for split in ("test", "validation"):
-            idx = cache.piece_indices(split)
-            if len(idx):
-                i = int(idx[0])
-                return cache.notes(i)[:n_notes], f"{cache.pieces[i]['name']} ({split} split)"
-        raise ValueError("--primer test: the corpus has no test or validation piece; pass --primer none or a .mid file")
+        try:
+            i = cache.held_out_piece()
+        except ValueError as exc:
+            raise ValueError(f"--primer test: {exc}") from None
+        return cache.notes(i)[:n_notes], f"{cache.pieces[i]['name']} ({cache.pieces[i]['split']} split)"
     path = Path(spec).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"--primer {spec}: file not found; pass {PRIMER_CHOICES}")

@@ -67,6 +67,7 @@ class TrainConfig:
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = 1.0  # max global grad norm (0 = off)
     amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)
+    cpu_bf16: bool = False  # opt-in bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): ~1.5x faster training
     seed: int = 0  # seeds torch, numpy and the data order: CPU runs are reproducible
     num_workers: int = 0  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...

@@ -81,6 +81,15 @@ class TokenCache:
         """Piece ``i`` decoded from its tokens (quantized timing)."""
         return self.vocab.decode(self.piece_tokens(i))
 
+    def held_out_piece(self) -> int:
+        """Index of the first test piece (the first validation piece when there is no test split)."""
+        for split in ("test", "validation"):
+            idx = self.piece_indices(split)
+            if len(idx):
+                return int(idx[0])
+        raise ValueError("the corpus has no test or validation piece (too few pieces to split); "
+                         "add pieces, or prime with a MIDI file or none")
+
     def find(self, name: str) -> int:
         for i, p in enumerate(self.pieces):
             if p["name"] == name:

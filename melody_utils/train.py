@@ -55,7 +55,7 @@ WINDOW_ARCHS = ("baseline", "advanced")  # the seed's window->next models
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
 # setting must match the checkpoint's, or the resumed run would silently train something else.
 RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
-                      "train.num_workers", "train.out_dir", "train.amp")
+                      "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
 
 
 # ---------------------------------------------------------------- small helpers
@@ -107,8 +107,24 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def autocast_context(device: torch.device, amp: bool = True):
-    """(context, dtype): autocast on CUDA (bf16 where supported, else fp16), nullcontext on CPU."""
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): bf16 autocast then pays."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool = False):
+    """(context, dtype): autocast on CUDA (bf16 where supported, else fp16); on the CPU plain fp32,
+    or bf16 autocast when ``cpu_bf16`` is asked for and the CPU has native bf16 (else a ValueError)."""
+    if device.type == "cpu" and cpu_bf16:
+        if not cpu_has_native_bf16():
+            raise ValueError("train.cpu_bf16=True needs a CPU with AVX512-BF16 or AMX (not found in /proc/cpuinfo); "
+                             "set train.cpu_bf16=false")
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16), torch.bfloat16
     if device.type != "cuda" or not amp:
         return nullcontext(), torch.float32
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -297,7 +313,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     tc = cfg.train
     out_dir = Path(out_dir or tc.out_dir)
     device = resolve_device(tc.device)
-    ctx, amp_dtype = autocast_context(device, tc.amp)
+    ctx, amp_dtype = autocast_context(device, tc.amp, tc.cpu_bf16)
     distributed.init_from_env()  # joins the process group under torchrun; no-op in a single process
     main = is_main_process()
     if main:  # fail now, not after the first epoch, when checkpoints cannot be written

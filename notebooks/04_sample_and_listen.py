@@ -95,14 +95,14 @@ print(f"{checkpoint}: preset {train_cfg.preset}, {type(model).__name__}, trained
 # %% [markdown]
 # ## Primers
 #
-# The first notes of a **held-out** piece (from the test split: music the model never trained
-# on), of a training piece, or **none** (the model starts from a single middle C). The generated
-# file holds only the new notes.
+# The first notes of a **held-out** piece (from the test split, or validation when a small corpus
+# has no test piece: music the model never trained on), of a training piece, or **none** (the
+# model starts from a single middle C). The generated file holds only the new notes.
 
 # %%
 cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
 n_primer = cfg.sample.primer_notes if model.causal else max(cfg.sample.primer_notes, model.window)
-held_out, seen = int(cache.piece_indices("test")[0]), int(cache.piece_indices("train")[0])
+held_out, seen = cache.held_out_piece(), int(cache.piece_indices("train")[0])
 held_out_primer = cache.notes(held_out)[:n_primer]
 primers = {f"held-out: {cache.pieces[held_out]['title']}": held_out_primer,
            f"training: {cache.pieces[seen]['title']}": cache.notes(seen)[:n_primer],

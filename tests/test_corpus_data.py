@@ -137,3 +137,12 @@ def test_transposition_shifts_whole_windows_in_range_and_is_reproducible():
     torch.testing.assert_close(again.__getitems__(idx)["inputs"], b["inputs"])
     moved.set_epoch(1)
     assert not torch.equal(moved.__getitems__(idx)["inputs"], b["inputs"])
+
+
+def test_held_out_piece_falls_back_to_validation_then_says_what_to_do():
+    v = seed_vocab()
+    piece = np.zeros((5, 3), np.int64)
+    assert TokenCache.from_pieces([piece] * 3, v, splits=["train", "test", "validation"]).held_out_piece() == 1
+    assert TokenCache.from_pieces([piece] * 2, v, splits=["train", "validation"]).held_out_piece() == 1
+    with pytest.raises(ValueError, match="no test or validation piece"):
+        TokenCache.from_pieces([piece], v, splits=["train"]).held_out_piece()
