@@ -81,6 +81,17 @@ class _WindowModel(nn.Module):
 
     causal = False
 
+    def __init__(self, vocab: Vocab, emb: tuple[int, int, int], hidden: int, layers: int, dropout: float, window: int):
+        super().__init__()
+        self.sizes = vocab.sizes[:SEED_FIELDS]
+        self.fields = vocab.fields[:SEED_FIELDS]
+        self.window = window  # notes per input window (used by generation)
+        self.embs = _embeddings(vocab, emb)
+        self.lstm = nn.LSTM(sum(emb), hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(nn.Linear(2 * hidden, n) for n in self.sizes)
+
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         dev = next(self.parameters()).device
         x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
@@ -93,15 +104,7 @@ class MusicLSTM(_WindowModel):
 
     def __init__(self, vocab: Vocab, emb: tuple[int, int, int] = (64, 64, 64), hidden: int = 256,
                  layers: int = 1, dropout: float = 0.3, window: int = 50):
-        super().__init__()
-        self.sizes = vocab.sizes[:SEED_FIELDS]
-        self.fields = vocab.fields[:SEED_FIELDS]
-        self.window = window  # notes per input window (used by generation)
-        self.embs = _embeddings(vocab, emb)
-        self.lstm = nn.LSTM(sum(emb), hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
-        self.heads = nn.ModuleList(nn.Linear(2 * hidden, n) for n in self.sizes)
+        super().__init__(vocab, emb, hidden, layers, dropout, window)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         _check_tokens(x, SEED_FIELDS)
@@ -116,19 +119,11 @@ class MusicLSTM_Advanced(_WindowModel):
 
     def __init__(self, vocab: Vocab, emb: tuple[int, int, int] = (128, 128, 128), hidden: int = 512,
                  layers: int = 3, dropout: float = 0.3, attn_heads: int = 4, window: int = 50):
-        super().__init__()
         if attn_heads < 1 or (2 * hidden) % attn_heads:
             raise ValueError(f"model.attn_heads={attn_heads} must be >= 1 and divide 2 * model.hidden = {2 * hidden}")
-        self.sizes = vocab.sizes[:SEED_FIELDS]
-        self.fields = vocab.fields[:SEED_FIELDS]
-        self.window = window
-        self.embs = _embeddings(vocab, emb)
-        self.lstm = nn.LSTM(sum(emb), hidden, num_layers=layers, batch_first=True, bidirectional=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        super().__init__(vocab, emb, hidden, layers, dropout, window)
         self.attn = nn.MultiheadAttention(2 * hidden, attn_heads, batch_first=True)
         self.norm = nn.LayerNorm(2 * hidden)
-        self.drop = nn.Dropout(dropout)
-        self.heads = nn.ModuleList(nn.Linear(2 * hidden, n) for n in self.sizes)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         _check_tokens(x, SEED_FIELDS)
