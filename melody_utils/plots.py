@@ -289,3 +289,51 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
     if title:
         fig.suptitle(title)
     return fig
+
+
+# ---------------------------------------------------------------- sampling sweep
+
+
+def plot_sweep(sweep_rows, title: str | None = None):
+    """Mean OA and degenerate rate over temperature, one line per top_p (the same colour in both panels).
+
+    ``sweep_rows``: :func:`melody_utils.metrics.sampling_sweep`'s rows, or the ``"sweep"`` dict of
+    an :func:`melody_utils.metrics.evaluate` result; from the latter the suggested setting is
+    starred (label ``"suggested"``) and the ceiling on the degenerate rate drawn dashed. A mean
+    OA that could not be computed (NaN or None) leaves a gap. Lines are labelled ``"top_p 0.9"``.
+    """
+    best, ceiling = None, None
+    if isinstance(sweep_rows, dict):
+        if "rows" not in sweep_rows:
+            raise ValueError("sweep_rows must be sampling_sweep's list of rows or an evaluate result's 'sweep' dict (with 'rows')")
+        best, ceiling, sweep_rows = sweep_rows.get("best"), sweep_rows.get("max_degenerate_rate"), sweep_rows["rows"]
+    rows = list(sweep_rows)
+    if not rows:
+        raise ValueError("no sweep rows to plot; run metrics.sampling_sweep with at least one temperature and top_p")
+    fig, (ax_oa, ax_deg) = new_figure(1, 2, figsize=(11, 3.8))
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
+    for i, top_p in enumerate(sorted({r["top_p"] for r in rows})):
+        line = sorted((r for r in rows if r["top_p"] == top_p), key=lambda r: r["temperature"])
+        t = np.array([r["temperature"] for r in line], dtype=np.float64)
+        oa = np.array([math.nan if r.get("mean_oa") is None else r["mean_oa"] for r in line], dtype=np.float64)
+        deg = np.array([r["degenerate_rate"] for r in line], dtype=np.float64)
+        style = {"color": colors[i % len(colors)], "marker": "o", "markersize": 4, "label": f"top_p {top_p:g}"}
+        ax_oa.plot(t, oa, **style)
+        ax_deg.plot(t, deg, **style)
+    if ceiling is not None:
+        ax_deg.axhline(ceiling, color="black", linestyle="--", linewidth=0.8, label=f"ceiling {ceiling:.0%}")
+    if best is not None:
+        for ax, y in ((ax_oa, best["mean_oa"]), (ax_deg, best["degenerate_rate"])):
+            ax.scatter([best["temperature"]], [y], s=160, marker="*", color="gold", edgecolors="black", zorder=3, label="suggested")
+    ax_oa.set_ylabel("mean OA with held-out (1 = same)")
+    ax_deg.set_ylabel("degenerate pieces")
+    ax_deg.set_ylim(-0.05, 1.05)
+    ax_deg.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
+    for ax in (ax_oa, ax_deg):
+        ax.set_xlabel("temperature")
+        ax.grid(alpha=0.3)
+    ax_oa.legend(fontsize=8)
+    ax_deg.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
