@@ -11,10 +11,11 @@ Three questions, three groups of functions:
    :func:`compare_sets` measures, per feature, how much a generated set overlaps a reference set.
 3. Which sampling settings work? :func:`sampling_sweep` generates pieces per (temperature,
    top_p) and reports their overlap with the reference and how often they degenerate into loops
-   (:func:`degeneracy`); :func:`model_generate_fn` wraps a trained model as its generator.
+   (:func:`degeneracy`); :func:`model_generate_fn` wraps a trained model as its generator and
+   :func:`best_setting` picks the setting to suggest.
 
-:func:`evaluate` ties these together for a checkpoint and :func:`format_report` prints the
-result as markdown tables.
+:func:`evaluate` ties these together for a checkpoint, :func:`format_report` prints the result as
+markdown tables and :func:`write_report` writes them with the JSON and figures beside them.
 
 All NLL results share one layout::
 
@@ -700,6 +701,105 @@ def model_generate_fn(model, vocab, primers, top_k: int = 0, device: str = "cpu"
     return generate_fn
 
 
+# ---- choosing a setting -------------------------------------------------------------------
+
+SWEEP_TEMPERATURES = (0.7, 0.85, 1.0, 1.15)  # evaluate's default sweep grid ...
+SWEEP_TOP_PS = (0.8, 0.9, 0.95, 1.0)  # ... 16 settings
+DEGENERATE_MARGIN = 0.1  # a suggested setting may degenerate this much more often than held-out music
+
+
+def _as_float(x) -> float:
+    """A number, or None (NaN written to JSON as null) -> float (NaN)."""
+    return float("nan") if x is None else float(x)
+
+
+def best_setting(rows, reference_degenerate_rate: float, margin: float = DEGENERATE_MARGIN) -> dict | None:
+    """The sweep setting to suggest: the highest mean OA among those that do not degenerate too often.
+
+    ``rows``: :func:`sampling_sweep`'s result. A setting is eligible when its ``degenerate_rate``
+    is at most ``reference_degenerate_rate + margin``: held-out music is sometimes flagged too (an
+    arpeggiated accompaniment repeats exactly), so the ceiling starts from its own rate. The
+    eligible setting with the highest ``mean_oa`` wins (the first listed on a tie). When no
+    setting is eligible, the least degenerate one is returned (the highest mean OA among equals)
+    with ``"eligible": False``. Rows without a mean OA (NaN or None) are never chosen; None when
+    no row has one.
+
+    Returns ``{"temperature", "top_p", "mean_oa", "degenerate_rate", "eligible"}``.
+    """
+    scored = [r for r in rows if math.isfinite(_as_float(r.get("mean_oa")))]
+    if not scored:
+        return None
+    ceiling = reference_degenerate_rate + margin + 1e-9  # rates are counts / n_pieces: exact ties count as within
+    eligible = [r for r in scored if r["degenerate_rate"] <= ceiling]
+    if eligible:
+        best = max(eligible, key=lambda r: r["mean_oa"])  # max keeps the first of equals
+    else:
+        best = min(scored, key=lambda r: (r["degenerate_rate"], -r["mean_oa"]))
+    return {"temperature": best["temperature"], "top_p": best["top_p"], "mean_oa": float(best["mean_oa"]),
+            "degenerate_rate": float(best["degenerate_rate"]), "eligible": bool(eligible)}
+
+
+def describe_best(sweep: dict) -> str:
+    """One sentence naming the suggested setting of an :func:`evaluate` result's ``"sweep"``."""
+    best = sweep.get("best")
+    if best is None:
+        return "No setting produced pieces long enough to score; nothing to suggest."
+    setting = (f"temperature {best['temperature']:g}, top_p {best['top_p']:g} (mean OA {best['mean_oa']:.2f}, "
+               f"{best['degenerate_rate']:.0%} degenerate)")
+    if best["eligible"]:
+        return f"Suggested setting: {setting}."
+    return (f"No setting stays at or below {sweep['max_degenerate_rate']:.0%} degenerate pieces; the least degenerate "
+            f"one: {setting}. Try lower temperatures and top_p values, or train the model longer.")
+
+
+def _sweep_options(sweep, n_pieces: int, n_notes: int) -> dict:
+    """``evaluate``'s ``sweep`` argument (True or a dict) -> the full, checked sweep options."""
+    opts = {"temperatures": SWEEP_TEMPERATURES, "top_ps": SWEEP_TOP_PS, "n_pieces": n_pieces, "n_notes": n_notes,
+            "margin": DEGENERATE_MARGIN}
+    if sweep is True:
+        sweep = {}
+    if not isinstance(sweep, dict):
+        raise ValueError(f"sweep must be None, True or a dict such as {{'temperatures': [0.9, 1.0], 'top_ps': [0.95]}}, got {sweep!r}")
+    unknown = sorted(set(sweep) - set(opts))
+    if unknown:
+        raise ValueError(f"unknown sweep option(s) {unknown}; known: {sorted(opts)}")
+    opts.update({k: v for k, v in sweep.items() if v is not None})
+    for key, ok, want in (("temperatures", lambda v: v > 0, "> 0"), ("top_ps", lambda v: 0 < v <= 1, "in (0, 1]")):
+        given = opts[key]
+        try:
+            values = [float(v) for v in ([given] if np.isscalar(given) else given)]
+        except (TypeError, ValueError):
+            values = []
+        if not values or not all(math.isfinite(v) and ok(v) for v in values):
+            raise ValueError(f"sweep {key} must be a non-empty list of numbers {want}, got {given!r}")
+        opts[key] = values
+    for key in ("n_pieces", "n_notes"):
+        v = opts[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
+            raise ValueError(f"sweep {key} must be an integer >= 2, got {v!r}")
+        opts[key] = int(v)
+    m = opts["margin"]
+    if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)) or not 0 <= m <= 1:
+        raise ValueError(f"sweep margin must be in [0, 1] (a share of pieces), got {opts['margin']!r}")
+    opts["margin"] = float(opts["margin"])
+    return opts
+
+
+def _json_safe(x):
+    """Non-finite floats -> None (strict JSON has no NaN), through dicts and lists."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _stats_to_json(stats: dict) -> dict:
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in stats.items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluating a checkpoint
 # ---------------------------------------------------------------------------------------------
@@ -707,28 +807,63 @@ def model_generate_fn(model, vocab, primers, top_k: int = 0, device: str = "cpu"
 NGRAM_ORDERS = (1, 2, 3)
 
 
+def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool) -> dict:
+    """:func:`evaluate`'s ``"nll"``: the model, the uniform model and the n-grams on ``split``."""
+    from . import data, train
+    from tqdm.auto import tqdm
+
+    window, stride = train.window_and_stride(cfg, model.causal)
+    if model.causal:
+        stride = window  # every note scored once (the last window of a piece may overlap)
+    loader = data.make_loader(cache, split, window, stride, batch_size, shuffle=False)
+    n_fields = len(model.sizes)
+    sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
+    nll = {"model": model_nll(model, loader, device, progress=progress), "uniform": uniform_nll(list(sizes.values()))}
+    train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
+    test_pieces = cache.split_tokens(split)
+    for order in tqdm(NGRAM_ORDERS, desc="n-gram baselines", disable=not progress, leave=False):
+        nll[f"{order}-gram"] = ngram_nll(train_pieces, test_pieces, list(sizes.values()), order,
+                                         val_pieces=val_pieces if split != "validation" else None)
+    return nll
+
+
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True) -> dict:
+             device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
+             sweep=None, likelihood: bool = True) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`model_nll`, causal models on
       non-overlapping windows of ``data.window`` notes, window models on every window of
       ``data.seed_window`` notes), of the uniform model and of n-grams of orders 1-3 fitted on the
       train split and tuned on the validation split, all on the fields the model predicts.
+      Empty when ``likelihood`` is False (it takes the longest on a large corpus; a notebook
+      that only wants the sampling statistics skips it).
     - ``"stats"``: :func:`compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
     - ``"degenerate_rate"``: share of generated pieces that :func:`degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
       repetitive piece such as an arpeggiated prelude can be flagged too).
+    - ``"piece_stats"``: the :func:`piece_stats` of every generated piece and held-out excerpt
+      (``{"generated": [...], "reference": [...]}``, arrays as lists), what
+      :func:`melody_utils.plots.compare_distributions` draws.
+    - ``"sweep"`` (only when ``sweep`` is given): a :func:`sampling_sweep` over a grid of
+      temperatures and top_p values with the same primers and held-out excerpts, and the setting
+      :func:`best_setting` suggests. ``sweep``: True (the default grid, :data:`SWEEP_TEMPERATURES`
+      x :data:`SWEEP_TOP_PS`) or a dict of any of ``temperatures``, ``top_ps``, ``n_pieces``
+      (default ``n_samples``), ``n_notes`` (default ``n_notes``) and ``margin`` (default
+      :data:`DEGENERATE_MARGIN`). The result holds these options, ``top_k``, ``rows`` (one per
+      setting; a mean OA that could not be computed is None), ``reference_degenerate_rate`` (of
+      the held-out excerpts of the sweep's length), ``max_degenerate_rate`` (that + margin) and
+      ``best``.
 
     ``cache``: a :class:`~melody_utils.corpus.TokenCache`; default: the one the checkpoint's data
     settings describe (``corpus.prepare``, under ``cache_dir`` when given). Sampling settings default to the checkpoint's
     ``sample`` section. ``split``: "test" (falls back to "validation" when the corpus has no test
     piece).
     """
-    from . import corpus, data, sample, train
+    from . import corpus, sample, train
     from tqdm.auto import tqdm
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
@@ -752,20 +887,10 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     top_k = sc.top_k if top_k is None else top_k
     top_p = sc.top_p if top_p is None else top_p
     n_notes = sc.n_notes if n_notes is None else n_notes
+    sweep_opts = None if sweep is None or sweep is False else _sweep_options(sweep, n_samples, n_notes)
 
     # 1. likelihood: the model and the baselines, on the fields the model predicts
-    window, stride = train.window_and_stride(cfg, model.causal)
-    if model.causal:
-        stride = window  # every note scored once (the last window of a piece may overlap)
-    loader = data.make_loader(cache, split, window, stride, batch_size, shuffle=False)
-    n_fields = len(model.sizes)
-    sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
-    nll = {"model": model_nll(model, loader, device, progress=progress), "uniform": uniform_nll(list(sizes.values()))}
-    train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
-    test_pieces = cache.split_tokens(split)
-    for order in tqdm(NGRAM_ORDERS, desc="n-gram baselines", disable=not progress, leave=False):
-        nll[f"{order}-gram"] = ngram_nll(train_pieces, test_pieces, list(sizes.values()), order,
-                                         val_pieces=val_pieces if split != "validation" else None)
+    nll = _held_out_nll(model, vocab, cfg, cache, split, batch_size, device, progress) if likelihood else {}
 
     # 2. generated pieces against held-out excerpts of the same length
     generated = []
@@ -774,21 +899,35 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
         primer = cache.piece_tokens(held_out[i % len(held_out)])[:n_primer]
         generated.append(sample.generate_notes(model, vocab, n_notes, primer=primer, temperature=temperature,
                                                top_k=top_k, top_p=top_p, seed=seed + i, device=device))
-    reference = excerpts([cache.notes(i) for i in held_out], n_notes, seed=seed)
+    held_notes = [cache.notes(i) for i in held_out]
+    reference = excerpts(held_notes, n_notes, seed=seed)
     if len(reference) < 2:
         raise ValueError(f"the {split!r} split has {len(reference)} usable piece(s); the statistics need at least 2")
-    return {
+    gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
+    result = {
         "checkpoint": str(checkpoint_path),
         "arch": cfg.model.arch,
         "epoch": state.get("epoch"),
         "split": split,
         "nll": nll,
-        "stats": compare_sets(generated, reference, seed=seed),
+        "stats": compare_sets(gen_stats, ref_stats, seed=seed),
         "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
         "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
         "sampling": {"n_samples": n_samples, "n_notes": n_notes, "temperature": temperature, "top_k": top_k,
                      "top_p": top_p, "primer_notes": n_primer, "seed": seed},
+        "piece_stats": {"generated": [_stats_to_json(s) for s in gen_stats], "reference": [_stats_to_json(s) for s in ref_stats]},
     }
+
+    # 3. optionally: which sampling settings come closest to the held-out pieces
+    if sweep_opts is not None:
+        o = sweep_opts
+        primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the same primers as the pieces above
+        rows = sampling_sweep(model_generate_fn(model, vocab, primers, top_k=top_k, device=device), o["temperatures"],
+                              o["top_ps"], held_notes, n_pieces=o["n_pieces"], n_notes=o["n_notes"], seed=seed, progress=progress)
+        ref_rate = float(np.mean([degeneracy(r)["degenerate"] for r in excerpts(held_notes, o["n_notes"], seed=seed)]))
+        result["sweep"] = {**o, "top_k": top_k, "rows": _json_safe(rows), "reference_degenerate_rate": ref_rate,
+                           "max_degenerate_rate": ref_rate + o["margin"], "best": best_setting(rows, ref_rate, o["margin"])}
+    return result
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -797,8 +936,13 @@ def _fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def format_report(result: dict) -> str:
-    """Markdown tables of an :func:`evaluate` result: NLL (bits per note) and statistics overlap."""
+def format_report(result: dict, figures: dict | None = None) -> str:
+    """Markdown tables of an :func:`evaluate` result: NLL (bits per note), statistics overlap, sweep.
+
+    ``figures``: image links to put under their sections, ``{"distributions": "report_distributions.png",
+    "sweep": ...}`` (paths relative to the report; :func:`write_report` draws and names them).
+    """
+    figures = figures or {}
     lines = [f"# Evaluation of {result.get('checkpoint', 'a model')}", ""]
     nll = result.get("nll", {})
     if nll:
@@ -836,7 +980,77 @@ def format_report(result: dict) -> str:
         ref = result.get("reference_degenerate_rate")
         lines.append(f"Degenerate samples (loops or one pitch in more than half of the last {DEGENERATE_TAIL} notes): "
                      f"{result['degenerate_rate']:.0%}" + (f" (held-out excerpts: {ref:.0%})." if ref is not None else "."))
+    if figures.get("distributions"):
+        lines += ["", f"![Generated vs held-out pieces, feature by feature]({figures['distributions']})"]
+    if result.get("sweep"):
+        lines += [""] + _format_sweep(result["sweep"])
+        if figures.get("sweep"):
+            lines += ["", f"![Mean OA and degenerate rate per sampling setting]({figures['sweep']})"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _format_sweep(sweep: dict) -> list[str]:
+    """The report's sweep section: the rule, one table row per setting, the suggested setting."""
+    best, ceiling = sweep.get("best"), sweep["max_degenerate_rate"]
+    lines = [
+        f"## Sampling sweep ({sweep['n_pieces']} pieces of {sweep['n_notes']} notes per setting after held-out primers, "
+        f"top_k {sweep['top_k']})",
+        "",
+        "Mean OA: mean overlap of the generated pieces' feature distributions with the held-out excerpts' (1 = same). "
+        "Degenerate: share of pieces caught in loops or on one pitch, as above. The suggested setting is the one with the "
+        "highest mean OA among the settings whose degenerate rate is not above the held-out excerpts' own rate "
+        f"({sweep['reference_degenerate_rate']:.0%}) plus a margin of {sweep['margin']:.0%}, i.e. at most {ceiling:.0%}; "
+        "when no setting qualifies, the least degenerate one.",
+        "",
+        "| temperature | top_p | mean OA | degenerate | loop share | |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sweep["rows"]:
+        if best is not None and (r["temperature"], r["top_p"]) == (best["temperature"], best["top_p"]):
+            note = "**suggested**"
+        else:
+            note = "too degenerate" if r["degenerate_rate"] > ceiling + 1e-9 else ""
+        lines.append(f"| {r['temperature']:g} | {r['top_p']:g} | {_fmt(_as_float(r.get('mean_oa')), 2)} | "
+                     f"{r['degenerate_rate']:.0%} | {r['loop_share']:.0%} | {note} |")
+    return lines + ["", describe_best(sweep)]
+
+
+def write_report(result: dict, report_path) -> tuple[str, dict]:
+    """Write an :func:`evaluate` result as a markdown report, its JSON and PNG figures beside it.
+
+    ``report_path``: the markdown file (``.md`` is added when it has no suffix). Beside it go
+    ``<stem>.json`` (the result), ``<stem>_distributions.png`` (generated vs held-out pieces,
+    :func:`melody_utils.plots.compare_distributions`) and, when the result holds a sweep,
+    ``<stem>_sweep.png`` (:func:`melody_utils.plots.plot_sweep`); the report links the PNGs.
+    Every file is written atomically. Returns (the report text, {"markdown", "json", and each
+    figure's name: its path}).
+    """
+    import json
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from . import plots
+    from .midi import atomic_write_bytes
+
+    report_path = Path(report_path).expanduser()
+    report_path = report_path if report_path.suffix else report_path.with_suffix(".md")
+    if report_path.is_dir():
+        raise ValueError(f"report path {report_path} is a folder; give a file name, e.g. {report_path / 'evaluation.md'}")
+    paths = {}
+    figures = {}
+    if result.get("piece_stats"):
+        ps = result["piece_stats"]
+        figures["distributions"] = plots.compare_distributions(ps["generated"], ps["reference"], title="generated vs held-out pieces")
+    if result.get("sweep"):
+        figures["sweep"] = plots.plot_sweep(result["sweep"])
+    for name, fig in figures.items():
+        png = report_path.with_name(f"{report_path.stem}_{name}.png")
+        paths[name] = atomic_write_bytes(png, lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
+    report = format_report(result, {name: quote(path.name) for name, path in paths.items()})
+    text = json.dumps(result, indent=1)
+    paths["markdown"] = atomic_write_bytes(report_path, lambda tmp: Path(tmp).write_text(report))
+    paths["json"] = atomic_write_bytes(report_path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    return report, paths
 
 
 def add_evaluate_arguments(parser) -> None:
@@ -851,6 +1065,18 @@ def add_evaluate_arguments(parser) -> None:
             raise argparse.ArgumentTypeError(f"must be >= 2 (a distribution needs 2 pieces), got {text}")
         return value
 
+    def number_list(parse_one, example):
+        def parse(text):
+            items = [t.strip() for t in text.split(",")]
+            if not all(items):
+                raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as {example}, got {text!r}")
+            try:
+                return [parse_one(t) for t in items]
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentTypeError(f"{exc} (in the list {text!r})") from None
+
+        return parse
+
     g = parser.add_argument_group("evaluation")
     g.add_argument("--samples", type=at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
@@ -858,30 +1084,41 @@ def add_evaluate_arguments(parser) -> None:
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
-    g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH and as JSON beside it")
+    g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH, the JSON and PNG figures beside it")
+    g = parser.add_argument_group("sampling sweep")
+    g.add_argument("--sweep", action="store_true",
+                   help="also generate --samples pieces per temperature x top_p setting, score each setting against the "
+                        "held-out pieces and suggest the best one")
+    g.add_argument("--sweep-temperatures", type=number_list(POSITIVE_FLOAT, "0.8,1.0"), metavar="T1,T2,...",
+                   help=f"temperatures of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TEMPERATURES))})")
+    g.add_argument("--sweep-top-ps", type=number_list(PROBABILITY, "0.9,1.0"), metavar="P1,P2,...",
+                   help=f"top_p values of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TOP_PS))})")
 
 
 def evaluate_cli(args) -> int:
-    """The CLI's ``evaluate`` subcommand: print the report; write it (and the JSON) with --report.
+    """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
 
     The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
     auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
+    ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """
-    import json
     from pathlib import Path
 
     from .cli import config_from_args, default_checkpoint
-    from .midi import atomic_write_bytes
     from .train import resolve_device
 
     cfg = config_from_args(args)
     checkpoint = Path(args.checkpoint).expanduser() if getattr(args, "checkpoint", None) else default_checkpoint(cfg.train.out_dir)
     report_path = getattr(args, "report", None)
-    if report_path:
+    if report_path:  # checked before the evaluation, which may take minutes
         report_path = Path(report_path).expanduser()
         report_path = report_path if report_path.suffix else report_path.with_suffix(".md")
         if report_path.is_dir():
             raise ValueError(f"--report {report_path} is a folder; give a file name, e.g. {report_path / 'evaluation.md'}")
+    temperatures, top_ps = getattr(args, "sweep_temperatures", None), getattr(args, "sweep_top_ps", None)
+    sweep = None
+    if getattr(args, "sweep", False) or temperatures or top_ps:
+        sweep = {"temperatures": temperatures, "top_ps": top_ps}  # None: the default grid
     result = evaluate(
         checkpoint,
         n_samples=getattr(args, "samples", 8),
@@ -894,13 +1131,12 @@ def evaluate_cli(args) -> int:
         seed=args.seed if getattr(args, "seed", None) is not None else 0,
         cache_dir=getattr(args, "cache_dir", None),
         progress=not getattr(args, "quiet", False),
+        sweep=sweep,
     )
-    report = format_report(result)
+    if not report_path:
+        print(format_report(result))
+        return 0
+    report, paths = write_report(result, report_path)
     print(report)
-    if report_path:
-        json_path = report_path.with_suffix(".json")
-        text = json.dumps(result, indent=1)
-        atomic_write_bytes(report_path, lambda tmp: Path(tmp).write_text(report))
-        atomic_write_bytes(json_path, lambda tmp: Path(tmp).write_text(text))
-        print(f"report: {report_path}\nresult: {json_path}")
+    print("\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0

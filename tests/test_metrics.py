@@ -319,6 +319,103 @@ def test_sampling_sweep_with_a_fake_generator():
     assert set(hot["oa"]) == set(M.SCALAR_FEATURES + M.HIST_FEATURES)
 
 
+def sweep_row(temperature, top_p, mean_oa, degenerate_rate):
+    return {"temperature": temperature, "top_p": top_p, "mean_oa": mean_oa, "degenerate_rate": degenerate_rate,
+            "loop_share": degenerate_rate}
+
+
+def test_best_setting_is_the_highest_oa_under_the_degenerate_ceiling():
+    rows = [sweep_row(0.7, 0.9, 0.9, 0.5), sweep_row(0.7, 1.0, 0.8, 0.125), sweep_row(1.0, 0.9, 0.7, 0.0),
+            sweep_row(1.0, 1.0, math.nan, 1.0)]
+
+    def pick(ref, margin):
+        best = M.best_setting(rows, ref, margin)
+        return best["temperature"], best["top_p"], best["eligible"]
+
+    assert pick(0.0, 0.1) == (1.0, 0.9, True)  # the best OA (0.7, 0.9) degenerates too often
+    assert pick(0.05, 0.1) == (0.7, 1.0, True)  # a repetitive held-out set raises the ceiling
+    assert pick(0.375, 0.125) == (0.7, 0.9, True)  # a rate exactly at the ceiling is allowed
+    assert M.best_setting(rows, 0.0)["mean_oa"] == 0.7
+    # nothing under the ceiling: the least degenerate, flagged as such
+    high = [sweep_row(0.7, 0.9, 0.9, 0.75), sweep_row(1.0, 0.9, 0.4, 0.5), sweep_row(1.0, 1.0, 0.6, 0.5)]
+    best = M.best_setting(high, 0.0, 0.1)
+    assert (best["temperature"], best["top_p"], best["eligible"]) == (1.0, 1.0, False)
+    assert "No setting stays at or below 10%" in M.describe_best({"best": best, "max_degenerate_rate": 0.1})
+    # ties keep the first listed; rows read back from JSON carry None for NaN
+    tie = [sweep_row(0.8, 0.9, None, 0.0), sweep_row(0.9, 0.9, 0.5, 0.0), sweep_row(1.0, 0.9, 0.5, 0.0)]
+    assert M.best_setting(tie, 0.0)["temperature"] == 0.9
+    assert M.best_setting([sweep_row(1.0, 1.0, None, 1.0)], 0.0) is None
+
+
+def test_sweep_suggests_a_setting_that_does_not_loop():
+    # Cold settings loop (all of them at 0.2, every other piece at 0.6); top_p 1.0 plays an octave
+    # too high. Only (1.0, 0.9) is both like the reference and loop-free.
+    def generate(temperature, top_p, n_notes, seed):
+        rng = np.random.default_rng(seed)
+        if temperature < 0.5 or (temperature < 0.8 and seed % 2 == 0):
+            return looped_notes(rng, n_notes)
+        return random_notes(rng, n_notes, 60, 96) if top_p == 1.0 else random_notes(rng, n_notes)
+
+    ref_rng = np.random.default_rng(12)
+    reference = [random_notes(ref_rng, 200) for _ in range(8)]
+    rows = M.sampling_sweep(generate, [0.2, 0.6, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, progress=False)
+    assert [r["degenerate_rate"] for r in rows] == [1.0, 1.0, 0.5, 0.5, 0.0, 0.0]
+    ref_rate = np.mean([M.degeneracy(r)["degenerate"] for r in M.excerpts(reference, 80)])
+    assert ref_rate == 0.0
+    best = M.best_setting(rows, ref_rate)
+    assert (best["temperature"], best["top_p"], best["eligible"]) == (1.0, 0.9, True)
+    assert best["mean_oa"] > rows[5]["mean_oa"]
+
+    sweep = {"rows": rows, "best": best, "n_pieces": 4, "n_notes": 80, "top_k": 0, "margin": M.DEGENERATE_MARGIN,
+             "reference_degenerate_rate": ref_rate, "max_degenerate_rate": ref_rate + M.DEGENERATE_MARGIN}
+    report = M.format_report({"sweep": sweep}, figures={"sweep": "r_sweep.png"})
+    table = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(table) == 6
+    assert [line.endswith("| too degenerate |") for line in table] == [True] * 4 + [False] * 2
+    assert table[4].startswith("| 1 | 0.9 |") and table[4].endswith("| **suggested** |")
+    assert "Suggested setting: temperature 1, top_p 0.9" in report and "plus a margin of 10%" in report
+    assert "![Mean OA and degenerate rate per sampling setting](r_sweep.png)" in report
+
+
+def test_sweep_options_fill_defaults_and_reject_bad_values():
+    o = M._sweep_options(True, n_pieces=8, n_notes=100)
+    assert (o["temperatures"], o["top_ps"]) == (list(M.SWEEP_TEMPERATURES), list(M.SWEEP_TOP_PS))
+    assert (o["n_pieces"], o["n_notes"], o["margin"]) == (8, 100, M.DEGENERATE_MARGIN)
+    o = M._sweep_options({"temperatures": 0.9, "top_ps": None, "n_pieces": 3}, n_pieces=8, n_notes=100)
+    assert (o["temperatures"], o["top_ps"], o["n_pieces"]) == ([0.9], list(M.SWEEP_TOP_PS), 3)
+    for bad, match in (({"temperature": [1.0]}, "unknown sweep option"), ({"temperatures": [1.0, 0]}, "temperatures .*> 0"),
+                       ({"top_ps": [1.5]}, r"top_ps .*\(0, 1\]"), ({"top_ps": []}, "non-empty"),
+                       ({"temperatures": "hot"}, "temperatures"), ({"n_pieces": 1}, "n_pieces .*>= 2"),
+                       ({"margin": 2}, "margin"), ([0.9], "None, True or a dict")):
+        with pytest.raises(ValueError, match=match):
+            M._sweep_options(bad, n_pieces=8, n_notes=100)
+
+
+def test_plot_sweep_draws_one_line_per_top_p():
+    from melody_utils import plots
+
+    rows = [sweep_row(t, p, 0.5 + t / 10 - p / 5, min(1.0, 1.2 - t)) for p in (1.0, 0.9) for t in (1.1, 0.7, 0.9)]
+    rows[0]["mean_oa"] = None  # a setting without a score leaves a gap
+    fig = plots.plot_sweep(rows)
+    ax_oa, ax_deg = fig.axes[:2]
+    for ax in (ax_oa, ax_deg):
+        lines = {line.get_label(): line for line in ax.get_lines() if line.get_label().startswith("top_p")}
+        assert sorted(lines) == ["top_p 0.9", "top_p 1"]
+        assert list(lines["top_p 0.9"].get_xdata()) == [0.7, 0.9, 1.1]  # sorted by temperature
+    np.testing.assert_allclose(ax_deg.get_lines()[0].get_ydata(), [min(1.0, 1.2 - t) for t in (0.7, 0.9, 1.1)])
+    assert np.isnan(ax_oa.get_lines()[1].get_ydata()[-1])  # top_p 1.0 at 1.1
+    assert not [c for c in ax_oa.collections if c.get_label() == "suggested"]
+
+    best = M.best_setting(rows, 0.0, 0.2)
+    fig = plots.plot_sweep({"rows": rows, "best": best, "max_degenerate_rate": 0.2})
+    ax_oa, ax_deg = fig.axes[:2]
+    (star,) = [c for c in ax_oa.collections if c.get_label() == "suggested"]
+    assert tuple(star.get_offsets()[0]) == (best["temperature"], best["mean_oa"])
+    assert [line.get_ydata()[0] for line in ax_deg.get_lines() if line.get_label().startswith("ceiling")] == [0.2]
+    with pytest.raises(ValueError, match="no sweep rows"):
+        plots.plot_sweep([])
+
+
 def test_excerpts_match_the_generated_length():
     rng = np.random.default_rng(9)
     cut = M.excerpts([random_notes(rng, 500), random_notes(rng, 30), random_notes(rng, 1)], 100)
@@ -330,6 +427,8 @@ def test_excerpts_match_the_generated_length():
 
 @pytest.mark.parametrize("arch", ["causal", "baseline"])
 def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
+    import json
+
     import torch
 
     from melody_utils import train
@@ -359,6 +458,20 @@ def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
     assert nll["model"]["n_notes"] >= (test_notes - 2 * 17 if arch == "causal" else 2 * (120 - 16))
     assert result["split"] == "test" and result["stats"]["n_generated"] == 3 and result["stats"]["n_reference"] == 2
     assert 0.0 <= result["degenerate_rate"] <= 1.0
+    assert [len(result["piece_stats"][k]) for k in ("generated", "reference")] == [3, 2]
+
+    # the sweep reuses the evaluation's primers, seeds and excerpts: its row at the evaluated setting reproduces it
+    quick = M.evaluate(path, cache=cache, n_samples=2, n_notes=24, device="cpu", progress=False, likelihood=False,
+                       sweep={"temperatures": [cfg.sample.temperature], "top_ps": [cfg.sample.top_p, 0.5]})
+    assert quick["nll"] == {} and "log-likelihood" not in M.format_report(quick)
+    sweep = quick["sweep"]
+    assert [(r["temperature"], r["top_p"]) for r in sweep["rows"]] == [(cfg.sample.temperature, cfg.sample.top_p), (cfg.sample.temperature, 0.5)]
+    assert (sweep["n_pieces"], sweep["n_notes"], sweep["top_k"]) == (2, 24, cfg.sample.top_k)
+    assert sweep["rows"][0]["mean_oa"] == pytest.approx(quick["stats"]["mean_oa"])
+    assert sweep["rows"][0]["degenerate_rate"] == quick["degenerate_rate"]
+    assert sweep["reference_degenerate_rate"] == quick["reference_degenerate_rate"]
+    assert sweep["best"]["top_p"] in (cfg.sample.top_p, 0.5)
+    json.dumps(quick, allow_nan=False)
 
     primers = [cache.piece_tokens(i)[:16] for i in cache.piece_indices("test")]
     rows = M.sampling_sweep(M.model_generate_fn(model, vocab, primers), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
@@ -367,9 +480,8 @@ def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
 
     report = M.format_report(result)
     assert "| 3-gram |" in report and "| pitch_range |" in report and f"model ({arch})" in report
-    import json
-
-    json.dumps(result)  # JSON-ready: the CLI writes it
+    assert "sweep" not in result and "Sampling sweep" not in report
+    json.dumps(result, allow_nan=False)  # JSON-ready: the CLI writes it
 
 
 def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
@@ -385,29 +497,75 @@ def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
         M.evaluate(path, cache=cache, n_samples=2, progress=False)
 
 
-def test_cli_evaluate_prints_and_writes_the_report(tmp_path, capsys):
-    import json
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny checkpoint (OUT_DIR/ckpt_best.pt) and its token cache: the CLI's argv prefix."""
+    import torch
 
-    from melody_utils import cli, corpus, train
+    from melody_utils import corpus, train
     from melody_utils.config import get_config
 
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("run")
     cfg = get_config("tiny", **{"data.source": "embedded", "data.max_files": 24, "model.hidden": 8,
-                                "sample.n_notes": 32, "train.out_dir": str(tmp_path)})
-    cache = corpus.prepare(cfg.data, cache_dir=tmp_path / "cache", progress=False)
-    train.save_checkpoint(tmp_path / "ckpt_best.pt", train.build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+                                "sample.n_notes": 32, "train.out_dir": str(out)})
+    cache = corpus.prepare(cfg.data, cache_dir=out / "cache", progress=False)
+    train.save_checkpoint(out / "ckpt_best.pt", train.build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+    return ["evaluate", "--out-dir", str(out), "--cache-dir", str(out / "cache"), "--device", "cpu", "--quiet"]
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_prints_and_writes_the_report(tiny_run, tmp_path, capsys):
+    import json
+
+    from melody_utils import cli
+
     report = tmp_path / "eval" / "report.md"
-    argv = ["evaluate", "--out-dir", str(tmp_path), "--cache-dir", str(tmp_path / "cache"), "--samples", "2",
-            "--device", "cpu", "--quiet", "--report", str(report)]
-    assert cli.main(argv) == 0
+    assert cli.main(tiny_run + ["--samples", "2", "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert "| 3-gram |" in out and "Mean OA" in out
     assert report.read_text() in out
-    assert json.loads(report.with_suffix(".json").read_text())["stats"]["n_generated"] == 2
+    result = json.loads(report.with_suffix(".json").read_text())
+    assert result["stats"]["n_generated"] == 2 and len(result["piece_stats"]["generated"]) == 2
+    assert "sweep" not in result and "Sampling sweep" not in out
+    assert (tmp_path / "eval" / "report_distributions.png").read_bytes().startswith(PNG_MAGIC)
+    assert "](report_distributions.png)" in report.read_text()
+    assert not (tmp_path / "eval" / "report_sweep.png").exists()
 
     assert cli.main(["evaluate", "--samples", "1"]) == 2  # a distribution needs 2 pieces
     assert "--samples" in capsys.readouterr().err
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--quiet"]) == 1
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_cli_evaluate_sweep_writes_the_table_and_the_figures(tiny_run, tmp_path, capsys):
+    import json
+
+    from melody_utils import cli
+
+    argv = tiny_run + ["--samples", "2", "--sweep-temperatures", "0.9,1.1", "--sweep-top-ps", "1.0, 0.8",
+                       "--report", str(tmp_path / "eval")]  # no suffix: eval.md
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    report = (tmp_path / "eval.md").read_text()
+    assert report in out and "## Sampling sweep (2 pieces of 32 notes per setting" in report
+    assert "](eval_sweep.png)" in report and "](eval_distributions.png)" in report
+    for name in ("eval_sweep.png", "eval_distributions.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC), name
+    sweep = json.loads((tmp_path / "eval.json").read_text())["sweep"]
+    settings = [(r["temperature"], r["top_p"]) for r in sweep["rows"]]
+    assert settings == [(0.9, 1.0), (0.9, 0.8), (1.1, 1.0), (1.1, 0.8)]
+    for t, p in settings:
+        assert f"| {t:g} | {p:g} |" in report
+    assert sweep["max_degenerate_rate"] == pytest.approx(sweep["reference_degenerate_rate"] + M.DEGENERATE_MARGIN)
+    best = sweep["best"]
+    assert (best["temperature"], best["top_p"]) in settings and report.count("**suggested**") == 1
+
+    assert cli.main(tiny_run + ["--sweep-top-ps", "0.9,1.5"]) == 2  # a bad grid is a usage error, before any work
+    err = capsys.readouterr().err
+    assert "--sweep-top-ps" in err and "'0.9,1.5'" in err
 
 
 def test_compare_distributions_plot_draws_one_panel_per_feature():
