@@ -35,7 +35,6 @@ def build_corpus(folder: Path, min_notes: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     total, shift = 0, 0
     shifts = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6]
-    rounds = 0
     while total < min_notes:
         s = shifts[shift % len(shifts)]
         stretch = 1.0 + 0.05 * (shift // len(shifts))  # past 13 transpositions, also vary the tempo
@@ -43,8 +42,9 @@ def build_corpus(folder: Path, min_notes: int) -> int:
             p = np.clip(n.pitch + s, 21, 108)
             notes_to_midi(Notes(p, n.start * stretch, n.duration * stretch, n.velocity), folder / f"{m['name']}_t{shift:02d}.mid")
             total += len(n)
+            if total >= min_notes:
+                break
         shift += 1
-        rounds += 1
     return total
 
 
