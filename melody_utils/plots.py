@@ -1,4 +1,5 @@
-"""Plots for the notebooks: piano roll, token histograms, loss history.
+"""Plots for the notebooks: piano roll, token histograms, loss history, generated-vs-held-out
+statistics (compare_distributions) and the sampling sweep (plot_sweep).
 
 Every function returns a ``matplotlib.figure.Figure`` and never calls ``plt.show()``: figures
 are built with the object-oriented API (no pyplot global state, so a live plot redrawn every
