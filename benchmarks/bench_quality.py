@@ -21,51 +21,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.corpus import TokenCache, prepare  # noqa: E402
-from melody_utils.metrics import NGramModel, uniform_nll  # noqa: E402
+from melody_utils.data import make_loader  # noqa: E402
+from melody_utils.metrics import NGramModel, model_nll, piece_nll, uniform_nll  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
 from melody_utils.train import train  # noqa: E402
 
 CONTEXT = SEED_WINDOW  # targets need this many notes before them
 
 
-@torch.no_grad()
-def same_target_nll(model, pieces: list[np.ndarray], fields, context: int = CONTEXT) -> dict:
-    """Mean nats per head over every note with >= ``context`` notes before it."""
-    model.eval()
-    totals = {f: 0.0 for f in fields}
-    n = 0
-    for toks in pieces:
-        if len(toks) <= context:
-            continue
-        t = torch.from_numpy(toks.astype(np.int64))
-        if model.causal:
-            x, y = t[None, :-1], t[None, 1:]  # (1, L-1, F)
-            logits = model(x, next_pitch=y[..., 0])
-            sel = slice(context - 1, None)  # position i predicts note i+1; keep targets >= context
-            for k, f in enumerate(fields):
-                totals[f] += float(F.cross_entropy(logits[k][0, sel], y[0, sel, k], reduction="sum"))
-            n += y.shape[1] - (context - 1)
-        else:
-            starts = torch.arange(0, len(toks) - context)
-            for chunk in starts.split(256):
-                win = t[chunk[:, None] + torch.arange(context)]  # (B, context, F)
-                tgt = t[chunk + context]  # (B, F)
-                logits = model(win)
-                for k, f in enumerate(fields):
-                    totals[f] += float(F.cross_entropy(logits[k], tgt[:, k], reduction="sum"))
-                n += len(chunk)
-    out = {f: v / n for f, v in totals.items()}
-    out["total"] = sum(out.values())
-    out["n_notes"] = n
-    return out
+def same_target_nll(model, cache: TokenCache, context: int = CONTEXT) -> dict:
+    """Mean nats per head over every test note with >= ``context`` notes before it."""
+    if model.causal:  # the piece from its start, state carried
+        r = piece_nll(model, cache.split_tokens("test"), context=context)
+    else:  # the ``context`` notes before each target: every window at stride 1
+        r = model_nll(model, make_loader(cache, "test", context, 1, 256, shuffle=False))
+    return {**r["nats"], "n_notes": r["n_notes"]}
 
 
 def ngram_same_target(train_pieces, val_pieces, test_pieces, vocab, order: int, context: int = CONTEXT) -> dict:
@@ -121,7 +97,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(machine_header("bench_quality", argv))
     cache = prepare(get_config("small", **{"data.bins": "seed", "data.source": "embedded"}).data, progress=False)
-    vocab, fields = cache.vocab, cache.vocab.fields
+    vocab = cache.vocab
     tr, va, te = cache.split_tokens("train"), cache.split_tokens("validation"), cache.split_tokens("test")
     rows = [("uniform", 0, 0, {**uniform_nll(vocab)["nats"]})]
     for order in (1, 2, 3):
@@ -129,14 +105,14 @@ def main(argv=None) -> int:
         print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
 
     model, steps = train_seed_style(cache, args.budget)
-    rows.append(("seed-style MusicLSTM (seed training loop)", count_parameters(model), steps, same_target_nll(model, te, fields)))
+    rows.append(("seed-style MusicLSTM (seed training loop)", count_parameters(model), steps, same_target_nll(model, cache)))
     print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
     seed_total = rows[-1][3]["total"]
     for name, overrides in SETUPS.items():
         if args.only and not any(s in name for s in args.only):
             continue
         model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides})
-        rows.append((name, count_parameters(model), steps, same_target_nll(model, te, fields)))
+        rows.append((name, count_parameters(model), steps, same_target_nll(model, cache)))
         print(f"  {name}: {rows[-1][3]['total']:.3f}", flush=True)
 
     print()

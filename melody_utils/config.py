@@ -136,7 +136,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
-        "train.epochs": 12, "train.batch_size": 64, "train.warmup_steps": 20,
+        "train.epochs": 20, "train.batch_size": 64, "train.warmup_steps": 20,
     },
     # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
     "colab": {

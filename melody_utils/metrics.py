@@ -36,6 +36,7 @@ from .quantize import CHORD_THRESHOLD_S
 from .tokens import FIELDS
 
 LN2 = math.log(2.0)
+PIECE_CHUNK = 2048  # notes per forward pass when a causal model reads a whole piece
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
 
 # ---------------------------------------------------------------------------------------------
@@ -80,6 +81,50 @@ def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
     if n == 0:
         raise ValueError("the loader yielded no batches: the split holds no window; use a shorter window or another split")
     return nll_result({k: v / n for k, v in sums.items()}, n)
+
+
+def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = False) -> dict:
+    """Held-out NLL of a causal model that reads each piece from its start, carrying its state.
+
+    Scores every note with at least ``context`` notes before it (``context=1``: every note but
+    each piece's first, the notes :func:`ngram_nll` scores too), each predicted from the whole
+    piece before it: the context a model has when it generates. Pieces are read in chunks of
+    :data:`PIECE_CHUNK` notes, the LSTM state carried across chunks, so memory stays bounded.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    if not model.causal:
+        raise ValueError("piece_nll needs a causal model; score window models with model_nll")
+    if context < 1:
+        raise ValueError(f"context must be >= 1, got {context}")
+    was_training = model.training
+    model.eval()
+    fields = model.fields
+    sums = dict.fromkeys(fields, 0.0)
+    n = 0
+    try:
+        with torch.no_grad():
+            for toks in tqdm(pieces, desc="held-out NLL", disable=not progress, leave=False):
+                t = torch.as_tensor(np.asarray(toks, dtype=np.int64), device=device)
+                state = None
+                for a in range(0, len(t) - 1, PIECE_CHUNK):
+                    x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
+                    x = x[:, : y.shape[1]]
+                    h, state = model.encode(x, state)
+                    logits = model.heads(h, next_pitch=y[..., 0])
+                    first = max(context - 1 - a, 0)  # position i predicts note a + i + 1
+                    if first >= y.shape[1]:
+                        continue
+                    for k, f in enumerate(fields):
+                        sums[f] += float(F.cross_entropy(logits[k][0, first:], y[0, first:, k], reduction="sum"))
+                    n += y.shape[1] - first
+    finally:
+        model.train(was_training)
+    if n == 0:
+        raise ValueError(f"no held-out piece has more than {context} notes to score")
+    return nll_result({f: v / n for f, v in sums.items()}, n)
 
 
 def _sizes_fields(vocab) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -812,13 +857,15 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
     from . import data, train
     from tqdm.auto import tqdm
 
-    window, stride = train.window_and_stride(cfg, model.causal)
-    if model.causal:
-        stride = window  # every note scored once (the last window of a piece may overlap)
-    loader = data.make_loader(cache, split, window, stride, batch_size, shuffle=False)
     n_fields = len(model.sizes)
     sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
-    nll = {"model": model_nll(model, loader, device, progress=progress), "uniform": uniform_nll(list(sizes.values()))}
+    if model.causal:  # whole pieces with carried state: the same notes the n-grams score
+        scored = piece_nll(model, cache.split_tokens(split), device, progress=progress)
+    else:  # every window at stride 1: the notes with a full window before them
+        window, stride = train.window_and_stride(cfg, model.causal)
+        scored = model_nll(model, data.make_loader(cache, split, window, stride, batch_size, shuffle=False), device,
+                           progress=progress)
+    nll = {"model": scored, "uniform": uniform_nll(list(sizes.values()))}
     train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
     test_pieces = cache.split_tokens(split)
     for order in tqdm(NGRAM_ORDERS, desc="n-gram baselines", disable=not progress, leave=False):

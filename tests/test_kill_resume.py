@@ -4,7 +4,6 @@ of scripts/kill_resume.py, whose long run is recorded in docs/robustness.md)."""
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

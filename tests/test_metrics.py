@@ -582,3 +582,36 @@ def test_compare_distributions_plot_draws_one_panel_per_feature():
     assert [ax.get_title().split()[0] for ax in fig.axes if ax.get_visible()] == ["mean_pitch", "step_hist"]
     with pytest.raises(ValueError, match="unknown feature"):
         plots.compare_distributions(gen, ref, features=["tempo"])
+
+
+def test_piece_nll_reads_whole_pieces_with_carried_state():
+    import torch
+
+    from melody_utils import metrics
+    from melody_utils.config import ModelConfig
+    from melody_utils.corpus import TokenCache
+    from melody_utils.data import make_loader
+    from melody_utils.model import build_model
+    from melody_utils.tokens import seed_vocab
+
+    torch.manual_seed(0)
+    vocab = seed_vocab()
+    rng = np.random.default_rng(0)
+    pieces = [np.stack([rng.integers(0, n, 33) for n in vocab.sizes], 1) for _ in range(3)]
+    model = build_model(ModelConfig(hidden=16, layers=2, emb_pitch=8, emb_step=4, emb_dur=4, dropout=0.0), vocab, 32)
+    whole = metrics.piece_nll(model, pieces)
+    assert whole["n_notes"] == 3 * 32  # every note but each piece's first, like the n-grams
+    # a piece of window + 1 notes is exactly one window: the same notes as model_nll's
+    loader = make_loader(TokenCache.from_pieces(pieces, vocab), "train", 32, 32, 8, shuffle=False)
+    windows = metrics.model_nll(model, loader)
+    assert whole["nats"]["total"] == pytest.approx(windows["nats"]["total"], rel=1e-5)
+    # chunking with carried state changes nothing
+    old = metrics.PIECE_CHUNK
+    try:
+        metrics.PIECE_CHUNK = 5
+        chunked = metrics.piece_nll(model, pieces)
+    finally:
+        metrics.PIECE_CHUNK = old
+    assert chunked["nats"]["total"] == pytest.approx(whole["nats"]["total"], rel=1e-5)
+    later = metrics.piece_nll(model, pieces, context=10)
+    assert later["n_notes"] == 3 * 23
