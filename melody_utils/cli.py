@@ -319,11 +319,18 @@ def cmd_generate(args) -> int:
     return 0
 
 
+QUICKSTART_BUDGET_S = 240  # quickstart trains at most this long unless --time-budget says otherwise
+
+
 def cmd_quickstart(args) -> int:
-    cfg = config_from_args(args, **{"data.source": "embedded", "model.arch": "causal"})
+    # The time budget keeps "a few minutes" true for every --arch: the seed's window models learn
+    # from stride-1 windows, so one of their epochs alone can take longer than that on a CPU.
+    cfg = config_from_args(args, **{"data.source": "embedded", "model.arch": "causal",
+                                    "train.time_budget_s": QUICKSTART_BUDGET_S})
     output = output_path(cfg, args)  # fail on an unwritable output before training
+    budget = f", at most {cfg.train.time_budget_s:g} s" if cfg.train.time_budget_s else ""
     print(f"quickstart: preset {cfg.preset}, source {cfg.data.source}, {cfg.model.arch} model, "
-          f"{cfg.train.epochs} epochs, out_dir {cfg.train.out_dir}")
+          f"{cfg.train.epochs} epochs{budget}, out_dir {cfg.train.out_dir}")
     cache = _train(cfg, args)
     _generate(cfg, args, default_checkpoint(cfg.train.out_dir), output, cache)
     print(f"listen: open {output} in any MIDI player, or render it in notebooks/04")

@@ -134,3 +134,15 @@ def test_module_entry_point_exits_with_one_error_line(tmp_path):
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and str(tmp_path / "x.pt") in bad.stderr
+
+
+@pytest.mark.parametrize("arch", ["causal", "advanced"])
+def test_quickstart_trains_within_its_budget_and_writes_midi(run, tmp_path, capsys, arch):
+    common, _ = run
+    out = tmp_path / "qs"
+    assert cli.main(["quickstart", *common, "--arch", arch, "--out-dir", str(out), "--max-steps", "3", "--n-notes", "12"]) == 0
+    text = capsys.readouterr().out
+    assert f"{arch} model" in text and f"at most {cli.QUICKSTART_BUDGET_S} s" in text
+    assert read_checkpoint(out / CHECKPOINT_LAST)["config"]["model"]["arch"] == arch
+    midi = pretty_midi.PrettyMIDI(str(out / "improved_generated_output.midi"))
+    assert sum(len(i.notes) for i in midi.instruments) == 12
