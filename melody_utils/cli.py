@@ -13,6 +13,8 @@ exits non-zero with one ``error: ...`` line naming the parameter or file and the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -355,6 +357,11 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        if int(os.environ.get("RANK", "0") or 0) > 0:
+            # torchrun's other processes: rank 0 speaks for the run; errors still reach stderr
+            args.quiet = True
+            with contextlib.redirect_stdout(io.StringIO()):
+                return args.func(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted; completed checkpoints are kept: run the same command again to resume", file=sys.stderr)

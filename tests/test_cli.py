@@ -146,3 +146,13 @@ def test_quickstart_trains_within_its_budget_and_writes_midi(run, tmp_path, caps
     assert read_checkpoint(out / CHECKPOINT_LAST)["config"]["model"]["arch"] == arch
     midi = pretty_midi.PrettyMIDI(str(out / "improved_generated_output.midi"))
     assert sum(len(i.notes) for i in midi.instruments) == 12
+
+
+def test_other_torchrun_ranks_stay_quiet(run, monkeypatch, capsys):
+    common, _ = run
+    monkeypatch.setenv("RANK", "1")
+    assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
+    assert "pieces" in capsys.readouterr().out
