@@ -38,7 +38,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batches", default="1,16,256", help="comma-separated batch sizes")
     p.add_argument("--sizes", default="small,advanced", help="'small' (~1 M params), 'advanced' (~20 M), or both")
-    p.add_argument("--paths", default="fast,torch,reencode", help="which paths: fast, torch, reencode")
+    p.add_argument("--paths", default="fast,torch,reencode,seed",
+                   help="which paths: fast, torch, reencode (a window model through generate), "
+                        "seed (benchmarks/seed_reference.seed_generate, the seed's own loop; batch 1 only)")
     p.add_argument("--budget", type=float, default=2.0, help="seconds a timed run should last")
     p.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0 = library defaults)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (the numpy stepper is CPU-only and is skipped on cuda)")
@@ -74,6 +76,7 @@ def main(argv=None) -> None:
     import torch
 
     from benchmarks.common import machine_header
+    from benchmarks.seed_reference import seed_generate
     from melody_utils.config import ModelConfig
     from melody_utils.model import build_model, count_parameters, seed_model_config
     from melody_utils.sample import generate
@@ -104,14 +107,21 @@ def main(argv=None) -> None:
             "fast": ("causal, numpy stepper", causal, dict(fast=True)),
             "torch": ("causal, nn.LSTM note by note", causal, dict(fast=False)),
             "reencode": (f"seed re-encode, {type(window).__name__}", window, {}),
+            "seed": (f"seed's own loop, {type(window).__name__}", window, None),
         }
         for path in paths:
             if path == "fast" and args.device != "cpu":
                 continue
             label, model, kw = cases[path]
             for batch in batches:
+                if path == "seed" and batch != 1:
+                    continue  # the seed generated one piece at a time
+
                 def run(n, model=model, kw=kw, batch=batch):
-                    generate(model, vocab, n, primer=primer, batch=batch, device=args.device, **kw)
+                    if kw is None:
+                        seed_generate(model, primer, n, top_p=0.95, device=args.device)
+                    else:
+                        generate(model, vocab, n, primer=primer, batch=batch, device=args.device, **kw)
                     if args.device.startswith("cuda"):
                         torch.cuda.synchronize()
 

@@ -79,10 +79,6 @@ class MusicDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def notes_supervised(self, causal: bool) -> int:
-        """Supervised notes per epoch: every position for causal models, one per window otherwise."""
-        return len(self) * (self.window if causal else 1)
-
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         starts = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])  # (B,)
         seq = self._tokens[starts[:, None] + self._span]  # (B, T+1, F)
