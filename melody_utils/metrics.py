@@ -56,31 +56,19 @@ def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
 
     Causal models are scored on every position of each window (inputs -> targets), window
     models on the note after each window ("next"). Each batch's mean is weighted by its number
-    of supervised notes, so the result is the mean over all notes, whatever the batch sizes.
-    The model is put in eval mode (no dropout) and restored afterwards.
+    of supervised notes (:func:`melody_utils.train.evaluate`, the validation pass of training),
+    so the result is the mean over all notes, whatever the batch sizes.
     """
     import torch
     from tqdm.auto import tqdm
 
-    was_training = model.training
-    model.eval()
-    sums: dict[str, float] = {}
-    n = 0
-    try:
-        with torch.no_grad():
-            for batch in tqdm(loader, desc="held-out NLL", disable=not progress, leave=False):
-                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-                _, parts = model.loss(batch)
-                w = batch["targets"].shape[0] * batch["targets"].shape[1] if model.causal else batch["next"].shape[0]
-                for name, value in parts.items():
-                    if name != "total":
-                        sums[name] = sums.get(name, 0.0) + float(value) * w
-                n += w
-    finally:
-        model.train(was_training)
+    from .train import evaluate_counted
+
+    batches = tqdm(loader, desc="held-out NLL", disable=not progress, leave=False)
+    _, heads, n = evaluate_counted(model, batches, torch.device(device))
     if n == 0:
         raise ValueError("the loader yielded no batches: the split holds no window; use a shorter window or another split")
-    return nll_result({k: v / n for k, v in sums.items()}, n)
+    return nll_result(heads, n)
 
 
 def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = False) -> dict:

@@ -273,9 +273,15 @@ def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
 # ---------------------------------------------------------------- evaluation
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
     """Mean loss (nats per note, summed over heads) and per-head nats over a loader."""
+    loss, heads, _ = evaluate_counted(model, loader, device, ctx)
+    return loss, heads
+
+
+@torch.no_grad()
+def evaluate_counted(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict, int]:
+    """:func:`evaluate`, plus the number of supervised notes it averaged over."""
     ctx = ctx or nullcontext()
     causal = _unwrap(model).causal
     was_training = model.training
@@ -292,8 +298,8 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> 
         n += w
     model.train(was_training)
     if n == 0:
-        return float("nan"), {}
-    return total / n, {f: v / n for f, v in parts.items()}
+        return float("nan"), {}, 0
+    return total / n, {f: v / n for f, v in parts.items()}, n
 
 
 # ---------------------------------------------------------------- training
