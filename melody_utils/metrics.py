@@ -11,7 +11,7 @@ Three questions, three groups of functions:
    :func:`compare_sets` measures, per feature, how much a generated set overlaps a reference set.
 3. Which sampling settings work? :func:`sampling_sweep` generates pieces per (temperature,
    top_p) and reports their overlap with the reference and how often they degenerate into loops
-   (:func:`degeneracy`); :func:`model_generate_fn` wraps a trained model as its generator and
+   (:func:`degeneracy`); :func:`sweep_generate_fn` wraps a trained model as its generator and
    :func:`best_setting` picks the setting to suggest.
 
 :func:`evaluate` ties these together for a checkpoint, :func:`format_report` prints the result as
@@ -716,7 +716,7 @@ def sampling_sweep(generate_fn, temperatures, top_ps, reference, n_pieces: int =
     return results
 
 
-def model_generate_fn(model, vocab, primers, top_k: int = 0, device: str = "cpu"):
+def sweep_generate_fn(model, vocab, primers, top_k: int = 0, device: str = "cpu"):
     """A ``generate_fn`` for :func:`sampling_sweep` that samples ``model``.
 
     ``primers``: a list of primers (token arrays or Notes); piece ``seed`` continues
@@ -957,7 +957,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     if sweep_opts is not None:
         o = sweep_opts
         primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the same primers as the pieces above
-        rows = sampling_sweep(model_generate_fn(model, vocab, primers, top_k=top_k, device=device), o["temperatures"],
+        rows = sampling_sweep(sweep_generate_fn(model, vocab, primers, top_k=top_k, device=device), o["temperatures"],
                               o["top_ps"], held_notes, n_pieces=o["n_pieces"], n_notes=o["n_notes"], seed=seed, progress=progress)
         ref_rate = float(np.mean([degeneracy(r)["degenerate"] for r in excerpts(held_notes, o["n_notes"], seed=seed)]))
         result["sweep"] = {**o, "top_k": top_k, "rows": _json_safe(rows), "reference_degenerate_rate": ref_rate,

@@ -474,7 +474,7 @@ def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
     json.dumps(quick, allow_nan=False)
 
     primers = [cache.piece_tokens(i)[:16] for i in cache.piece_indices("test")]
-    rows = M.sampling_sweep(M.model_generate_fn(model, vocab, primers), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
+    rows = M.sampling_sweep(M.sweep_generate_fn(model, vocab, primers), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
                             n_pieces=2, n_notes=24, progress=False)
     assert [r["top_p"] for r in rows] == [0.5, 1.0] and all(0 <= r["mean_oa"] <= 1 for r in rows)
 
