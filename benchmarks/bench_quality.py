@@ -30,7 +30,7 @@ from melody_utils.corpus import TokenCache, prepare  # noqa: E402
 from melody_utils.data import make_loader  # noqa: E402
 from melody_utils.metrics import NGramModel, model_nll, piece_nll, uniform_nll  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
-from melody_utils.train import train  # noqa: E402
+from melody_utils.train import cpu_has_native_bf16, train  # noqa: E402
 
 CONTEXT = SEED_WINDOW  # targets need this many notes before them
 
@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     seed_total = rows[-1][3]["total"]
     for name, overrides in SETUPS.items():
         if args.only and not any(s in name for s in args.only):
+            continue
+        if overrides.get("train.cpu_bf16") and not cpu_has_native_bf16():
+            print(f"  skipped {name!r}: this CPU has no native bf16 (AVX512-BF16 or AMX)", flush=True)
             continue
         model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides})
         rows.append((name, count_parameters(model), steps, same_target_nll(model, cache)))

@@ -1,12 +1,20 @@
 """The benchmark scripts run end to end at tiny budgets (their figures are not checked: timings
-belong in docs/benchmarks.md, never in assertions)."""
+belong in docs/benchmarks.md, never in assertions), on a CPU with native bf16 and on one without."""
 
 import re
 
+import pytest
+
 from benchmarks import run_all
+from melody_utils import train as train_module
 
 
-def test_every_benchmark_prints_its_table(capsys):
+@pytest.mark.parametrize("native_bf16", [False, None], ids=["bf16-forced-off", "this-cpu"])
+def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
+    if native_bf16 is False:
+        monkeypatch.setattr(train_module, "cpu_flags", lambda: set())  # a CPU without AVX512-BF16/AMX
+    elif not train_module.cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16: the forced-off run already covers it")
     assert run_all.main(["--tiny"]) == 0
     out = capsys.readouterr().out
     for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality"):
@@ -16,3 +24,8 @@ def test_every_benchmark_prints_its_table(capsys):
     assert re.search(r"causal, numpy stepper +1\.05M +1 +[\d,]+", out)  # generation at batch 1
     rows = re.findall(r"\| causal 2x256 chained, batch 64, window 64 \| [\d.]+ M \| \d+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", out)
     assert rows and all(float(x) > 0 for x in rows[0])  # held-out nats per head and in total
+    bf16_rows = re.findall(r"\| [^|]*bf16 autocast[^|]* \|", out)
+    if native_bf16 is False:
+        assert not bf16_rows and "skipped 'causal 2x256 chained, batch 64, window 64, bf16 autocast'" in out
+    else:
+        assert bf16_rows  # this CPU has native bf16: the bf16 rows are measured

@@ -20,3 +20,12 @@ def test_cpu_bf16_autocast_runs_matmuls_in_bf16_or_says_it_cannot():
     assert dtype == torch.bfloat16
     with ctx:
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_cpu_bf16_on_a_cpu_without_it_names_the_setting(monkeypatch):
+    from melody_utils import train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_flags", lambda: {"avx2", "fma"})
+    assert not cpu_has_native_bf16()
+    with pytest.raises(ValueError, match="train.cpu_bf16=false"):
+        autocast_context(torch.device("cpu"), cpu_bf16=True)
