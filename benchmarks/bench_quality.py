@@ -25,12 +25,14 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
+from melody_utils.checkpoint import load_checkpoint  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.corpus import TokenCache, prepare  # noqa: E402
 from melody_utils.data import make_loader  # noqa: E402
-from melody_utils.metrics import NGramModel, model_nll, piece_nll, uniform_nll  # noqa: E402
+from melody_utils.likelihood import NGramModel, model_nll, piece_nll, uniform_nll  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
-from melody_utils.train import cpu_has_native_bf16, train  # noqa: E402
+from melody_utils.device import cpu_has_native_bf16  # noqa: E402
+from melody_utils.train import train  # noqa: E402
 
 CONTEXT = SEED_WINDOW  # targets need this many notes before them
 
@@ -71,8 +73,6 @@ def train_ours(cache: TokenCache, budget: float, overrides: dict) -> tuple[torch
     cfg = get_config("small", **{"data.bins": "seed", "train.time_budget_s": budget, "train.device": "cpu", **overrides})
     with tempfile.TemporaryDirectory() as out:
         history = train(cfg, cache, out_dir=out, resume=False, progress=False)
-        from melody_utils.train import load_checkpoint
-
         model, _, _, _ = load_checkpoint(Path(out) / "ckpt_best.pt")  # lowest validation loss
     return model, int(history["step"][-1]) if history["step"] else 0
 

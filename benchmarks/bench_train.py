@@ -26,7 +26,7 @@ from melody_utils.config import DataConfig, ModelConfig  # noqa: E402
 from melody_utils.corpus import prepare  # noqa: E402
 from melody_utils.data import make_loader  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
-from melody_utils.train import autocast_context, cpu_has_native_bf16  # noqa: E402
+from melody_utils.device import autocast_context, cpu_has_native_bf16  # noqa: E402
 
 
 def measure(step, batches, notes_per_batch, seconds: float, warmup: int = 3, device="cpu") -> tuple[float, int]:

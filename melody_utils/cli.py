@@ -20,10 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import corpus
-from .config import PRESET_ENV_VAR, PRESETS, Config, get_config
+from . import corpus, metrics
+from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
+from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
+from .device import resolve_device
+from .midi import MidiError, midi_to_notes, notes_to_midi
+from .sample import model_generate_fn, primer_length, validate_sampling
+from .sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
+from .train import HISTORY_FILE, train
 
-DEFAULT_OUTPUT_NAME = "improved_generated_output.midi"  # the seed's output file name
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
 
 
@@ -55,6 +60,29 @@ NON_NEGATIVE_INT = _number(int, 0, what=">= 0 (0 = off)")
 NON_NEGATIVE_FLOAT = _number(float, 0.0, what=">= 0 (0 = off)")
 POSITIVE_FLOAT = _number(float, 0.0, lo_open=True, what="> 0")
 PROBABILITY = _number(float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
+
+
+def _at_least_two(text):
+    """An integer >= 2: a distribution needs two pieces."""
+    value = POSITIVE_INT(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (a distribution needs 2 pieces), got {text}")
+    return value
+
+
+def _number_list(parse_one, example):
+    """Comma-separated numbers, each checked by ``parse_one``."""
+
+    def parse(text):
+        items = [t.strip() for t in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as {example}, got {text!r}")
+        try:
+            return [parse_one(t) for t in items]
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} (in the list {text!r})") from None
+
+    return parse
 
 
 def _parse_setting(cfg: Config, item: str) -> tuple[str, object]:
@@ -122,6 +150,26 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
 
 
+def _evaluate_args(parser) -> None:
+    """Flags of the ``evaluate`` command (besides --checkpoint and the common ones)."""
+    g = parser.add_argument_group("evaluation")
+    g.add_argument("--samples", type=_at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
+    g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
+    g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
+    g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
+    g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
+    g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
+    g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH, the JSON and PNG figures beside it")
+    g = parser.add_argument_group("sampling sweep")
+    g.add_argument("--sweep", action="store_true",
+                   help="also generate --samples pieces per temperature x top_p setting, score each setting against the "
+                        "held-out pieces and suggest the best one")
+    g.add_argument("--sweep-temperatures", type=_number_list(POSITIVE_FLOAT, "0.8,1.0"), metavar="T1,T2,...",
+                   help=f"temperatures of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TEMPERATURES))})")
+    g.add_argument("--sweep-top-ps", type=_number_list(PROBABILITY, "0.9,1.0"), metavar="P1,P2,...",
+                   help=f"top_p values of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TOP_PS))})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m melody_utils", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Melody Forge: train LSTMs on classical piano MIDI and generate new pieces.",
@@ -154,19 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.metrics)")
     _base_args(p)
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt)")
-    metrics = _metrics_module()
-    if metrics is not None and hasattr(metrics, "add_evaluate_arguments"):
-        metrics.add_evaluate_arguments(p)
+    _evaluate_args(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
-
-
-def _metrics_module():
-    try:
-        from . import metrics
-    except ImportError:
-        return None
-    return metrics
 
 
 # ---------------------------------------------------------------- settings
@@ -232,8 +270,6 @@ def cmd_prepare(args) -> int:
 
 
 def _train(cfg: Config, args):
-    from .train import CHECKPOINT_BEST, CHECKPOINT_LAST, HISTORY_FILE, train
-
     cache = _prepare(cfg, args)
     out_dir = Path(cfg.train.out_dir)
     history = train(cfg, cache, out_dir, resume=not args.no_resume, progress=not args.quiet)
@@ -250,18 +286,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def default_checkpoint(out_dir) -> Path:
-    """OUT_DIR/ckpt_best.pt, or ckpt_last.pt when only that exists."""
-    from .train import CHECKPOINT_BEST, CHECKPOINT_LAST
-
-    best, last = Path(out_dir) / CHECKPOINT_BEST, Path(out_dir) / CHECKPOINT_LAST
-    return last if last.is_file() and not best.is_file() else best
-
-
 def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=None):
     """--primer value -> Notes (the first ``n_notes`` notes) or None."""
-    from .midi import MidiError, midi_to_notes
-
     spec = (spec or "test").strip()
     if spec.lower() == "none":
         return None, "none (one default note)"
@@ -291,20 +317,16 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
 
 
 def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:
-    from .midi import notes_to_midi
-    from .sample import generate_notes, validate_sampling
-    from .train import load_checkpoint, resolve_device
-
     s = cfg.sample
     validate_sampling(s.temperature, s.top_k, s.top_p)
     device = resolve_device(cfg.train.device)
     model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
-    n_primer = s.primer_notes if model.causal else max(s.primer_notes, model.window)  # window models read a full window
-    primer, primer_name = load_primer(args.primer, train_cfg, vocab, n_primer, args, cache)
+    primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
     t0 = time.time()
-    notes = generate_notes(model, vocab, s.n_notes, primer, keep_primer=s.keep_primer or args.keep_primer,
-                           temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed,
-                           device=str(device), progress=not args.quiet)
+    generate_fn = model_generate_fn(model, vocab, keep_primer=s.keep_primer or args.keep_primer, device=str(device),
+                                    progress=not args.quiet)
+    notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
+                        primer=primer)
     notes_to_midi(notes, output)
     trained = state.get("history", {}).get("epoch") or [0]
     print(f"generated {s.n_notes} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
@@ -340,10 +362,35 @@ def cmd_quickstart(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    metrics = _metrics_module()
-    if metrics is None or not hasattr(metrics, "evaluate_cli"):
-        raise ValueError("the evaluate command is not available in this version (melody_utils.metrics.evaluate_cli is missing)")
-    return metrics.evaluate_cli(args) or 0
+    """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
+
+    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
+    auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
+    ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
+    """
+    cfg = config_from_args(args)
+    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint(cfg.train.out_dir)
+    report_path = args.report
+    if report_path:  # checked before the evaluation, which may take minutes
+        report_path = Path(report_path).expanduser()
+        report_path = report_path if report_path.suffix else report_path.with_suffix(".md")
+        if report_path.is_dir():
+            raise ValueError(f"--report {report_path} is a folder; give a file name, e.g. {report_path / 'evaluation.md'}")
+    sweep = None
+    if args.sweep or args.sweep_temperatures or args.sweep_top_ps:
+        sweep = {"temperatures": args.sweep_temperatures, "top_ps": args.sweep_top_ps}  # None: the default grid
+    result = metrics.evaluate(
+        checkpoint, n_samples=args.samples, n_notes=args.n_notes, split=args.split, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, device=str(resolve_device(cfg.train.device)),
+        seed=args.seed if args.seed is not None else 0, cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep,
+    )
+    if not report_path:
+        print(metrics.format_report(result))
+        return 0
+    report, paths = metrics.write_report(result, report_path)
+    print(report)
+    print("\n".join(f"{name}: {path}" for name, path in paths.items()))
+    return 0
 
 
 # ---------------------------------------------------------------- entry point

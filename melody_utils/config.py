@@ -22,6 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 # Where checkpoints and generated music go; MELODY_OUTPUTS_DIR moves them (the test suite does).
 OUTPUTS_DIR = Path(os.environ.get("MELODY_OUTPUTS_DIR") or REPO_ROOT / "outputs")
+DEFAULT_OUTPUT_NAME = "improved_generated_output.midi"  # the generated MIDI's file name (the seed's)
+SPLITS = ("train", "validation", "test")  # pieces are split by piece, never by window (MAESTRO's official split)
 
 
 @dataclass
@@ -83,7 +85,7 @@ class SampleConfig:
     seed: int = 0  # random seed for reproducible samples
     keep_primer: bool = False  # include the primer notes in the output MIDI
     primer_notes: int = 32  # notes taken from the primer piece
-    output: str = str(OUTPUTS_DIR / "improved_generated_output.midi")  # the generated MIDI file
+    output: str = str(OUTPUTS_DIR / DEFAULT_OUTPUT_NAME)  # the generated MIDI file
 
 
 @dataclass

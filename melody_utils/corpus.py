@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DATA_DIR, DataConfig
+from .config import DATA_DIR, SPLITS, DataConfig
+from .maestro import find_maestro, midi_files_with_split
 from .midi import MidiError, Notes, atomic_write_bytes, midi_to_notes
 from .quantize import fit_log_bins, seed_duration_bins, seed_step_bins
 from .tokens import Vocab
@@ -31,7 +32,6 @@ from .tokens import Vocab
 EMBEDDED_PATH = DATA_DIR / "embedded" / "classical_corpus.npz"
 CACHE_DIR = DATA_DIR / "cache"
 CACHE_FORMAT = 1  # bump when the cache layout changes
-SPLITS = ("train", "validation", "test")
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
@@ -271,8 +271,6 @@ def resolve_source(cfg: DataConfig) -> str:
     """'auto' -> 'maestro' when MAESTRO is on disk, else 'embedded'."""
     if cfg.source != "auto":
         return cfg.source
-    from .maestro import find_maestro
-
     return "maestro" if find_maestro() is not None else "embedded"
 
 
@@ -298,8 +296,6 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     if source == "embedded":
         files = None
     elif source == "maestro":
-        from .maestro import find_maestro, midi_files_with_split
-
         root = find_maestro()
         if root is None:
             raise FileNotFoundError("MAESTRO not found under data/; download it (notebook 01, or maestro.ensure_maestro()) or use source='embedded'")

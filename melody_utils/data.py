@@ -94,7 +94,7 @@ def _identity(batch):
     return batch
 
 
-class _EpochShuffle(Sampler):
+class EpochShuffle(Sampler):
     """Seeded shuffling whose order depends only on (seed, epoch): resumable and reproducible.
 
     ``set_epoch`` also tells the dataset (its transpositions are drawn per epoch)."""
@@ -129,6 +129,6 @@ def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_s
             f"(now {window}) or a larger corpus"
         )
     if sampler is None:
-        sampler = _EpochShuffle(len(ds), seed, ds) if shuffle else None
+        sampler = EpochShuffle(len(ds), seed, ds) if shuffle else None
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
                       num_workers=num_workers, collate_fn=_identity)

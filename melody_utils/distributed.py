@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -40,6 +41,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
+
+from .data import EpochShuffle
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # set by torchrun for every process
 
@@ -103,8 +106,6 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> Dist
             raise ValueError(f"LOCAL_RANK={local} but this machine has {torch.cuda.device_count()} GPU(s); "
                              f"use --nproc_per_node <= {torch.cuda.device_count()}")
         torch.cuda.set_device(local)  # before init: NCCL binds this process to its own GPU
-    from datetime import timedelta
-
     dist.init_process_group(backend=backend, rank=rank_, world_size=world, timeout=timedelta(seconds=timeout_s))
     return DistInfo(rank_, world, local, backend)
 
@@ -174,7 +175,7 @@ def _collective_device() -> torch.device:
 
 
 class EpochShardSampler(DistributedSampler):
-    """This rank's share of the single-process epoch order (``data._EpochShuffle``'s permutation).
+    """This rank's share of the single-process epoch order (``data.EpochShuffle``'s permutation).
 
     As torch's ``DistributedSampler``: the order is padded (by wrapping around) to a multiple of
     ``num_replicas`` so every rank gets the same number of windows, rank ``r`` takes every
@@ -193,11 +194,9 @@ class EpochShardSampler(DistributedSampler):
             self.dataset.set_epoch(epoch)
 
     def __iter__(self):
-        from .data import _EpochShuffle
-
         n = len(self.dataset)
         if self.shuffle:
-            order = _EpochShuffle(n, self.seed)
+            order = EpochShuffle(n, self.seed)
             order.set_epoch(self.epoch)
             indices = np.fromiter(iter(order), dtype=np.int64, count=n)
         else:

@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 
 from tqdm.auto import tqdm
 
-from .config import DATA_DIR
+from .config import DATA_DIR, SPLITS
 
 MAESTRO_VERSION = "maestro-v3.0.0"
 MAESTRO_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0-midi.zip"
@@ -47,7 +47,6 @@ DEFAULT_ROOT = DATA_DIR / MAESTRO_VERSION  # folder holding the CSV and the year
 MAESTRO_ZIP_NAME = f"{MAESTRO_VERSION}-midi.zip"  # saved beside that folder
 METADATA_CSV = f"{MAESTRO_VERSION}.csv"
 METADATA_COLUMNS = ("canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration")
-SPLITS = ("train", "validation", "test")  # MAESTRO's official split, by piece
 EXTRACTED_MARKER = ".extracted.json"  # written last into an extracted folder: its presence means "complete"
 CHUNK_BYTES = 1 << 16  # read size while streaming a download
 RETRY_WAIT_S = 1.0  # pause before retry k is k * RETRY_WAIT_S (tests set it to 0)

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import Config, ModelConfig
 from .tokens import Vocab
 
 ARCHS = ("causal", "advanced", "baseline")
@@ -228,3 +228,12 @@ def build_model(model_cfg: ModelConfig, vocab: Vocab, window: int) -> nn.Module:
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+WINDOW_ARCHS = ("baseline", "advanced")  # the seed's window->next models
+
+
+def build_from_config(cfg: Config, vocab: Vocab) -> nn.Module:
+    """The model ``cfg.model`` describes, for ``vocab``; window models see ``cfg.data.seed_window`` notes."""
+    window = cfg.data.seed_window if cfg.model.arch in WINDOW_ARCHS else cfg.data.window
+    return build_model(cfg.model, vocab, window)

@@ -21,6 +21,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from . import stats
 from .midi import Notes
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -242,18 +243,16 @@ def plot_history(history, ax=None, title: str | None = None, heads: bool = False
 
 
 def compare_distributions(gen_stats, ref_stats, features=None, title: str | None = None):
-    """Generated vs reference pieces, one panel per feature of :func:`melody_utils.metrics.piece_stats`.
+    """Generated vs reference pieces, one panel per feature of :func:`melody_utils.stats.piece_stats`.
 
     ``gen_stats``/``ref_stats``: lists of ``piece_stats`` dicts (or of Notes). Scalar features
     are overlaid density histograms, histogram features (pitch classes, intervals, steps,
     durations) the two sets' mean histograms; each panel's title gives the overlap area (OA,
-    1 = same distribution) as :func:`melody_utils.metrics.compare_sets` computes it.
+    1 = same distribution) as :func:`melody_utils.stats.compare_sets` computes it.
     """
-    from . import metrics
-
-    gen = metrics.stack_stats([s if isinstance(s, dict) else metrics.piece_stats(s) for s in gen_stats])
-    ref = metrics.stack_stats([s if isinstance(s, dict) else metrics.piece_stats(s) for s in ref_stats])
-    names = list(features or metrics.SCALAR_FEATURES + metrics.HIST_FEATURES)
+    gen = stats.stack_stats([s if isinstance(s, dict) else stats.piece_stats(s) for s in gen_stats])
+    ref = stats.stack_stats([s if isinstance(s, dict) else stats.piece_stats(s) for s in ref_stats])
+    names = list(features or stats.SCALAR_FEATURES + stats.HIST_FEATURES)
     unknown = [n for n in names if n not in gen]
     if unknown:
         raise ValueError(f"unknown feature(s) {unknown}; choose from {list(gen)}")
@@ -268,7 +267,7 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
             edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
             ax.hist(r, edges, density=True, alpha=0.5, color="tab:blue", label="reference")
             ax.hist(g, edges, density=True, alpha=0.5, color="tab:orange", label="generated")
-            oa = metrics.overlap_area(g, r)
+            oa = stats.overlap_area(g, r)
         else:  # histogram feature: the sets' mean histograms side by side
             gm, rm = g.mean(axis=0), r.mean(axis=0)
             x = np.arange(len(gm))
@@ -279,10 +278,10 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
                 ax.set_xticks(x, NOTE_NAMES, fontsize=7)
             elif name == "interval_hist":
                 ticks = x[::6]
-                ax.set_xticks(ticks, [str(t - metrics.MAX_INTERVAL) for t in ticks])
+                ax.set_xticks(ticks, [str(t - stats.MAX_INTERVAL) for t in ticks])
             else:  # time bins: label with their lower edges in seconds
                 ticks = x[::4]
-                ax.set_xticks(ticks, [f"{metrics.STAT_TIME_EDGES[t]:.2g}" for t in ticks])
+                ax.set_xticks(ticks, [f"{stats.STAT_TIME_EDGES[t]:.2g}" for t in ticks])
         ax.set_title(f"{name}  (OA {oa:.2f})", fontsize=9)
     for ax in axes[len(names):]:
         ax.set_visible(False)
@@ -298,7 +297,7 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
 def plot_sweep(sweep_rows, title: str | None = None):
     """Mean OA and degenerate rate over temperature, one line per top_p (the same colour in both panels).
 
-    ``sweep_rows``: :func:`melody_utils.metrics.sampling_sweep`'s rows, or the ``"sweep"`` dict of
+    ``sweep_rows``: :func:`melody_utils.sweep.sampling_sweep`'s rows, or the ``"sweep"`` dict of
     an :func:`melody_utils.metrics.evaluate` result; from the latter the suggested setting is
     starred (label ``"suggested"``) and the ceiling on the degenerate rate drawn dashed. A mean
     OA that could not be computed (NaN or None) leaves a gap. Lines are labelled ``"top_p 0.9"``.
@@ -310,7 +309,7 @@ def plot_sweep(sweep_rows, title: str | None = None):
         best, ceiling, sweep_rows = sweep_rows.get("best"), sweep_rows.get("max_degenerate_rate"), sweep_rows["rows"]
     rows = list(sweep_rows)
     if not rows:
-        raise ValueError("no sweep rows to plot; run metrics.sampling_sweep with at least one temperature and top_p")
+        raise ValueError("no sweep rows to plot; run sweep.sampling_sweep with at least one temperature and top_p")
     fig, (ax_oa, ax_deg) = new_figure(1, 2, figsize=(11, 3.8))
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
     for i, top_p in enumerate(sorted({r["top_p"] for r in rows})):

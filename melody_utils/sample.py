@@ -32,11 +32,13 @@ than ``model.window`` (no padding notes are invented).
 from __future__ import annotations
 
 import numbers
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .device import resolve_device
 from .midi import DEFAULT_VELOCITY, Notes
 from .tokens import Vocab
 
@@ -249,15 +251,6 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
         )
 
 
-def _resolve_device(device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-
-
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
              progress: bool = False) -> np.ndarray:
@@ -274,7 +267,7 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     _check_model_vocab(model, vocab)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     prim = _primer_tokens(primer, vocab)  # (P, F)
     n_fields = len(vocab.sizes)
     rng = np.random.default_rng(seed)
@@ -359,3 +352,31 @@ def generate_notes(model, vocab: Vocab, n_notes: int, primer=None, keep_primer: 
     if keep_primer and primer is not None:
         new = np.concatenate([_primer_tokens(primer, vocab), new])
     return vocab.decode(new)
+
+
+# ---------------------------------------------------------------------------------------------
+# The generation contract
+# ---------------------------------------------------------------------------------------------
+GenerateFn = Callable[..., Notes]  # generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer) -> Notes
+
+
+def primer_length(model, primer_notes: int) -> int:
+    """Notes a primer should hold for ``model``: ``primer_notes``, or a window model's full window."""
+    return primer_notes if model.causal else max(primer_notes, model.window)  # window models read a full window
+
+
+def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: str = "cpu",
+                      progress: bool = False) -> GenerateFn:
+    """The one generation contract, for a trained model: ``generate_fn(temperature=, top_k=, top_p=,
+    n_notes=, seed=, primer=) -> Notes`` (:func:`generate_notes` with those knobs).
+
+    The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
+    sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
+    all call a model through it, so a test can pass a fake with the same keywords.
+    """
+
+    def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer):
+        return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
+                              top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress)
+
+    return generate_fn

@@ -139,3 +139,23 @@ class Vocab:
 def seed_vocab(velocity_bins: int = 0) -> Vocab:
     """The seed notebook's grid: 88 pitches, 21 step bins, 29 duration bins."""
     return Vocab(seed_step_bins(), seed_duration_bins(), velocity_bins, name="seed")
+
+
+def vocab_differences(old: Vocab, new: Vocab) -> list[str]:
+    """What differs between two vocabularies, in plain words, ``old`` first ("velocity bins 0 vs 8")."""
+    diffs = []
+    for what, a, b in (("step", old.step_bins, new.step_bins), ("duration", old.dur_bins, new.dur_bins)):
+        if a == b:
+            continue
+        grids = f" ({old.name} vs {new.name} grid)" if old.name != new.name else ""
+        if len(a.centers) != len(b.centers):
+            diffs.append(f"{what} bins {len(a.centers)} vs {len(b.centers)}{grids}")
+        elif grids:
+            diffs.append(f"{what} bins differ: {old.name} vs {new.name} grid")
+        else:
+            diffs.append(f"{what} bins differ: fitted on another corpus")
+    if old.velocity_bins != new.velocity_bins:
+        diffs.append(f"velocity bins {old.velocity_bins} vs {new.velocity_bins}")
+    if (old.min_pitch, old.max_pitch) != (new.min_pitch, new.max_pitch):
+        diffs.append(f"pitch range {old.min_pitch}-{old.max_pitch} vs {new.min_pitch}-{new.max_pitch}")
+    return diffs

@@ -3,7 +3,8 @@
 The work behind the button is a plain function, :func:`generate_and_render`, testable without a
 browser. The model comes in as ``generate_fn(temperature, top_k, top_p, n_notes, seed, primer)
 -> Notes`` (keyword arguments), so tests pass a fake and the notebook passes
-:func:`model_generate_fn` (a trained model + vocabulary). Building the UI runs nothing: it only
+:func:`melody_utils.sample.model_generate_fn` (a trained model + vocabulary; the one contract the
+CLI and the sampling sweep use too). Building the UI runs nothing: it only
 lays out widgets, so it executes headless (nbval) without blocking.
 """
 
@@ -14,20 +15,17 @@ import numbers
 import os
 import traceback
 from pathlib import Path
-from typing import Callable
 
 from . import audio, plots
 from .config import SampleConfig
 from .midi import Notes, notes_to_midi
+from .sample import GenerateFn
 
 TEMPERATURE_RANGE = (0.1, 2.0)  # below 1 sharpens the distributions, above 1 flattens them
 TOP_K_RANGE = (0, 88)  # 0 = off; 88 = every piano key
 TOP_P_RANGE = (0.05, 1.0)  # 1.0 = off
 N_NOTES_RANGE = (1, 1000)  # notes to generate
 SEED_RANGE = (0, 2**31 - 1)
-
-GenerateFn = Callable[..., Notes]  # (temperature, top_k, top_p, n_notes, seed, primer) -> Notes
-
 
 def _check(name: str, value, lo, hi, integer: bool):
     """Value within [lo, hi] (an integer when ``integer``), else ValueError naming it and the range."""
@@ -72,17 +70,6 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
              f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}")
     figure = plots.piano_roll(notes, title=title)
     return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "figure": figure}
-
-
-def model_generate_fn(model, vocab, keep_primer: bool = False, device: str = "cpu") -> GenerateFn:
-    """``generate_fn`` for a trained model: :func:`melody_utils.sample.generate_notes` with the knobs."""
-    from . import sample  # torch only when a model is actually used
-
-    def generate_fn(temperature, top_k, top_p, n_notes, seed, primer):
-        return sample.generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
-                                     top_k=top_k, top_p=top_p, seed=seed, device=device)
-
-    return generate_fn
 
 
 def download_widget(path):

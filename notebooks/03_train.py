@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-from melody_utils import corpus, metrics, plots, train
+from melody_utils import checkpoint, corpus, likelihood, model, plots, train
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -101,7 +101,7 @@ print("checkpoints go to", cfg.train.out_dir)
 # %%
 cache = corpus.prepare(cfg.data)
 print({split: len(cache.piece_indices(split)) for split in corpus.SPLITS}, f"pieces, {len(cache.tokens):,} notes")
-n_params = sum(p.numel() for p in train.build_from_config(cfg, cache.vocab).parameters())
+n_params = sum(p.numel() for p in model.build_from_config(cfg, cache.vocab).parameters())
 print(f"model: {n_params:,} parameters; vocabulary {dict(zip(cache.vocab.fields, cache.vocab.sizes))}")
 
 # %% [markdown]
@@ -115,7 +115,7 @@ print(f"model: {n_params:,} parameters; vocabulary {dict(zip(cache.vocab.fields,
 
 # %%
 RESUME = True  # False: start over, replacing the checkpoints in the output folder
-uniform = metrics.uniform_nll(cache.vocab)["nats"]["total"]
+uniform = likelihood.uniform_nll(cache.vocab)["nats"]["total"]
 title = f"preset {cfg.preset} (uniform guessing: {uniform:.2f} nats per note)"
 live = display(plots.plot_history(train.new_history(cache.vocab.fields), title=title), display_id=True)
 history = train.train(cfg, cache, resume=RESUME, on_epoch=lambda h: live.update(plots.plot_history(h, title=title)))
@@ -135,7 +135,7 @@ first, final = history["train_loss"][0], history["train_loss"][-1]
 print(f"train loss {first:.3f} -> {final:.3f}, validation loss {history['val_loss'][-1]:.3f} nats per note "
       f"after {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps)")
 assert final < first, f"the training loss did not fall ({first:.3f} -> {final:.3f}): lower train.lr or train longer"
-for name in (train.CHECKPOINT_BEST, train.CHECKPOINT_LAST, train.HISTORY_FILE):
+for name in (checkpoint.CHECKPOINT_BEST, checkpoint.CHECKPOINT_LAST, train.HISTORY_FILE):
     path = Path(cfg.train.out_dir) / name
     print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")
 

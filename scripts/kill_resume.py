@@ -3,7 +3,7 @@
 A worker process trains a small model on a few pieces of the embedded corpus (CPU, one
 thread, a checkpoint after every optimizer step so kills often land inside a checkpoint write).
 The driver starts it, kills it at a random moment, checks that the newest checkpoint loads
-(``train.load_checkpoint``) and has not gone back in time, starts it again (it resumes from
+(``checkpoint.load_checkpoint``) and has not gone back in time, starts it again (it resumes from
 ``ckpt_last.pt``), and so on; after the last kill the run finishes. Its loss curve must equal
 that of an uninterrupted run, and its final and best checkpoints must hold the same weights.
 
@@ -63,7 +63,7 @@ def train_once(out_dir, epochs: int, checkpoint_every_s: float = 1e-9, worker: b
     """The worker's job (also the uninterrupted reference): train, resuming when a checkpoint exists."""
     import torch
 
-    from melody_utils import train as T
+    from melody_utils import checkpoint as C, train as T
 
     torch.set_num_threads(1)  # the same float reductions in every process
     cache = make_cache()
@@ -74,15 +74,15 @@ def train_once(out_dir, epochs: int, checkpoint_every_s: float = 1e-9, worker: b
 
 def check_checkpoints(out_dir: Path, last_step: int) -> tuple[int, int]:
     """The newest checkpoints load and did not go back: returns (step of ckpt_last, files verified)."""
-    from melody_utils import train as T
+    from melody_utils import checkpoint as C, train as T
 
     verified, step = 0, last_step
-    for name in (T.CHECKPOINT_LAST, T.CHECKPOINT_BEST):
+    for name in (C.CHECKPOINT_LAST, C.CHECKPOINT_BEST):
         path = out_dir / name
         if path.is_file():
-            _, _, _, state = T.load_checkpoint(path)  # raises if truncated or unreadable
+            _, _, _, state = C.load_checkpoint(path)  # raises if truncated or unreadable
             verified += 1
-            if name == T.CHECKPOINT_LAST:
+            if name == C.CHECKPOINT_LAST:
                 if state["step"] < last_step:
                     raise AssertionError(f"{path} went back from step {last_step} to {state['step']}")
                 step = state["step"]
@@ -113,11 +113,11 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
     that start (so they land in training steps and checkpoint writes); ``early_fraction`` of
     them come that long after it started training (setup and resume).
     """
-    from melody_utils import train as T
+    from melody_utils import checkpoint as C, train as T
 
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
-    last = out_dir / T.CHECKPOINT_LAST
+    last = out_dir / C.CHECKPOINT_LAST
     done_kills, verified, step, attempts, mid_write, seen = 0, 0, 0, 0, 0, set()
     t0 = time.time()
     while True:
@@ -155,7 +155,7 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
 
 def compare(out_dir: Path, ref_dir: Path) -> dict:
     """Max deviation of the loss curve and of the final/best weights from the uninterrupted run."""
-    from melody_utils import train as T
+    from melody_utils import checkpoint as C, train as T
 
     h = json.loads((out_dir / T.HISTORY_FILE).read_text())
     ref = json.loads((ref_dir / T.HISTORY_FILE).read_text())
@@ -163,9 +163,9 @@ def compare(out_dir: Path, ref_dir: Path) -> dict:
         raise AssertionError(f"history lengths differ: {len(h['epoch'])} vs {len(ref['epoch'])} entries")
     curve = max(float(np.max(np.abs(np.subtract(h[k], ref[k])))) for k in LOSS_KEYS)
     weights = {}
-    for name in (T.CHECKPOINT_LAST, T.CHECKPOINT_BEST):
-        a = T.read_checkpoint(out_dir / name)["model_state"]
-        b = T.read_checkpoint(ref_dir / name)["model_state"]
+    for name in (C.CHECKPOINT_LAST, C.CHECKPOINT_BEST):
+        a = C.read_checkpoint(out_dir / name)["model_state"]
+        b = C.read_checkpoint(ref_dir / name)["model_state"]
         weights[name] = max(float((a[k] - b[k]).abs().max()) for k in b) if a.keys() == b.keys() else float("inf")
     return {"max_loss_curve_deviation": curve, "max_weight_deviation": weights, "epochs": len(ref["epoch"])}
 

@@ -84,11 +84,24 @@ def _round(x, digits: int = 6):
     return x
 
 
+def _sweep_piece(sweep, generate_fn, primers, cache):
+    """The piece the sampling sweep generates for seed SEED + 1 (it continues primers[(SEED + 1) % 2])."""
+    pieces = []
+
+    def keep(**knobs):
+        pieces.append(generate_fn(**knobs))
+        return pieces[-1]
+
+    sweep.sampling_sweep(keep, [KNOBS["temperature"]], [KNOBS["top_p"]], [cache.notes(0), cache.notes(1)], n_pieces=2,
+                         n_notes=N_NOTES, seed=SEED, progress=False, primers=primers, top_k=KNOBS["top_k"])
+    return pieces[1]
+
+
 def record(work: Path) -> dict[str, dict]:
     """Train, generate and run the CLI under ``work``; returns {file name: content}."""
     import torch
 
-    from melody_utils import cli, corpus, metrics, sample, train, widgets
+    from melody_utils import checkpoint, cli, corpus, metrics, sample, sweep, train
     from melody_utils.config import get_config
     from melody_utils.midi import midi_to_notes
 
@@ -105,8 +118,8 @@ def record(work: Path) -> dict[str, dict]:
     cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=False)
     window_history = train.train(cfg, cache, work / "window", progress=False)
 
-    model, vocab, _, _ = train.load_checkpoint(out / train.CHECKPOINT_BEST)
-    wmodel, wvocab, _, _ = train.load_checkpoint(work / "window" / train.CHECKPOINT_BEST)
+    model, vocab, _, _ = checkpoint.load_checkpoint(out / train.CHECKPOINT_BEST)
+    wmodel, wvocab, _, _ = checkpoint.load_checkpoint(work / "window" / train.CHECKPOINT_BEST)
     held_out = cache.held_out_piece()
     primer = cache.piece_tokens(held_out)[:8]
     gen = {
@@ -115,10 +128,10 @@ def record(work: Path) -> dict[str, dict]:
         "window": _rows(sample.generate(wmodel, wvocab, N_NOTES, cache.piece_tokens(held_out)[:wmodel.window],
                                         **KNOBS, seed=SEED)[0]),
         "no_primer": _rows(sample.generate(model, vocab, N_NOTES, None, **KNOBS, seed=SEED)[0]),
-        "widget_fn": _notes(widgets.model_generate_fn(model, vocab, keep_primer=True)(
+        "widget_fn": _notes(sample.model_generate_fn(model, vocab, keep_primer=True)(
             n_notes=N_NOTES, seed=SEED, primer=primer, **KNOBS)),
-        "sweep_fn": _notes(metrics.sweep_generate_fn(model, vocab, [primer, cache.piece_tokens(0)[:4]], top_k=KNOBS["top_k"])(
-            KNOBS["temperature"], KNOBS["top_p"], N_NOTES, SEED + 1)),
+        "sweep_fn": _notes(_sweep_piece(sweep, sample.model_generate_fn(model, vocab),
+                                        [primer, cache.piece_tokens(0)[:4]], cache)),
     }
     midi = work / "song.mid"
     cli_lines["generate"] = _run_cli(["generate", *common, "--out-dir", str(out), "--n-notes", str(N_NOTES),

@@ -6,14 +6,14 @@ import re
 import pytest
 
 from benchmarks import run_all
-from melody_utils import train as train_module
+from melody_utils import device
 
 
 @pytest.mark.parametrize("native_bf16", [False, None], ids=["bf16-forced-off", "this-cpu"])
 def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
     if native_bf16 is False:
-        monkeypatch.setattr(train_module, "cpu_flags", lambda: set())  # a CPU without AVX512-BF16/AMX
-    elif not train_module.cpu_has_native_bf16():
+        monkeypatch.setattr(device, "cpu_flags", lambda: set())  # a CPU without AVX512-BF16/AMX
+    elif not device.cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16: the forced-off run already covers it")
     assert run_all.main(["--tiny"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,8 @@ import torch
 
 from melody_utils import cli
 from melody_utils.config import REPO_ROOT
-from melody_utils.train import CHECKPOINT_BEST, CHECKPOINT_LAST, HISTORY_FILE, read_checkpoint
+from melody_utils.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
+from melody_utils.train import HISTORY_FILE
 
 torch.set_num_threads(1)
 
@@ -118,15 +119,19 @@ def test_checkpoint_mismatch_names_the_file_and_the_fix(run, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_evaluate_slot_calls_metrics_when_available(run, monkeypatch, capsys):
+def test_evaluate_command_passes_its_flags_to_metrics_evaluate(run, monkeypatch, capsys):
     from melody_utils import metrics
 
     common, out = run
-    monkeypatch.delattr(metrics, "evaluate_cli", raising=False)
-    _fails(["evaluate", *common], capsys, "evaluate_cli")
-    seen = []
-    monkeypatch.setattr(metrics, "evaluate_cli", lambda args: seen.append(args.checkpoint) or 0, raising=False)
-    assert cli.main(["evaluate", *common, "--checkpoint", "x.pt"]) == 0 and seen == ["x.pt"]
+    seen = {}
+    monkeypatch.setattr(metrics, "evaluate", lambda checkpoint, **kw: seen.update(kw, checkpoint=checkpoint) or {})
+    monkeypatch.setattr(metrics, "format_report", lambda result: "the report")
+    argv = ["evaluate", *common, "--checkpoint", "x.pt", "--samples", "3", "--top-p", "0.9", "--sweep-top-ps", "0.8,1"]
+    assert cli.main(argv) == 0 and "the report" in capsys.readouterr().out
+    assert str(seen["checkpoint"]) == "x.pt" and seen["n_samples"] == 3 and seen["top_p"] == 0.9
+    assert seen["sweep"] == {"temperatures": None, "top_ps": [0.8, 1.0]} and seen["device"] == "cpu"
+    assert cli.main(["evaluate", *common, "--out-dir", str(out)]) == 0  # default: OUT_DIR/ckpt_best.pt
+    assert seen["checkpoint"] == out / CHECKPOINT_BEST and seen["sweep"] is None
 
 
 def test_module_entry_point_exits_with_one_error_line(tmp_path):

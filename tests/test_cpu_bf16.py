@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from melody_utils.train import autocast_context, cpu_has_native_bf16
+from melody_utils import device
+from melody_utils.device import autocast_context, cpu_has_native_bf16
 
 
 def test_cpu_is_plain_fp32_unless_bf16_is_asked_for():
@@ -23,9 +24,7 @@ def test_cpu_bf16_autocast_runs_matmuls_in_bf16_or_says_it_cannot():
 
 
 def test_cpu_bf16_on_a_cpu_without_it_names_the_setting(monkeypatch):
-    from melody_utils import train as train_module
-
-    monkeypatch.setattr(train_module, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(device, "cpu_flags", lambda: {"avx2", "fma"})
     assert not cpu_has_native_bf16()
     with pytest.raises(ValueError, match="train.cpu_bf16=false"):
         autocast_context(torch.device("cpu"), cpu_bf16=True)

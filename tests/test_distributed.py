@@ -11,6 +11,9 @@ import torch.multiprocessing as mp
 
 from melody_utils import data, distributed
 from melody_utils import train as T
+from melody_utils import checkpoint as C
+from melody_utils import device as D
+from melody_utils import model as MD
 from melody_utils.config import get_config
 from melody_utils.corpus import TokenCache
 from melody_utils.tokens import seed_vocab
@@ -70,7 +73,7 @@ def _rank_main(rank: int, port: int, cache, cfg_dict: dict, out_root: str) -> No
 
 def test_shards_are_disjoint_cover_the_epoch_and_reshuffle():
     ds = list(range(37))  # odd length: padded to 38 by wrapping around
-    order = data._EpochShuffle(37, seed=5)
+    order = data.EpochShuffle(37, seed=5)
     shards = [distributed.EpochShardSampler(ds, seed=5, num_replicas=WORLD, rank=r) for r in range(WORLD)]
     for epoch in (0, 1):
         order.set_epoch(epoch)
@@ -89,7 +92,7 @@ def test_shards_are_disjoint_cover_the_epoch_and_reshuffle():
 
 def test_interleaved_shards_of_batch_b_are_the_single_process_batch_of_2b():
     n, b = 40, 4
-    order = data._EpochShuffle(n, seed=0)
+    order = data.EpochShuffle(n, seed=0)
     perm = list(order)
     shards = [list(distributed.EpochShardSampler(list(range(n)), seed=0, num_replicas=WORLD, rank=r)) for r in range(WORLD)]
     for k in range(n // (WORLD * b)):
@@ -142,13 +145,13 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
     for k in ("train_loss", "val_loss", "val_pitch", "lr"):
         np.testing.assert_allclose(ranks[0][k], single[k], rtol=0, atol=LOSS_ATOL, err_msg=k)
 
-    a = T.read_checkpoint(tmp_path / "single" / T.CHECKPOINT_LAST)["model_state"]
-    b = T.read_checkpoint(tmp_path / "rank0" / T.CHECKPOINT_LAST)["model_state"]
+    a = C.read_checkpoint(tmp_path / "single" / C.CHECKPOINT_LAST)["model_state"]
+    b = C.read_checkpoint(tmp_path / "rank0" / C.CHECKPOINT_LAST)["model_state"]
     assert a.keys() == b.keys()  # saved unwrapped: no "module." prefixes, loadable by load_checkpoint
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < PARAM_ATOL, f"parameters differ by {worst:.2e}"
     print(f"max parameter difference 2 ranks vs 1 process: {worst:.2e}")
-    T.seed_everything(0)  # the initial weights both runs started from
-    init = T.build_from_config(small_cfg(PER_RANK_BATCH), cache.vocab).state_dict()
+    D.seed_everything(0)  # the initial weights both runs started from
+    init = MD.build_from_config(small_cfg(PER_RANK_BATCH), cache.vocab).state_dict()
     moved = max(float((a[k] - init[k]).abs().max()) for k in a)
     assert moved > 100 * PARAM_ATOL  # training really changed the weights, so the match means something

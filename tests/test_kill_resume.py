@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from melody_utils import train as T
+from melody_utils import checkpoint as C
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kill_resume.py"
 spec = importlib.util.spec_from_file_location("kill_resume", SCRIPT)
@@ -33,17 +34,17 @@ def test_sigkill_at_random_moments_loses_nothing(reference, tmp_path):
     assert result["checkpoints_verified"] >= KILLS  # every kill left a loadable newest checkpoint
     cmp = kr.compare(tmp_path, reference)
     assert cmp["max_loss_curve_deviation"] <= ATOL
-    assert cmp["max_weight_deviation"][T.CHECKPOINT_LAST] <= ATOL
-    assert cmp["max_weight_deviation"][T.CHECKPOINT_BEST] <= ATOL
+    assert cmp["max_weight_deviation"][C.CHECKPOINT_LAST] <= ATOL
+    assert cmp["max_weight_deviation"][C.CHECKPOINT_BEST] <= ATOL
     assert result["temp_files_left"] == []  # a resumed run removes the temp files of killed writes
 
 
 def test_a_kill_between_the_last_and_best_checkpoint_writes_keeps_the_best(reference, tmp_path, monkeypatch):
-    ref_best = T.read_checkpoint(reference / T.CHECKPOINT_BEST)
-    real_save = T.save_checkpoint
+    ref_best = C.read_checkpoint(reference / C.CHECKPOINT_BEST)
+    real_save = C.save_checkpoint
 
     def dies_before_the_final_best_write(path, *args, **kwargs):
-        if Path(path).name == T.CHECKPOINT_BEST and kwargs["step"] == ref_best["step"]:
+        if Path(path).name == C.CHECKPOINT_BEST and kwargs["step"] == ref_best["step"]:
             raise KeyboardInterrupt  # as a kill between this epoch's two checkpoint writes would
         return real_save(path, *args, **kwargs)
 
@@ -51,12 +52,12 @@ def test_a_kill_between_the_last_and_best_checkpoint_writes_keeps_the_best(refer
     with pytest.raises(KeyboardInterrupt):
         kr.train_once(tmp_path, EPOCHS, checkpoint_every_s=0)  # checkpoints at epoch ends only
     monkeypatch.setattr(T, "save_checkpoint", real_save)
-    stale = tmp_path / f".{T.CHECKPOINT_LAST}.x1y2z3.tmp"  # what a kill inside a checkpoint write leaves
+    stale = tmp_path / f".{C.CHECKPOINT_LAST}.x1y2z3.tmp"  # what a kill inside a checkpoint write leaves
     stale.write_bytes(b"half a checkpoint")
     kr.train_once(tmp_path, EPOCHS, checkpoint_every_s=0)  # resume
     assert not stale.exists()
     cmp = kr.compare(tmp_path, reference)
     assert cmp["max_loss_curve_deviation"] <= ATOL
-    best = T.read_checkpoint(tmp_path / T.CHECKPOINT_BEST)
+    best = C.read_checkpoint(tmp_path / C.CHECKPOINT_BEST)
     assert best["step"] == ref_best["step"]  # the best model is not lost
-    assert cmp["max_weight_deviation"][T.CHECKPOINT_BEST] <= ATOL
+    assert cmp["max_weight_deviation"][C.CHECKPOINT_BEST] <= ATOL

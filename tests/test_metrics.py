@@ -2,10 +2,15 @@
 
 import math
 
+import json
+
 import numpy as np
 import pytest
 
 from melody_utils import metrics as M
+from melody_utils import likelihood as L
+from melody_utils import stats as S
+from melody_utils import sweep as SW
 from melody_utils.midi import Notes
 from melody_utils.tokens import seed_vocab
 
@@ -60,7 +65,7 @@ def test_model_nll_weights_batches_by_supervised_notes(causal):
     model = FakeModel(causal)
     # A short last batch: its mean must count for 1 window, not for a whole batch.
     loader = [fake_batch(3, 4, 1.0), fake_batch(1, 4, 3.0)]
-    result = M.model_nll(model, loader, "cpu")
+    result = L.model_nll(model, loader, "cpu")
     mean = (3 * 1.0 + 1 * 3.0) / 4  # the weights are the same per window for both kinds
     assert result["nats"]["pitch"] == pytest.approx(mean)
     assert result["nats"]["step"] == pytest.approx(2 * mean)
@@ -72,7 +77,7 @@ def test_model_nll_weights_batches_by_supervised_notes(causal):
 
 def test_model_nll_rejects_an_empty_loader():
     with pytest.raises(ValueError, match="no window"):
-        M.model_nll(FakeModel(True), [], "cpu")
+        L.model_nll(FakeModel(True), [], "cpu")
 
 
 # ---- baselines ---------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def test_model_nll_rejects_an_empty_loader():
 
 def test_uniform_nll_is_sum_of_log_sizes():
     vocab = seed_vocab()
-    r = M.uniform_nll(vocab)
+    r = L.uniform_nll(vocab)
     assert r["nats"]["total"] == pytest.approx(sum(math.log(s) for s in vocab.sizes))
     assert r["nats"]["pitch"] == pytest.approx(math.log(88))
     assert r["bits"]["step"] == pytest.approx(math.log2(21))
@@ -97,10 +102,10 @@ def test_unigram_beats_uniform_and_approaches_the_entropy():
     probs = [np.array([0.6, 0.2, 0.1, 0.05, 0.05]), np.array([0.9, 0.1]), np.array([0.25, 0.25, 0.25, 0.25])]
     sizes = [len(p) for p in probs]
     train, val, test = (draw_pieces(rng, probs, 20, 1000) for _ in range(3))
-    r = M.ngram_nll(train, test, sizes, order=1, val_pieces=val)
+    r = L.ngram_nll(train, test, sizes, order=1, val_pieces=val)
     for name, p in zip(("pitch", "step", "duration"), probs):
         assert r["nats"][name] == pytest.approx(entropy(p), abs=0.02)
-    assert r["nats"]["total"] < M.uniform_nll(sizes)["nats"]["total"] - 0.5
+    assert r["nats"]["total"] < L.uniform_nll(sizes)["nats"]["total"] - 0.5
 
 
 def cycle_pieces(rng, n_pieces, length, size=12, noise=0.1):
@@ -131,13 +136,13 @@ def second_order_pieces(rng, n_pieces, length, size=7):
 def test_higher_orders_beat_lower_orders_on_structured_sequences():
     rng = np.random.default_rng(1)
     train, val, test = cycle_pieces(rng, 20, 500), cycle_pieces(rng, 5, 500), cycle_pieces(rng, 5, 500)
-    nll = {o: M.ngram_nll(train, test, (12, 3, 3), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
+    nll = {o: L.ngram_nll(train, test, (12, 3, 3), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
     # 1-gram: ~log 12 = 2.48; 2-gram: about the noise entropy, ~0.5 nats
     assert nll[2] < nll[1] - 1.5
     assert nll[3] <= nll[2] + 0.02, "an extra order must not hurt once its smoothing is tuned"
 
     train, val, test = (second_order_pieces(rng, 10, 500) for _ in range(3))
-    nll = {o: M.ngram_nll(train, test, (7, 1, 1), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
+    nll = {o: L.ngram_nll(train, test, (7, 1, 1), o, val_pieces=val)["nats"]["pitch"] for o in (1, 2, 3)}
     assert nll[3] < nll[2] - 1.0
     assert nll[2] <= nll[1] + 0.02
 
@@ -147,7 +152,7 @@ def test_smoothing_keeps_nll_finite_on_unseen_contexts_and_ids(order):
     sizes = (10, 4, 4)
     train = [np.zeros((50, 3), dtype=np.int64), np.ones((50, 3), dtype=np.int64)]  # ids 0 and 1 only
     test = [np.stack([np.arange(10), np.full(10, 3), np.arange(10) % 4], axis=1)]  # ids never seen
-    r = M.ngram_nll(train, test, sizes, order)  # no validation: default smoothing
+    r = L.ngram_nll(train, test, sizes, order)  # no validation: default smoothing
     assert all(np.isfinite(v) for v in r["nats"].values())
     # unseen ids are worse than uniform, but not absurdly (bounded by the additive 1-gram)
     assert r["nats"]["pitch"] > math.log(10)
@@ -156,11 +161,11 @@ def test_smoothing_keeps_nll_finite_on_unseen_contexts_and_ids(order):
 
 def test_ngram_rejects_bad_arguments():
     with pytest.raises(ValueError, match="order"):
-        M.NGramModel((4, 4, 4), 0)
+        L.NGramModel((4, 4, 4), 0)
     with pytest.raises(ValueError, match=r"train_pieces\[0\].*vocabulary sizes"):
-        M.ngram_nll([np.full((5, 3), 9)], [np.zeros((5, 3), int)], (4, 4, 4), 2)
+        L.ngram_nll([np.full((5, 3), 9)], [np.zeros((5, 3), int)], (4, 4, 4), 2)
     with pytest.raises(ValueError, match="test_pieces.*2 notes"):
-        M.ngram_nll([np.zeros((5, 3), int)], [np.zeros((1, 3), int)], (4, 4, 4), 2)
+        L.ngram_nll([np.zeros((5, 3), int)], [np.zeros((1, 3), int)], (4, 4, 4), 2)
 
 
 def test_ngram_counts_context_across_full_tokens_not_only_its_own_field():
@@ -175,7 +180,7 @@ def test_ngram_counts_context_across_full_tokens_not_only_its_own_field():
             out.append(np.stack([pitch, step, np.zeros(300, np.int64)], axis=1))
         return out
 
-    r = M.ngram_nll(pieces(10), pieces(3), (6, 6, 1), 2, val_pieces=pieces(3))
+    r = L.ngram_nll(pieces(10), pieces(3), (6, 6, 1), 2, val_pieces=pieces(3))
     assert r["nats"]["step"] < 0.05
     assert r["nats"]["pitch"] == pytest.approx(math.log(6), abs=0.05)
 
@@ -191,7 +196,7 @@ def test_piece_stats_on_a_hand_checked_example():
         duration=[1.0, 1.0, 1.0, 0.25, 0.5, 0.5],
         velocity=[80] * 6,
     )
-    s = M.piece_stats(notes)
+    s = S.piece_stats(notes)
     assert s["pitch_count"] == 5
     assert s["pitch_range"] == 12
     assert s["mean_interval"] == pytest.approx((5 + 1 + 11) / 3)  # top line 67 -> 72 -> 71 -> 60
@@ -202,12 +207,12 @@ def test_piece_stats_on_a_hand_checked_example():
     np.testing.assert_allclose(s["pitch_class_hist"][[0, 4, 7, 11]], [3 / 6, 1 / 6, 1 / 6, 1 / 6])
     np.testing.assert_allclose(s["interval_hist"][[12 + 5, 12 - 1, 12 - 11]], [1 / 3] * 3)
     assert s["step_hist"].sum() == pytest.approx(1) and s["step_hist"][0] == pytest.approx(2 / 5)  # two 0 steps
-    assert set(M.SCALAR_FEATURES + M.HIST_FEATURES) <= set(s)
+    assert set(S.SCALAR_FEATURES + S.HIST_FEATURES) <= set(s)
 
 
 def test_piece_stats_rejects_too_short_input():
     with pytest.raises(ValueError, match="at least 2 notes"):
-        M.piece_stats(Notes.from_steps([60], [0.0], [0.5]))
+        S.piece_stats(Notes.from_steps([60], [0.0], [0.5]))
 
 
 def random_notes(rng, n, low=48, high=84):
@@ -221,33 +226,33 @@ def looped_notes(rng, n, period=4):
 
 def test_loop_measure_flags_loops_and_not_random_sequences():
     rng = np.random.default_rng(3)
-    assert M.loop_mask(np.resize(rng.integers(0, 50, 5), 100)).all()
-    assert M.loop_mask(rng.integers(0, 1000, 200)).mean() < 0.05
+    assert S.loop_mask(np.resize(rng.integers(0, 50, 5), 100)).all()
+    assert S.loop_mask(rng.integers(0, 1000, 200)).mean() < 0.05
     # a random opening, then a loop of period 7: only the loop is flagged
     ids = np.concatenate([rng.integers(100, 1000, 60), np.resize(np.arange(7), 60)])
-    mask = M.loop_mask(ids)
+    mask = S.loop_mask(ids)
     assert mask[70:].all() and mask[:55].mean() < 0.1
     # too short to count: a pattern played once and a half
-    assert not M.loop_mask(np.concatenate([rng.integers(100, 1000, 20), [1, 2, 3, 4, 5, 1, 2, 3], rng.integers(100, 1000, 20)])).any()
+    assert not S.loop_mask(np.concatenate([rng.integers(100, 1000, 20), [1, 2, 3, 4, 5, 1, 2, 3], rng.integers(100, 1000, 20)])).any()
 
-    loop, rand = M.piece_stats(looped_notes(rng, 128)), M.piece_stats(random_notes(rng, 128))
+    loop, rand = S.piece_stats(looped_notes(rng, 128)), S.piece_stats(random_notes(rng, 128))
     assert loop["loop_share"] > 0.95 and rand["loop_share"] < 0.1
     assert loop["repeat_ngram"] > 0.9 and rand["repeat_ngram"] < 0.1
 
 
 def test_degeneracy_flags_loops_and_stuck_pitches_only():
     rng = np.random.default_rng(4)
-    assert M.degeneracy(looped_notes(rng, 100))["degenerate"]
-    assert not M.degeneracy(random_notes(rng, 100))["degenerate"]
+    assert S.degeneracy(looped_notes(rng, 100))["degenerate"]
+    assert not S.degeneracy(random_notes(rng, 100))["degenerate"]
     # random opening, looped ending: the tail decides
     opening, ending = random_notes(rng, 100), looped_notes(rng, 100)
     both = Notes.from_steps(np.concatenate([opening.pitch, ending.pitch]), np.concatenate([opening.step, ending.step]), np.concatenate([opening.duration, ending.duration]))
-    assert M.degeneracy(both)["degenerate"]
+    assert S.degeneracy(both)["degenerate"]
     stuck = random_notes(rng, 100)
     stuck.pitch[::4] = 61  # 61 is outside random_notes' range ...
     stuck.pitch[1::4] = 61  # ... and holds half the notes plus
     stuck.pitch[2::8] = 61
-    d = M.degeneracy(stuck)
+    d = S.degeneracy(stuck)
     assert d["degenerate"] and d["top_pitch_share"] > 0.5 and d["loop_share"] < 0.5
 
 
@@ -257,26 +262,26 @@ def test_degeneracy_flags_loops_and_stuck_pitches_only():
 def test_overlap_area_of_known_distributions():
     rng = np.random.default_rng(5)
     a, b, c = rng.normal(0, 1, 2000), rng.normal(1, 1, 2000), rng.normal(10, 1, 2000)
-    assert M.overlap_area(a, a) == pytest.approx(1.0, abs=1e-6)
-    assert M.overlap_area(a, c) < 0.01
-    assert M.overlap_area(a, b) == pytest.approx(2 * 0.3085, abs=0.05)  # 2 * Phi(-1/2)
-    assert M.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert 0.3 < M.kl_divergence(a, b) < 0.8  # true value 0.5; a KDE widens both
-    assert M.overlap_area([2.0, 2.0], [2.0, 2.0]) == pytest.approx(1.0, abs=1e-6)  # constant sets
+    assert S.overlap_area(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert S.overlap_area(a, c) < 0.01
+    assert S.overlap_area(a, b) == pytest.approx(2 * 0.3085, abs=0.05)  # 2 * Phi(-1/2)
+    assert S.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert 0.3 < S.kl_divergence(a, b) < 0.8  # true value 0.5; a KDE widens both
+    assert S.overlap_area([2.0, 2.0], [2.0, 2.0]) == pytest.approx(1.0, abs=1e-6)  # constant sets
 
 
 def test_compare_sets_with_itself_and_with_a_disjoint_set():
     rng = np.random.default_rng(6)
     low = [random_notes(rng, 100, 30, 50) for _ in range(12)]
     high = [random_notes(rng, 100, 80, 100) for _ in range(12)]
-    same = M.compare_sets(low, low)
+    same = S.compare_sets(low, low)
     for name, f in same["features"].items():
         assert f["oa"] == pytest.approx(1.0, abs=1e-6), name
         assert f["kl"] == pytest.approx(0.0, abs=1e-6), name
     assert same["mean_oa"] == pytest.approx(1.0, abs=1e-6)
     assert same["features"]["mean_pitch"]["intra_oa"] > 0.8
 
-    far = M.compare_sets(high, low)
+    far = S.compare_sets(high, low)
     assert far["features"]["mean_pitch"]["oa"] < 0.01
     assert far["features"]["mean_pitch"]["intra_oa"] < 0.01
     assert far["features"]["mean_pitch"]["emd"] == pytest.approx(50, abs=3)
@@ -287,14 +292,14 @@ def test_compare_sets_sees_low_diversity():
     rng = np.random.default_rng(7)
     ref = [random_notes(rng, 100) for _ in range(10)]
     clones = [random_notes(np.random.default_rng(0), 100) for _ in range(10)]  # the same piece ten times
-    f = M.compare_sets(clones, ref)["features"]["mean_pitch"]
+    f = S.compare_sets(clones, ref)["features"]["mean_pitch"]
     assert f["gen_intra"] == 0.0 and f["ref_intra"] > 0.5
 
 
 def test_compare_sets_needs_two_pieces():
     rng = np.random.default_rng(8)
     with pytest.raises(ValueError, match="generated needs at least 2 pieces"):
-        M.compare_sets([random_notes(rng, 20)], [random_notes(rng, 20)] * 3)
+        S.compare_sets([random_notes(rng, 20)], [random_notes(rng, 20)] * 3)
 
 
 # ---- sampling sweep ----------------------------------------------------------------------
@@ -303,20 +308,20 @@ def test_compare_sets_needs_two_pieces():
 def test_sampling_sweep_with_a_fake_generator():
     calls = []
 
-    def generate(temperature, top_p, n_notes, seed):
+    def generate(*, temperature, top_k, top_p, n_notes, seed, primer):
         calls.append((temperature, top_p, n_notes, seed))
         rng = np.random.default_rng(seed)
         return looped_notes(rng, n_notes) if temperature < 0.5 else random_notes(rng, n_notes)
 
     ref_rng = np.random.default_rng(99)
     reference = [random_notes(ref_rng, 300) for _ in range(10)]
-    rows = M.sampling_sweep(generate, [0.2, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, seed=10, progress=False)
+    rows = SW.sampling_sweep(generate, [0.2, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, seed=10, progress=False)
     assert [(r["temperature"], r["top_p"]) for r in rows] == [(0.2, 0.9), (0.2, 1.0), (1.0, 0.9), (1.0, 1.0)]
     assert len(calls) == 16 and {c[2] for c in calls} == {80} and sorted({c[3] for c in calls}) == [10, 11, 12, 13]
     cold, hot = rows[0], rows[2]
     assert cold["degenerate_rate"] == 1.0 and hot["degenerate_rate"] == 0.0
     assert hot["mean_oa"] > cold["mean_oa"] + 0.2
-    assert set(hot["oa"]) == set(M.SCALAR_FEATURES + M.HIST_FEATURES)
+    assert set(hot["oa"]) == set(S.SCALAR_FEATURES + S.HIST_FEATURES)
 
 
 def sweep_row(temperature, top_p, mean_oa, degenerate_rate):
@@ -329,28 +334,28 @@ def test_best_setting_is_the_highest_oa_under_the_degenerate_ceiling():
             sweep_row(1.0, 1.0, math.nan, 1.0)]
 
     def pick(ref, margin):
-        best = M.best_setting(rows, ref, margin)
+        best = SW.best_setting(rows, ref, margin)
         return best["temperature"], best["top_p"], best["eligible"]
 
     assert pick(0.0, 0.1) == (1.0, 0.9, True)  # the best OA (0.7, 0.9) degenerates too often
     assert pick(0.05, 0.1) == (0.7, 1.0, True)  # a repetitive held-out set raises the ceiling
     assert pick(0.375, 0.125) == (0.7, 0.9, True)  # a rate exactly at the ceiling is allowed
-    assert M.best_setting(rows, 0.0)["mean_oa"] == 0.7
+    assert SW.best_setting(rows, 0.0)["mean_oa"] == 0.7
     # nothing under the ceiling: the least degenerate, flagged as such
     high = [sweep_row(0.7, 0.9, 0.9, 0.75), sweep_row(1.0, 0.9, 0.4, 0.5), sweep_row(1.0, 1.0, 0.6, 0.5)]
-    best = M.best_setting(high, 0.0, 0.1)
+    best = SW.best_setting(high, 0.0, 0.1)
     assert (best["temperature"], best["top_p"], best["eligible"]) == (1.0, 1.0, False)
-    assert "No setting stays at or below 10%" in M.describe_best({"best": best, "max_degenerate_rate": 0.1})
+    assert "No setting stays at or below 10%" in SW.describe_best({"best": best, "max_degenerate_rate": 0.1})
     # ties keep the first listed; rows read back from JSON carry None for NaN
     tie = [sweep_row(0.8, 0.9, None, 0.0), sweep_row(0.9, 0.9, 0.5, 0.0), sweep_row(1.0, 0.9, 0.5, 0.0)]
-    assert M.best_setting(tie, 0.0)["temperature"] == 0.9
-    assert M.best_setting([sweep_row(1.0, 1.0, None, 1.0)], 0.0) is None
+    assert SW.best_setting(tie, 0.0)["temperature"] == 0.9
+    assert SW.best_setting([sweep_row(1.0, 1.0, None, 1.0)], 0.0) is None
 
 
 def test_sweep_suggests_a_setting_that_does_not_loop():
     # Cold settings loop (all of them at 0.2, every other piece at 0.6); top_p 1.0 plays an octave
     # too high. Only (1.0, 0.9) is both like the reference and loop-free.
-    def generate(temperature, top_p, n_notes, seed):
+    def generate(*, temperature, top_k, top_p, n_notes, seed, primer):
         rng = np.random.default_rng(seed)
         if temperature < 0.5 or (temperature < 0.8 and seed % 2 == 0):
             return looped_notes(rng, n_notes)
@@ -358,16 +363,16 @@ def test_sweep_suggests_a_setting_that_does_not_loop():
 
     ref_rng = np.random.default_rng(12)
     reference = [random_notes(ref_rng, 200) for _ in range(8)]
-    rows = M.sampling_sweep(generate, [0.2, 0.6, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, progress=False)
+    rows = SW.sampling_sweep(generate, [0.2, 0.6, 1.0], [0.9, 1.0], reference, n_pieces=4, n_notes=80, progress=False)
     assert [r["degenerate_rate"] for r in rows] == [1.0, 1.0, 0.5, 0.5, 0.0, 0.0]
-    ref_rate = np.mean([M.degeneracy(r)["degenerate"] for r in M.excerpts(reference, 80)])
+    ref_rate = np.mean([S.degeneracy(r)["degenerate"] for r in S.excerpts(reference, 80)])
     assert ref_rate == 0.0
-    best = M.best_setting(rows, ref_rate)
+    best = SW.best_setting(rows, ref_rate)
     assert (best["temperature"], best["top_p"], best["eligible"]) == (1.0, 0.9, True)
     assert best["mean_oa"] > rows[5]["mean_oa"]
 
-    sweep = {"rows": rows, "best": best, "n_pieces": 4, "n_notes": 80, "top_k": 0, "margin": M.DEGENERATE_MARGIN,
-             "reference_degenerate_rate": ref_rate, "max_degenerate_rate": ref_rate + M.DEGENERATE_MARGIN}
+    sweep = {"rows": rows, "best": best, "n_pieces": 4, "n_notes": 80, "top_k": 0, "margin": SW.DEGENERATE_MARGIN,
+             "reference_degenerate_rate": ref_rate, "max_degenerate_rate": ref_rate + SW.DEGENERATE_MARGIN}
     report = M.format_report({"sweep": sweep}, figures={"sweep": "r_sweep.png"})
     table = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert len(table) == 6
@@ -378,17 +383,17 @@ def test_sweep_suggests_a_setting_that_does_not_loop():
 
 
 def test_sweep_options_fill_defaults_and_reject_bad_values():
-    o = M._sweep_options(True, n_pieces=8, n_notes=100)
-    assert (o["temperatures"], o["top_ps"]) == (list(M.SWEEP_TEMPERATURES), list(M.SWEEP_TOP_PS))
-    assert (o["n_pieces"], o["n_notes"], o["margin"]) == (8, 100, M.DEGENERATE_MARGIN)
-    o = M._sweep_options({"temperatures": 0.9, "top_ps": None, "n_pieces": 3}, n_pieces=8, n_notes=100)
-    assert (o["temperatures"], o["top_ps"], o["n_pieces"]) == ([0.9], list(M.SWEEP_TOP_PS), 3)
+    o = SW.sweep_options(True, n_pieces=8, n_notes=100)
+    assert (o["temperatures"], o["top_ps"]) == (list(SW.SWEEP_TEMPERATURES), list(SW.SWEEP_TOP_PS))
+    assert (o["n_pieces"], o["n_notes"], o["margin"]) == (8, 100, SW.DEGENERATE_MARGIN)
+    o = SW.sweep_options({"temperatures": 0.9, "top_ps": None, "n_pieces": 3}, n_pieces=8, n_notes=100)
+    assert (o["temperatures"], o["top_ps"], o["n_pieces"]) == ([0.9], list(SW.SWEEP_TOP_PS), 3)
     for bad, match in (({"temperature": [1.0]}, "unknown sweep option"), ({"temperatures": [1.0, 0]}, "temperatures .*> 0"),
                        ({"top_ps": [1.5]}, r"top_ps .*\(0, 1\]"), ({"top_ps": []}, "non-empty"),
                        ({"temperatures": "hot"}, "temperatures"), ({"n_pieces": 1}, "n_pieces .*>= 2"),
                        ({"margin": 2}, "margin"), ([0.9], "None, True or a dict")):
         with pytest.raises(ValueError, match=match):
-            M._sweep_options(bad, n_pieces=8, n_notes=100)
+            SW.sweep_options(bad, n_pieces=8, n_notes=100)
 
 
 def test_plot_sweep_draws_one_line_per_top_p():
@@ -406,7 +411,7 @@ def test_plot_sweep_draws_one_line_per_top_p():
     assert np.isnan(ax_oa.get_lines()[1].get_ydata()[-1])  # top_p 1.0 at 1.1
     assert not [c for c in ax_oa.collections if c.get_label() == "suggested"]
 
-    best = M.best_setting(rows, 0.0, 0.2)
+    best = SW.best_setting(rows, 0.0, 0.2)
     fig = plots.plot_sweep({"rows": rows, "best": best, "max_degenerate_rate": 0.2})
     ax_oa, ax_deg = fig.axes[:2]
     (star,) = [c for c in ax_oa.collections if c.get_label() == "suggested"]
@@ -418,23 +423,24 @@ def test_plot_sweep_draws_one_line_per_top_p():
 
 def test_excerpts_match_the_generated_length():
     rng = np.random.default_rng(9)
-    cut = M.excerpts([random_notes(rng, 500), random_notes(rng, 30), random_notes(rng, 1)], 100)
+    cut = S.excerpts([random_notes(rng, 500), random_notes(rng, 30), random_notes(rng, 1)], 100)
     assert [len(c) for c in cut] == [100, 30]
 
 
 # ---- evaluating a checkpoint ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["causal", "baseline"])
-def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
-    import json
-
+@pytest.fixture(scope="module", params=["causal", "baseline"])
+def evaluated(request, tmp_path_factory):
+    """An untrained tiny checkpoint of each kind on a synthetic cache, and its evaluation."""
     import torch
 
-    from melody_utils import train
+    from melody_utils import checkpoint
     from melody_utils.config import get_config
     from melody_utils.corpus import TokenCache
+    from melody_utils.model import build_from_config
 
+    arch = request.param
     torch.manual_seed(0)
     torch.set_num_threads(1)
     vocab = seed_vocab()
@@ -444,56 +450,76 @@ def test_evaluate_a_tiny_checkpoint_and_format_the_report(tmp_path, arch):
     cache = TokenCache.from_pieces(pieces, vocab, splits)
     cfg = get_config("tiny", **{"model.arch": arch, "model.hidden": 16, "data.window": 16, "data.seed_window": 16,
                                 "sample.n_notes": 40, "sample.primer_notes": 8})
-    model = train.build_from_config(cfg, vocab)
-    path = train.save_checkpoint(tmp_path / "ckpt.pt", model, cfg, vocab, epoch=1)
-
+    model = build_from_config(cfg, vocab)
+    path = checkpoint.save_checkpoint(tmp_path_factory.mktemp(arch) / "ckpt.pt", model, cfg, vocab, epoch=1)
     result = M.evaluate(path, cache=cache, n_samples=3, device="cpu", progress=False)
-    nll = result["nll"]
+    return {"arch": arch, "path": path, "cache": cache, "cfg": cfg, "model": model, "result": result}
+
+
+def test_evaluate_scores_the_model_and_its_baselines(evaluated):
+    nll = evaluated["result"]["nll"]
     assert list(nll) == ["model", "uniform", "1-gram", "2-gram", "3-gram"]
     assert set(nll["model"]["nats"]) == {"pitch", "step", "duration", "total"}
     # an untrained model is about as good as uniform; the cycle makes the 2-gram far better
     assert abs(nll["model"]["nats"]["total"] - nll["uniform"]["nats"]["total"]) < 1.0
     assert nll["2-gram"]["nats"]["pitch"] < nll["1-gram"]["nats"]["pitch"] - 2
     test_notes = 2 * 120
-    assert nll["model"]["n_notes"] >= (test_notes - 2 * 17 if arch == "causal" else 2 * (120 - 16))
+    assert nll["model"]["n_notes"] >= (test_notes - 2 * 17 if evaluated["arch"] == "causal" else 2 * (120 - 16))
+
+
+def test_evaluate_compares_generated_with_held_out_pieces(evaluated):
+    result = evaluated["result"]
     assert result["split"] == "test" and result["stats"]["n_generated"] == 3 and result["stats"]["n_reference"] == 2
     assert 0.0 <= result["degenerate_rate"] <= 1.0
     assert [len(result["piece_stats"][k]) for k in ("generated", "reference")] == [3, 2]
+    assert "sweep" not in result
 
-    # the sweep reuses the evaluation's primers, seeds and excerpts: its row at the evaluated setting reproduces it
-    quick = M.evaluate(path, cache=cache, n_samples=2, n_notes=24, device="cpu", progress=False, likelihood=False,
-                       sweep={"temperatures": [cfg.sample.temperature], "top_ps": [cfg.sample.top_p, 0.5]})
+
+def test_evaluate_sweep_row_at_the_evaluated_setting_reproduces_the_evaluation(evaluated):
+    # the sweep reuses the evaluation's primers, seeds and excerpts
+    cfg, s = evaluated["cfg"], evaluated["cfg"].sample
+    quick = M.evaluate(evaluated["path"], cache=evaluated["cache"], n_samples=2, n_notes=24, device="cpu", progress=False,
+                       likelihood=False, sweep={"temperatures": [s.temperature], "top_ps": [s.top_p, 0.5]})
     assert quick["nll"] == {} and "log-likelihood" not in M.format_report(quick)
     sweep = quick["sweep"]
-    assert [(r["temperature"], r["top_p"]) for r in sweep["rows"]] == [(cfg.sample.temperature, cfg.sample.top_p), (cfg.sample.temperature, 0.5)]
+    assert [(r["temperature"], r["top_p"]) for r in sweep["rows"]] == [(s.temperature, s.top_p), (s.temperature, 0.5)]
     assert (sweep["n_pieces"], sweep["n_notes"], sweep["top_k"]) == (2, 24, cfg.sample.top_k)
     assert sweep["rows"][0]["mean_oa"] == pytest.approx(quick["stats"]["mean_oa"])
     assert sweep["rows"][0]["degenerate_rate"] == quick["degenerate_rate"]
     assert sweep["reference_degenerate_rate"] == quick["reference_degenerate_rate"]
-    assert sweep["best"]["top_p"] in (cfg.sample.top_p, 0.5)
+    assert sweep["best"]["top_p"] in (s.top_p, 0.5)
     json.dumps(quick, allow_nan=False)
 
+
+def test_sampling_sweep_drives_a_model_through_the_generation_contract(evaluated):
+    from melody_utils.sample import model_generate_fn
+
+    cache, model = evaluated["cache"], evaluated["model"]
     primers = [cache.piece_tokens(i)[:16] for i in cache.piece_indices("test")]
-    rows = M.sampling_sweep(M.sweep_generate_fn(model, vocab, primers), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
-                            n_pieces=2, n_notes=24, progress=False)
+    rows = SW.sampling_sweep(model_generate_fn(model, cache.vocab), [1.0], [0.5, 1.0], [cache.notes(i) for i in range(8)],
+                             n_pieces=2, n_notes=24, progress=False, primers=primers)
     assert [r["top_p"] for r in rows] == [0.5, 1.0] and all(0 <= r["mean_oa"] <= 1 for r in rows)
 
+
+def test_format_report_has_the_likelihood_and_statistics_tables(evaluated):
+    result = evaluated["result"]
     report = M.format_report(result)
-    assert "| 3-gram |" in report and "| pitch_range |" in report and f"model ({arch})" in report
-    assert "sweep" not in result and "Sampling sweep" not in report
+    assert "| 3-gram |" in report and "| pitch_range |" in report and f"model ({evaluated['arch']})" in report
+    assert "Sampling sweep" not in report
     json.dumps(result, allow_nan=False)  # JSON-ready: the CLI writes it
 
 
 def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
-    from melody_utils import train
+    from melody_utils.checkpoint import save_checkpoint
     from melody_utils.config import get_config
     from melody_utils.corpus import TokenCache
+    from melody_utils.model import build_from_config
 
     cfg = get_config("tiny", **{"model.hidden": 8})
-    path = train.save_checkpoint(tmp_path / "ckpt.pt", train.build_from_config(cfg, seed_vocab()), cfg, seed_vocab())
+    path = save_checkpoint(tmp_path / "ckpt.pt", build_from_config(cfg, seed_vocab()), cfg, seed_vocab())
     other = seed_vocab(velocity_bins=4)
     cache = TokenCache.from_pieces([np.zeros((40, 4), int)] * 4, other, ["train", "train", "test", "test"])
-    with pytest.raises(ValueError, match="another vocabulary"):
+    with pytest.raises(ValueError, match="another vocabulary than the token cache's .velocity bins 0 vs 4"):
         M.evaluate(path, cache=cache, n_samples=2, progress=False)
 
 
@@ -502,15 +528,17 @@ def tiny_run(tmp_path_factory):
     """An untrained tiny checkpoint (OUT_DIR/ckpt_best.pt) and its token cache: the CLI's argv prefix."""
     import torch
 
-    from melody_utils import corpus, train
+    from melody_utils import corpus
+    from melody_utils.checkpoint import save_checkpoint
     from melody_utils.config import get_config
+    from melody_utils.model import build_from_config
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("run")
     cfg = get_config("tiny", **{"data.source": "embedded", "data.max_files": 24, "model.hidden": 8,
                                 "sample.n_notes": 32, "train.out_dir": str(out)})
     cache = corpus.prepare(cfg.data, cache_dir=out / "cache", progress=False)
-    train.save_checkpoint(out / "ckpt_best.pt", train.build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+    save_checkpoint(out / "ckpt_best.pt", build_from_config(cfg, cache.vocab), cfg, cache.vocab)
     return ["evaluate", "--out-dir", str(out), "--cache-dir", str(out / "cache"), "--device", "cpu", "--quiet"]
 
 
@@ -559,7 +587,7 @@ def test_cli_evaluate_sweep_writes_the_table_and_the_figures(tiny_run, tmp_path,
     assert settings == [(0.9, 1.0), (0.9, 0.8), (1.1, 1.0), (1.1, 0.8)]
     for t, p in settings:
         assert f"| {t:g} | {p:g} |" in report
-    assert sweep["max_degenerate_rate"] == pytest.approx(sweep["reference_degenerate_rate"] + M.DEGENERATE_MARGIN)
+    assert sweep["max_degenerate_rate"] == pytest.approx(sweep["reference_degenerate_rate"] + SW.DEGENERATE_MARGIN)
     best = sweep["best"]
     assert (best["temperature"], best["top_p"]) in settings and report.count("**suggested**") == 1
 
@@ -572,11 +600,11 @@ def test_compare_distributions_plot_draws_one_panel_per_feature():
     from melody_utils import plots
 
     rng = np.random.default_rng(11)
-    gen = [M.piece_stats(random_notes(rng, 60)) for _ in range(3)]
+    gen = [S.piece_stats(random_notes(rng, 60)) for _ in range(3)]
     ref = [random_notes(rng, 60) for _ in range(4)]  # Notes are accepted too
     fig = plots.compare_distributions(gen, ref)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(visible) == len(M.SCALAR_FEATURES + M.HIST_FEATURES)
+    assert len(visible) == len(S.SCALAR_FEATURES + S.HIST_FEATURES)
     assert any("pitch_class_hist" in ax.get_title() for ax in visible)
     fig = plots.compare_distributions(gen, ref, features=["mean_pitch", "step_hist"])
     assert [ax.get_title().split()[0] for ax in fig.axes if ax.get_visible()] == ["mean_pitch", "step_hist"]
@@ -587,7 +615,7 @@ def test_compare_distributions_plot_draws_one_panel_per_feature():
 def test_piece_nll_reads_whole_pieces_with_carried_state():
     import torch
 
-    from melody_utils import metrics
+    from melody_utils import likelihood
     from melody_utils.config import ModelConfig
     from melody_utils.corpus import TokenCache
     from melody_utils.data import make_loader
@@ -599,19 +627,19 @@ def test_piece_nll_reads_whole_pieces_with_carried_state():
     rng = np.random.default_rng(0)
     pieces = [np.stack([rng.integers(0, n, 33) for n in vocab.sizes], 1) for _ in range(3)]
     model = build_model(ModelConfig(hidden=16, layers=2, emb_pitch=8, emb_step=4, emb_dur=4, dropout=0.0), vocab, 32)
-    whole = metrics.piece_nll(model, pieces)
+    whole = likelihood.piece_nll(model, pieces)
     assert whole["n_notes"] == 3 * 32  # every note but each piece's first, like the n-grams
     # a piece of window + 1 notes is exactly one window: the same notes as model_nll's
     loader = make_loader(TokenCache.from_pieces(pieces, vocab), "train", 32, 32, 8, shuffle=False)
-    windows = metrics.model_nll(model, loader)
+    windows = likelihood.model_nll(model, loader)
     assert whole["nats"]["total"] == pytest.approx(windows["nats"]["total"], rel=1e-5)
     # chunking with carried state changes nothing
-    old = metrics.PIECE_CHUNK
+    old = likelihood.PIECE_CHUNK
     try:
-        metrics.PIECE_CHUNK = 5
-        chunked = metrics.piece_nll(model, pieces)
+        likelihood.PIECE_CHUNK = 5
+        chunked = likelihood.piece_nll(model, pieces)
     finally:
-        metrics.PIECE_CHUNK = old
+        likelihood.PIECE_CHUNK = old
     assert chunked["nats"]["total"] == pytest.approx(whole["nats"]["total"], rel=1e-5)
-    later = metrics.piece_nll(model, pieces, context=10)
+    later = likelihood.piece_nll(model, pieces, context=10)
     assert later["n_notes"] == 3 * 23

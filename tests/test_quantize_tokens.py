@@ -98,3 +98,16 @@ def test_out_of_range_values_name_value_and_range():
 def test_vocab_persists():
     v = Vocab(log_bins(10, 0.02, 4, True), seed_duration_bins(), 8, name="log")
     assert Vocab.from_dict(v.to_dict()) == v
+
+
+def test_vocab_differences_say_what_differs_in_plain_words():
+    from melody_utils.tokens import vocab_differences
+
+    seed = seed_vocab()
+    assert vocab_differences(seed, seed_vocab()) == []
+    assert vocab_differences(seed, seed_vocab(velocity_bins=8)) == ["velocity bins 0 vs 8"]
+    refit = Vocab(Bins(tuple(np.linspace(0.01, 2, len(seed.step_bins.centers)))), seed.dur_bins, name="seed")
+    assert vocab_differences(seed, refit) == ["step bins differ: fitted on another corpus"]
+    log = Vocab(Bins(tuple(np.geomspace(0.01, 2, 16))), seed.dur_bins, name="log")
+    assert vocab_differences(seed, log) == ["step bins 21 vs 16 (seed vs log grid)"]
+    assert vocab_differences(seed, Vocab(seed.step_bins, seed.dur_bins, min_pitch=24, name="seed")) == ["pitch range 21-108 vs 24-108"]

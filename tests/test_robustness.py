@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from melody_utils import sample, train as T
+from melody_utils import checkpoint as C
+from melody_utils import model as MD
 from melody_utils.config import DataConfig, get_config
 from melody_utils.corpus import TokenCache, prepare
 from melody_utils.midi import MidiError, midi_to_notes, notes_to_midi
@@ -228,13 +230,13 @@ def small_cache():
 
 
 def test_checkpoint_of_another_model_names_the_file(small_cache, tmp_path):
-    model = T.build_from_config(tiny_cfg(), small_cache.vocab)
-    path = T.save_checkpoint(tmp_path / "ck.pt", model, tiny_cfg(**{"model.hidden": 24}), small_cache.vocab)
+    model = MD.build_from_config(tiny_cfg(), small_cache.vocab)
+    path = C.save_checkpoint(tmp_path / "ck.pt", model, tiny_cfg(**{"model.hidden": 24}), small_cache.vocab)
     with pytest.raises(ValueError, match=r"ck\.pt does not fit the model its config describes.*train again"):
-        T.load_checkpoint(path)
-    path = T.save_checkpoint(tmp_path / "arch.pt", model, tiny_cfg(**{"model.arch": "baseline"}), small_cache.vocab)
+        C.load_checkpoint(path)
+    path = C.save_checkpoint(tmp_path / "arch.pt", model, tiny_cfg(**{"model.arch": "baseline"}), small_cache.vocab)
     with pytest.raises(ValueError, match=r"arch\.pt holds a CausalLSTM.*builds a MusicLSTM"):
-        T.load_checkpoint(path)
+        C.load_checkpoint(path)
 
 
 def test_resume_with_other_bins_names_the_setting_and_the_fix(small_cache, tmp_path):
@@ -245,12 +247,12 @@ def test_resume_with_other_bins_names_the_setting_and_the_fix(small_cache, tmp_p
     with pytest.raises(ValueError) as err:
         T.train(tiny_cfg(**{"data.velocity_bins": 4}), other, tmp_path, progress=False)
     msg = str(err.value)
-    assert str(tmp_path / T.CHECKPOINT_LAST) in msg and "data.velocity_bins" in msg and "vocab sizes" in msg
+    assert str(tmp_path / C.CHECKPOINT_LAST) in msg and "data.velocity_bins" in msg and "velocity bins 0 vs 4" in msg
     assert "--no-resume" in msg
 
 
 def test_sampling_with_a_vocab_of_other_bins_is_refused(small_cache):
-    model = T.build_from_config(tiny_cfg(), small_cache.vocab)
+    model = MD.build_from_config(tiny_cfg(), small_cache.vocab)
     velocity = Vocab(small_cache.vocab.step_bins, small_cache.vocab.dur_bins, velocity_bins=4)
     with pytest.raises(ValueError, match="use the vocab saved with the model's checkpoint"):
         sample.generate(model, velocity, 4)
@@ -264,13 +266,13 @@ def test_sampling_with_a_vocab_of_other_bins_is_refused(small_cache):
 def test_sampling_values_out_of_range_name_the_parameter_and_its_range(knobs, name, small_cache):
     with pytest.raises(ValueError, match=f"^{name} must be"):
         sample.validate_sampling(*knobs)
-    model = T.build_from_config(tiny_cfg(), small_cache.vocab)
+    model = MD.build_from_config(tiny_cfg(), small_cache.vocab)
     with pytest.raises(ValueError, match=f"^{name} must be"):
         sample.generate(model, small_cache.vocab, 4, temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
 
 
 def test_primer_without_usable_notes_is_refused_clearly(small_cache, tmp_path):
-    model = T.build_from_config(tiny_cfg(), small_cache.vocab)
+    model = MD.build_from_config(tiny_cfg(), small_cache.vocab)
     with pytest.raises(ValueError, match="primer must be a non-empty"):
         sample.generate(model, small_cache.vocab, 4, primer=random_notes(10)[:0])
     drums = tmp_path / "drums.mid"
@@ -285,7 +287,7 @@ def test_unwritable_output_folders_fail_early_and_name_the_folder(small_cache, t
     with pytest.raises(PermissionError, match=f"cannot write to folder {blocker}"):
         notes_to_midi(random_notes(8), blocker / "out.mid")
     with pytest.raises(PermissionError, match=f"cannot write to folder {blocker}"):
-        T.save_checkpoint(blocker / "ck.pt", T.build_from_config(tiny_cfg(), small_cache.vocab), tiny_cfg(), small_cache.vocab)
+        C.save_checkpoint(blocker / "ck.pt", MD.build_from_config(tiny_cfg(), small_cache.vocab), tiny_cfg(), small_cache.vocab)
     calls = []
     real_loss = T.distributed.training_loss
     try:

@@ -239,3 +239,11 @@ def test_generate_notes_decodes_and_keeps_the_primer_only_when_asked():
     assert len(both) == 18
     np.testing.assert_array_equal(both.pitch[:7], primer[:, 0] + vocab.min_pitch)
     np.testing.assert_array_equal(both.pitch[7:], new.pitch)
+
+
+def test_primer_length_gives_window_models_a_full_window():
+    vocab = seed_vocab()
+    causal = build_model(ModelConfig(arch="causal", hidden=8), vocab, 16)
+    window = build_model(ModelConfig(arch="baseline", hidden=8), vocab, 16)
+    assert sample.primer_length(causal, 8) == 8 and sample.primer_length(causal, 40) == 40
+    assert sample.primer_length(window, 8) == 16 and sample.primer_length(window, 40) == 40

@@ -9,6 +9,9 @@ import torch
 
 from melody_utils import data
 from melody_utils import train as T
+from melody_utils import checkpoint as C
+from melody_utils import device as D
+from melody_utils import model as MD
 from melody_utils.config import get_config
 from melody_utils.corpus import TokenCache
 from melody_utils.quantize import Bins
@@ -80,8 +83,8 @@ def test_train_writes_history_and_checkpoints(cache, tmp_path):
         assert h["val_loss"][i] == pytest.approx(h["val_pitch"][i] + h["val_step"][i] + h["val_duration"][i], rel=1e-5)
     assert h["train_loss"][-1] < h["train_loss"][0]  # the motif is learnable: the loss falls
     assert json.loads((tmp_path / T.HISTORY_FILE).read_text()) == h
-    assert (tmp_path / T.CHECKPOINT_LAST).is_file() and (tmp_path / T.CHECKPOINT_BEST).is_file()
-    best = T.read_checkpoint(tmp_path / T.CHECKPOINT_BEST)
+    assert (tmp_path / C.CHECKPOINT_LAST).is_file() and (tmp_path / C.CHECKPOINT_BEST).is_file()
+    best = C.read_checkpoint(tmp_path / C.CHECKPOINT_BEST)
     assert best["best_val_loss"] == pytest.approx(min(h["val_loss"]))
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temp files
 
@@ -115,7 +118,7 @@ def test_resume_mid_epoch_reproduces_the_loss_curve(cache, tmp_path, monkeypatch
     straight = T.train(cfg, cache, tmp_path / "straight", progress=False)
     n_batches = straight["step"][0]
     crash_at = n_batches + n_batches // 2  # a step in the middle of epoch 2
-    real_build = T.build_model
+    real_build = MD.build_model
 
     def build_crashing(*args):
         model = real_build(*args)
@@ -131,12 +134,12 @@ def test_resume_mid_epoch_reproduces_the_loss_curve(cache, tmp_path, monkeypatch
         model.loss = loss
         return model
 
-    monkeypatch.setattr(T, "build_model", build_crashing)
+    monkeypatch.setattr(MD, "build_model", build_crashing)
     with pytest.raises(KeyboardInterrupt):  # checkpoint after every step, die mid-epoch
         T.train(cfg, cache, tmp_path / "resumed", progress=False, checkpoint_every_s=1e-9)
-    ckpt = T.read_checkpoint(tmp_path / "resumed" / T.CHECKPOINT_LAST)
+    ckpt = C.read_checkpoint(tmp_path / "resumed" / C.CHECKPOINT_LAST)
     assert (ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"]) == (1, crash_at - n_batches, crash_at)
-    monkeypatch.setattr(T, "build_model", real_build)
+    monkeypatch.setattr(MD, "build_model", real_build)
     resumed = T.train(cfg, cache, tmp_path / "resumed", progress=False)
     for k in LOSS_KEYS:
         np.testing.assert_allclose(resumed[k], straight[k], rtol=0, atol=1e-6, err_msg=k)
@@ -160,16 +163,16 @@ def test_window_models_train_on_seed_windows_at_stride_1(cache, tmp_path):
     h = T.train(cfg, cache, tmp_path, progress=False)
     windows = len(data.window_starts(cache.offsets, cache.piece_indices("train"), 8, 1))
     assert h["step"] == [math.ceil(windows / 8)]
-    model, _, _, _ = T.load_checkpoint(tmp_path / T.CHECKPOINT_LAST)
+    model, _, _, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)
     assert model.causal is False
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(cache, tmp_path):
     cfg = tiny_cfg()
     torch.manual_seed(0)
-    model = T.build_from_config(cfg, cache.vocab).eval()
-    path = T.save_checkpoint(tmp_path / "ck.pt", model, cfg, cache.vocab, epoch=0, step=0)
-    loaded, vocab, cfg2, state = T.load_checkpoint(path, device="cpu")
+    model = MD.build_from_config(cfg, cache.vocab).eval()
+    path = C.save_checkpoint(tmp_path / "ck.pt", model, cfg, cache.vocab, epoch=0, step=0)
+    loaded, vocab, cfg2, state = C.load_checkpoint(path, device="cpu")
     assert vocab == cache.vocab and cfg2.to_dict() == cfg.to_dict() and state["step"] == 0
     assert not loaded.training and all(p.device.type == "cpu" for p in loaded.parameters())
     x = torch.from_numpy(cache.piece_tokens(0)[None, :20].astype(np.int64))
@@ -180,7 +183,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(cache, tmp_path):
 
 def test_trained_checkpoint_reproduces_its_validation_loss(cache, tmp_path):
     h = T.train(tiny_cfg(), cache, tmp_path, progress=False)
-    model, _, cfg, _ = T.load_checkpoint(tmp_path / T.CHECKPOINT_LAST)
+    model, _, cfg, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)
     loader = data.make_loader(cache, "validation", cfg.data.window, cfg.data.stride, 8, shuffle=False)
     val, heads = T.evaluate(model, loader, torch.device("cpu"))
     assert val == pytest.approx(h["val_loss"][-1], abs=1e-6)
@@ -192,10 +195,10 @@ def test_mismatched_checkpoint_names_the_file_and_the_difference(cache, tmp_path
     with pytest.raises(ValueError) as err:
         T.train(tiny_cfg(**{"model.hidden": 24}), cache, tmp_path, progress=False)
     msg = str(err.value)
-    assert str(tmp_path / T.CHECKPOINT_LAST) in msg and "model.hidden" in msg and "--no-resume" in msg
+    assert str(tmp_path / C.CHECKPOINT_LAST) in msg and "model.hidden" in msg and "--no-resume" in msg
     other = make_cache()  # same sizes, another step grid: the time bins differ
-    other.vocab = Vocab(Bins(tuple(np.linspace(0.01, 2, 21))), other.vocab.dur_bins)
-    with pytest.raises(ValueError, match="vocab time bins differ"):
+    other.vocab = Vocab(Bins(tuple(np.linspace(0.01, 2, 21))), other.vocab.dur_bins, name=other.vocab.name)
+    with pytest.raises(ValueError, match="step bins differ: fitted on another corpus"):
         T.train(tiny_cfg(**{"train.epochs": 2}), other, tmp_path, progress=False)
     # Limits may change on resume; resume=False starts over despite the mismatch.
     T.train(tiny_cfg(**{"train.epochs": 2}), cache, tmp_path, progress=False)
@@ -206,21 +209,39 @@ def test_mismatched_checkpoint_names_the_file_and_the_difference(cache, tmp_path
 def test_missing_and_corrupt_checkpoints_raise_clear_errors(tmp_path):
     missing = tmp_path / "nope" / "ckpt_best.pt"
     with pytest.raises(FileNotFoundError) as err:
-        T.load_checkpoint(missing)
+        C.load_checkpoint(missing)
     assert str(missing) in str(err.value) and "python -m melody_utils train" in str(err.value)
     bad = tmp_path / "ckpt_last.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="ckpt_last.pt"):
-        T.load_checkpoint(bad)
+        C.load_checkpoint(bad)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a Melody Forge checkpoint"):
-        T.load_checkpoint(tmp_path / "other.pt")
+        C.load_checkpoint(tmp_path / "other.pt")
 
 
 def test_resolve_device_errors_name_the_value():
-    assert T.resolve_device("cpu").type == "cpu"
+    assert D.resolve_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="'gpu0'"):
-        T.resolve_device("gpu0")
+        D.resolve_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            T.resolve_device("cuda")
+            D.resolve_device("cuda")
+
+
+def test_resume_from_a_checkpoint_without_training_state_says_so(cache, tmp_path):
+    cfg = tiny_cfg()
+    C.save_checkpoint(tmp_path / C.CHECKPOINT_LAST, MD.build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+    with pytest.raises(ValueError, match="holds no training state .*--no-resume") as err:
+        T.train(cfg, cache, tmp_path, progress=False)
+    assert str(tmp_path / C.CHECKPOINT_LAST) in str(err.value)
+
+
+def test_train_state_round_trips_through_a_checkpoint_dict():
+    state = T.TrainState(epoch=2, batch_in_epoch=3, step=11, history={"epoch": [1.0]}, best_val_loss=0.5)
+    torch.manual_seed(1)
+    saved = state.to_checkpoint()
+    expected = torch.rand(3)
+    torch.manual_seed(99)  # whatever ran since, restoring brings back the saved generators
+    back = T.TrainState.from_checkpoint({**saved, "optimizer": {}}, "ckpt.pt")
+    assert back == state and torch.equal(torch.rand(3), expected)

@@ -1,0 +1,123 @@
+"""Checkpoints: one dict per file (as in nanoGPT), written atomically, read back with clear errors.
+
+A checkpoint holds what :func:`load_checkpoint` needs to rebuild the model alone (``config``,
+``vocab``, ``model_class``, ``model_state``) and what resuming training needs (``optimizer``,
+``scaler``, ``scheduler`` and the training state: ``epoch``, ``batch_in_epoch``, ``step``,
+``history``, ``best_val_loss``, ``running``, ``rng``; see :class:`melody_utils.train.TrainState`).
+:func:`config_differences` says in plain words in what a checkpoint differs from a run's settings,
+and :func:`default_checkpoint` picks the file to generate from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .config import Config
+from .device import resolve_device
+from .midi import atomic_write_bytes
+from .model import build_from_config
+from .tokens import Vocab, vocab_differences
+
+CHECKPOINT_LAST = "ckpt_last.pt"  # written every epoch (and every CHECKPOINT_EVERY_S): resume from here
+CHECKPOINT_BEST = "ckpt_best.pt"  # the lowest validation loss so far: generate from here
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+# Settings a resumed run may change: limits and where it runs. Every other data/model/train
+# setting must match the checkpoint's, or the resumed run would silently train something else.
+RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
+                      "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
+
+
+def default_checkpoint(out_dir) -> Path:
+    """OUT_DIR/ckpt_best.pt, or ckpt_last.pt when only that exists."""
+    best, last = Path(out_dir) / CHECKPOINT_BEST, Path(out_dir) / CHECKPOINT_LAST
+    return last if last.is_file() and not best.is_file() else best
+
+
+def save_checkpoint(path, model: torch.nn.Module, cfg: Config, vocab: Vocab, optimizer=None, **state) -> Path:
+    """Write one checkpoint dict atomically (temp file + rename); returns the path.
+
+    Holds what :func:`load_checkpoint` needs to rebuild the model alone (``config``, ``vocab``,
+    ``model_class``, ``model_state``) and what resuming needs (``optimizer`` and the ``state``
+    keywords: epoch, step, history, best_val_loss, scheduler, rng, ...).
+    """
+    model = distributed.unwrap(model)  # DistributedDataParallel (and its loss adapter) keep the model in .module
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "model_class": type(model).__name__,
+        "model_state": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "config": cfg.to_dict(),
+        "vocab": vocab.to_dict(),
+        **state,
+    }
+    return atomic_write_bytes(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dict (tensors on the CPU). Clear errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path}; train one first with `python -m melody_utils train` "
+            f"(or `python -m melody_utils quickstart`), or pass the right --checkpoint"
+        )
+    try:
+        # weights_only: a checkpoint is data (tensors, dicts, lists, numbers), never code to run.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"it is truncated or not a Melody Forge checkpoint: delete it and train again"
+        ) from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a Melody Forge checkpoint (no model_state/config); point to a ckpt_*.pt written by training")
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} has format {ckpt.get('format')}, expected {CHECKPOINT_FORMAT}; train again with this version")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config, dict]:
+    """Rebuild a trained model from a checkpoint alone: ``(model in eval mode on device, vocab, cfg, state)``.
+
+    ``state`` is the whole checkpoint dict (epoch, step, history, best_val_loss, ...).
+    Works on a CPU-only machine for checkpoints trained on a GPU.
+    """
+    ckpt = read_checkpoint(path)
+    try:
+        cfg = Config.from_dict(ckpt["config"])
+        vocab = Vocab.from_dict(ckpt["vocab"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint {path} has a config this version cannot read ({exc}); train again with this version") from None
+    model = build_from_config(cfg, vocab)
+    if type(model).__name__ != ckpt.get("model_class", type(model).__name__):
+        raise ValueError(f"checkpoint {path} holds a {ckpt['model_class']}, but its config builds a {type(model).__name__}; train again")
+    try:
+        model.load_state_dict(ckpt["model_state"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not fit the model its config describes ({str(exc).splitlines()[0]}); train again") from None
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    return model.to(dev).eval(), vocab, cfg, ckpt
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
+    """Settings in which a checkpoint differs from ``cfg``/``vocab`` (those a resume must not change),
+    in plain words, the checkpoint's value first: ``"model.hidden: 32 -> 24"``, ``"velocity bins 0 vs 8"``,
+    ``"step bins differ: fitted on another corpus"``."""
+    old = _flatten({k: ckpt["config"].get(k, {}) for k in ("data", "model", "train")})
+    new = _flatten({k: v for k, v in cfg.to_dict().items() if k in ("data", "model", "train")})
+    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+             if k not in RESUMABLE_SETTINGS and old.get(k) != new.get(k)]
+    return diffs + vocab_differences(Vocab.from_dict(ckpt["vocab"]), vocab)

@@ -1,0 +1,88 @@
+"""Where the work runs: device choice, autocast (mixed precision), CPU bf16 detection and seeding.
+
+One code path serves CPU and GPU (as in nanoGPT): :func:`autocast_context` returns a
+``nullcontext`` for plain fp32 on the CPU and ``torch.autocast`` on CUDA. Every bf16 check goes
+through :func:`cpu_flags`, so a test stands in a CPU without native bf16 by patching that one
+function. :func:`seed_everything`, :func:`rng_state` and :func:`set_rng_state` seed and save the
+random generators training draws from (Python, numpy, torch, CUDA), so a resumed run goes on
+exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {name!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N' (set --device / train.device)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use device 'cpu' or 'auto'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it cannot be read). Every bf16 check goes
+    through here, so a test can stand in a CPU without native bf16 by patching this one function."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): bf16 autocast then pays."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool = False):
+    """(context, dtype): autocast on CUDA (bf16 where supported, else fp16); on the CPU plain fp32,
+    or bf16 autocast when ``cpu_bf16`` is asked for and the CPU has native bf16 (else a ValueError)."""
+    if device.type == "cpu" and cpu_bf16:
+        if not cpu_has_native_bf16():
+            raise ValueError("train.cpu_bf16=True needs a CPU with AVX512-BF16 or AMX (not found in /proc/cpuinfo); "
+                             "set train.cpu_bf16=false")
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16), torch.bfloat16
+    if device.type != "cuda" or not amp:
+        return nullcontext(), torch.float32
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype), dtype
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state() -> dict:
+    """Every global random generator's state, in a form a checkpoint loads with ``weights_only``."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],  # plain lists: loadable with weights_only
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` saved (CUDA's only on a machine with as many GPUs)."""
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
