@@ -87,6 +87,14 @@ def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, 
     return cache, split, held_out
 
 
+def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list:
+    """Held-out excerpts as long as the generated pieces; at least two, or a ValueError."""
+    reference = excerpts(held_notes, n_notes, seed=seed)
+    if len(reference) < 2:
+        raise ValueError(f"the {split!r} split has {len(reference)} usable piece(s); the statistics need at least 2")
+    return reference
+
+
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
@@ -145,9 +153,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     generated = [generate_fn(**knobs, seed=seed + i, primer=primers[i % len(primers)])
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
-    reference = excerpts(held_notes, n_notes, seed=seed)
-    if len(reference) < 2:
-        raise ValueError(f"the {split!r} split has {len(reference)} usable piece(s); the statistics need at least 2")
+    reference = _reference_excerpts(held_notes, n_notes, seed, split)
     gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
     result = {
         "checkpoint": str(checkpoint_path),
