@@ -64,6 +64,7 @@ class TrainConfig:
     lr: float = 2e-3  # peak Adam learning rate
     weight_decay: float = 0.0
     epochs: int = 5  # passes over the training windows
+    epoch_windows: int = 0  # 0 = an epoch is every training window; else a fresh random sample of this many per epoch
     max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
     time_budget_s: float = 0.0  # 0 = no limit; otherwise stop training after this many seconds
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10

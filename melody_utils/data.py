@@ -97,10 +97,16 @@ def _identity(batch):
 class EpochShuffle(Sampler):
     """Seeded shuffling whose order depends only on (seed, epoch): resumable and reproducible.
 
+    ``sample`` > 0 makes an epoch a random sample of that many windows (a fresh sample each
+    epoch): with stride-1 windows (the seed's window->next models) a full pass over MAESTRO is
+    millions of windows, and an epoch of a sample gives regular validation and checkpoints.
     ``set_epoch`` also tells the dataset (its transpositions are drawn per epoch)."""
 
-    def __init__(self, n: int, seed: int, dataset: MusicDataset | None = None):
+    def __init__(self, n: int, seed: int, dataset: MusicDataset | None = None, sample: int = 0):
+        if sample < 0:
+            raise ValueError(f"train.epoch_windows must be >= 0 (0 = every window), got {sample}")
         self.n, self.seed, self.epoch, self.dataset = n, seed, 0, dataset
+        self.sample = min(sample, n) if sample else 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -109,17 +115,18 @@ class EpochShuffle(Sampler):
 
     def __iter__(self):
         g = np.random.default_rng([self.seed, self.epoch])
-        return iter(g.permutation(self.n).tolist())
+        return iter(g.permutation(self.n)[: len(self)].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return self.sample or self.n
 
 
 def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_size: int, shuffle: bool,
                 seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None,
-                transpose: int = 0) -> DataLoader:
+                transpose: int = 0, epoch_windows: int = 0) -> DataLoader:
     """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles
-    (and redraws the transpositions, when ``transpose`` > 0)."""
+    (and redraws the transpositions, when ``transpose`` > 0); ``epoch_windows`` > 0 makes each
+    shuffled epoch a random sample of that many windows."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed)
@@ -129,6 +136,6 @@ def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_s
             f"(now {window}) or a larger corpus"
         )
     if sampler is None:
-        sampler = EpochShuffle(len(ds), seed, ds) if shuffle else None
+        sampler = EpochShuffle(len(ds), seed, ds, sample=epoch_windows) if shuffle else None
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=drop_last,
                       num_workers=num_workers, collate_fn=_identity)

@@ -30,6 +30,7 @@ different windows, so this costs no correctness, only the exact match with a sin
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -185,8 +186,12 @@ class EpochShardSampler(DistributedSampler):
     """
 
     def __init__(self, dataset, seed: int = 0, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True):
+                 shuffle: bool = True, sample: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self.sample = min(sample, len(dataset)) if sample and shuffle else 0  # an epoch of a sample (train.epoch_windows)
+        if self.sample:
+            self.num_samples = math.ceil(self.sample / self.num_replicas)
+            self.total_size = self.num_samples * self.num_replicas
 
     def set_epoch(self, epoch: int) -> None:
         super().set_epoch(epoch)
@@ -196,9 +201,9 @@ class EpochShardSampler(DistributedSampler):
     def __iter__(self):
         n = len(self.dataset)
         if self.shuffle:
-            order = EpochShuffle(n, self.seed)
+            order = EpochShuffle(n, self.seed, sample=self.sample)
             order.set_epoch(self.epoch)
-            indices = np.fromiter(iter(order), dtype=np.int64, count=n)
+            indices = np.fromiter(iter(order), dtype=np.int64, count=len(order))
         else:
             indices = np.arange(n, dtype=np.int64)
         indices = np.resize(indices, self.total_size)  # pad by wrapping around (np.resize repeats)
@@ -209,6 +214,6 @@ def shard_loader(loader: DataLoader, seed: int, shuffle: bool = True) -> DataLoa
     """The same loader over this rank's shard (an :class:`EpochShardSampler`), when distributed."""
     if not is_initialized():
         return loader
-    sampler = EpochShardSampler(loader.dataset, seed=seed, shuffle=shuffle)
+    sampler = EpochShardSampler(loader.dataset, seed=seed, shuffle=shuffle, sample=getattr(loader.sampler, "sample", 0))
     return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, shuffle=False,
                       drop_last=loader.drop_last, num_workers=loader.num_workers, collate_fn=loader.collate_fn)

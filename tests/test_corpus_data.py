@@ -4,6 +4,7 @@ import torch
 
 from melody_utils.config import DataConfig
 from melody_utils.corpus import TokenCache, load_embedded, prepare, split_by_piece
+from melody_utils import data
 from melody_utils.data import MusicDataset, make_loader, window_starts
 from melody_utils.tokens import seed_vocab
 from tests.helpers import write_midi_folder
@@ -145,3 +146,18 @@ def test_held_out_piece_falls_back_to_validation_then_says_what_to_do():
     assert TokenCache.from_pieces([piece] * 2, v, splits=["train", "validation"]).held_out_piece() == 1
     with pytest.raises(ValueError, match="no test or validation piece"):
         TokenCache.from_pieces([piece], v, splits=["train"]).held_out_piece()
+
+
+def test_epoch_of_a_sample_draws_a_fresh_reproducible_subset_each_epoch():
+    order = data.EpochShuffle(1000, seed=1, sample=100)
+    assert len(order) == 100
+    e0 = list(order)
+    assert len(set(e0)) == 100 and all(0 <= i < 1000 for i in e0)
+    order.set_epoch(1)
+    e1 = list(order)
+    assert set(e1) != set(e0)  # another sample
+    order.set_epoch(0)
+    assert list(order) == e0  # the same (seed, epoch), the same windows: resumable
+    assert len(data.EpochShuffle(50, seed=1, sample=100)) == 50  # a sample larger than the set is the set
+    with pytest.raises(ValueError, match="train.epoch_windows"):
+        data.EpochShuffle(10, seed=1, sample=-1)

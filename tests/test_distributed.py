@@ -155,3 +155,17 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
     init = MD.build_from_config(small_cfg(PER_RANK_BATCH), cache.vocab).state_dict()
     moved = max(float((a[k] - init[k]).abs().max()) for k in a)
     assert moved > 100 * PARAM_ATOL  # training really changed the weights, so the match means something
+
+
+def test_epoch_of_a_sample_is_sharded_like_the_single_process_sample():
+    n, sample = 101, 30
+    order = data.EpochShuffle(n, seed=3, sample=sample)
+    shards = [distributed.EpochShardSampler(list(range(n)), seed=3, num_replicas=WORLD, rank=r, sample=sample)
+              for r in range(WORLD)]
+    for epoch in (0, 4):
+        order.set_epoch(epoch)
+        for s in shards:
+            s.set_epoch(epoch)
+        got = [list(s) for s in shards]
+        assert [len(g) for g in got] == [15, 15] == [len(s) for s in shards]
+        assert sorted(got[0] + got[1]) == sorted(order)  # the two ranks share exactly the one-process sample
