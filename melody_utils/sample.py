@@ -24,6 +24,11 @@ Generation paths (:func:`generate` picks one):
 
 Chained models sample the pitch first, then the other fields conditioned on it.
 
+Sampling-time controls (key, range, density, per-field temperature, repetition guard; see
+:mod:`melody_utils.controls`) reach every path through one call per note and field,
+``steer.adjust(field, logits, history, pitch)``, before the filtering above; ``seconds``
+generates by length of music instead of by note count.
+
 Without a primer, generation starts from one default note (:data:`DEFAULT_PRIMER_NOTE`, middle C),
 which is not part of the output. Window models read the notes they have while there are fewer
 than ``model.window`` (no padding notes are invented).
@@ -36,8 +41,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
 from .device import resolve_device
 from .midi import DEFAULT_VELOCITY, Notes
 from .tokens import Vocab
@@ -253,16 +258,20 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
 
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
-             progress: bool = False) -> np.ndarray:
+             progress: bool = False, controls=None, seconds: float | None = None) -> np.ndarray:
     """Sample ``n_notes`` new notes after ``primer``: (batch, n_notes, F) int16 tokens, new notes only.
 
     ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
     row of the batch continues the same primer with its own random draws. ``device``: where the
     torch paths run ("auto": cuda if available; the model is moved there); ``fast``: use
     :class:`NumpyStepper` for causal models when ``device`` is the CPU. ``progress``: a tqdm bar.
-    The same ``seed`` gives the same notes (on the same path and machine).
+    The same ``seed`` gives the same notes (on the same path and machine). ``controls``: a
+    :class:`~melody_utils.controls.Controls` (None = off). ``seconds``: generate until every row's
+    latest onset reaches this many seconds (``n_notes`` is then ignored; the last note is the first
+    at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds.
     """
     validate_sampling(temperature, top_k, top_p)
+    validate_seconds(seconds)
     for name, v in (("n_notes", n_notes), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -271,59 +280,63 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     prim = _primer_tokens(primer, vocab)  # (P, F)
     n_fields = len(vocab.sizes)
     rng = np.random.default_rng(seed)
-    out = np.zeros((batch, n_notes, n_fields), np.int64)
-    steps = tqdm(range(n_notes), desc="generating", unit="note", disable=not progress, leave=False)
+    out = np.zeros((batch, max_notes(n_notes, seconds), n_fields), np.int64)
+    steps = NoteClock(out, vocab, seconds, progress)
     knobs = (temperature, top_k, top_p)
+    steer = Steering(controls, vocab, temperature)
     was_training = model.training
     model.eval()
     try:
         if model.causal and fast and device.type == "cpu":
-            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps)
+            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps, steer)
         else:
             model.to(device)
             with torch.no_grad():
                 if model.causal:
-                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device)
+                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer)
                 else:
-                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device)
+                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer)
     finally:
         model.train(was_training)
-    return out.astype(np.int16)
+    return out[:, : steps.count].astype(np.int16)
 
 
-def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps) -> None:
+def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: Steering) -> None:
     B, F = out.shape[0], out.shape[2]
     state = stepper.zero_state(B)
     for note in prim:  # feed the primer once
         h, state = stepper.step(np.broadcast_to(note, (B, F)), state)
     for i in steps:
         u = rng.random((F, B))  # one uniform per field and row
-        pitch = sample_logits(stepper.pitch_logits(h), u[0], *knobs)  # (B,)
-        rest = sample_logits(stepper.rest_logits(h, pitch), u[1:].T, *knobs)  # (B, F-1)
+        pitch = sample_logits(steer.adjust(0, stepper.pitch_logits(h), out[:, :i]), u[0], *knobs)  # (B,)
+        logits = stepper.rest_logits(h, pitch)  # (B, F-1, V_max)
+        for f, n in enumerate(stepper.sizes[1:], 1):
+            logits[:, f - 1, :n] = steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
+        rest = sample_logits(logits, u[1:].T, *knobs)  # (B, F-1)
         out[:, i, 0] = pitch
         out[:, i, 1:] = rest
         if i + 1 < len(out[0]):
             h, state = stepper.step(out[:, i], state)
 
 
-def _generate_causal_torch(model, prim, out, rng, knobs, steps, device) -> None:
+def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering) -> None:
     B, F = out.shape[0], out.shape[2]
     x = torch.as_tensor(prim, device=device)[None].expand(B, -1, -1)  # (B, P, F)
     hs, state = model.encode(x)  # the primer once: (B, P, H)
     h = hs[:, -1]  # (B, H)
     for i in steps:
         u = rng.random((F, B))
-        pitch = sample_logits(model.pitch_head(h).cpu().numpy(), u[0], *knobs)  # (B,)
+        pitch = sample_logits(steer.adjust(0, model.pitch_head(h).cpu().numpy(), out[:, :i]), u[0], *knobs)  # (B,)
         logits = model.heads(h, torch.as_tensor(pitch, device=device))  # [(B, V_f)] conditioned on the pitch
         out[:, i, 0] = pitch
         for f in range(1, F):
-            out[:, i, f] = sample_logits(logits[f].cpu().numpy(), u[f], *knobs)
+            out[:, i, f] = sample_logits(steer.adjust(f, logits[f].cpu().numpy(), out[:, :i], pitch), u[f], *knobs)
         if i + 1 < len(out[0]):
             hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state)  # (B, 1, H)
             h = hs[:, 0]
 
 
-def _generate_window(model, vocab, prim, out, rng, knobs, steps, device) -> None:
+def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: Steering) -> None:
     B, n, F = out.shape
     W = model.window
     n_model = len(model.sizes)  # 3: the seed's models leave velocity to a constant
@@ -336,7 +349,7 @@ def _generate_window(model, vocab, prim, out, rng, knobs, steps, device) -> None
         logits = model(window)  # [(B, V_f)]
         u = rng.random((F, B))
         for f in range(n_model):
-            out[:, i, f] = sample_logits(logits[f].cpu().numpy(), u[f], *knobs)
+            out[:, i, f] = sample_logits(steer.adjust(f, logits[f].cpu().numpy(), out[:, :i], out[:, i, 0]), u[f], *knobs)
         notes[:, P + i] = out[:, i]
 
 
@@ -348,7 +361,7 @@ def generate_notes(model, vocab: Vocab, n_notes: int, primer=None, keep_primer: 
     """
     if kwargs.get("batch", 1) != 1:
         raise ValueError("generate_notes makes one piece (batch=1); use generate() for a batch")
-    new = generate(model, vocab, n_notes, primer, **kwargs)[0]  # (n, F)
+    new = trim_to_seconds(generate(model, vocab, n_notes, primer, **kwargs)[0], vocab, kwargs.get("seconds"))  # (n, F)
     if keep_primer and primer is not None:
         new = np.concatenate([_primer_tokens(primer, vocab), new])
     return vocab.decode(new)
@@ -366,17 +379,19 @@ def primer_length(model, primer_notes: int) -> int:
 
 
 def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: str = "cpu",
-                      progress: bool = False) -> GenerateFn:
+                      progress: bool = False, controls=None, seconds: float | None = None) -> GenerateFn:
     """The one generation contract, for a trained model: ``generate_fn(temperature=, top_k=, top_p=,
     n_notes=, seed=, primer=) -> Notes`` (:func:`generate_notes` with those knobs).
 
     The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
     sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
-    all call a model through it, so a test can pass a fake with the same keywords.
+    all call a model through it, so a test can pass a fake with the same keywords. ``controls``
+    and ``seconds`` (see :func:`generate`) are bound here, so the contract stays the same.
     """
 
     def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
-                              top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress)
+                              top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
+                              controls=controls, seconds=seconds)
 
     return generate_fn

@@ -73,6 +73,18 @@ def event_ids(notes: Notes) -> np.ndarray:
     return inv.reshape(-1).astype(np.int64)
 
 
+def is_loop_run(run, period: int, min_notes: int = LOOP_MIN_NOTES, min_repeats: int = LOOP_MIN_REPEATS):
+    """Whether ``run`` consecutive matches ``ids[i + period] == ids[i]`` make a loop.
+
+    Such a run makes ``ids`` ``period``-periodic over ``run + period`` elements; it is a loop
+    when that spans at least ``min_notes`` elements and ``min_repeats`` periods. The one
+    definition :func:`loop_mask` and the sampling-time repetition guard
+    (``controls.loop_continuations``) share. ``run``: int or array; returns bool (array).
+    """
+    run = np.asarray(run)
+    return (run >= (min_repeats - 1) * period) & (run + period >= min_notes)
+
+
 def loop_mask(ids, max_period: int = LOOP_MAX_PERIOD, min_notes: int = LOOP_MIN_NOTES, min_repeats: int = LOOP_MIN_REPEATS) -> np.ndarray:
     """Boolean mask of the elements that lie inside an exact loop.
 
@@ -88,8 +100,7 @@ def loop_mask(ids, max_period: int = LOOP_MAX_PERIOD, min_notes: int = LOOP_MIN_
         same = ids[p:] == ids[:-p]  # same[i]: ids[i + p] == ids[i]
         d = np.diff(np.concatenate([[0], same.astype(np.int8), [0]]))
         a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)  # runs same[a:b]: ids[a : b + p] is p-periodic
-        run = b - a
-        ok = (run >= (min_repeats - 1) * p) & (run + p >= min_notes)
+        ok = is_loop_run(b - a, p, min_notes, min_repeats)
         np.add.at(mark, a[ok], 1)
         np.add.at(mark, b[ok] + p, -1)
     return np.cumsum(mark[:n]) > 0
