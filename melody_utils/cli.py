@@ -20,11 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import corpus, metrics
+from . import audio, corpus, metrics
 from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
+from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
 from .device import resolve_device
 from .midi import MidiError, midi_to_notes, notes_to_midi
+from .originality import OriginalityIndex, describe
 from .sample import model_generate_fn, primer_length, validate_sampling
 from .sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
 from .train import HISTORY_FILE, train
@@ -148,6 +150,10 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
+    g.add_argument("--seconds", type=_number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
+                   help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
+    g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
+    add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
 
 
 def _evaluate_args(parser) -> None:
@@ -323,16 +329,33 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
     primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
     t0 = time.time()
-    generate_fn = model_generate_fn(model, vocab, keep_primer=s.keep_primer or args.keep_primer, device=str(device),
-                                    progress=not args.quiet)
+    keep = s.keep_primer or args.keep_primer
+    generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
+                                    controls=args.controls, seconds=args.seconds)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)
     notes_to_midi(notes, output)
     trained = state.get("history", {}).get("epoch") or [0]
-    print(f"generated {s.n_notes} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
+    n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
+    print(f"generated {n_new} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
           f"MIDI: {output}")
+    _after_generate(notes, vocab, train_cfg, args, cache)
     return output
+
+
+def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
+    """The controls in effect, --wav, and the originality line when the training corpus's token
+    cache is at hand."""
+    if args.controls is not None:
+        print(f"controls: {args.controls.describe()}")
+    if args.wav:
+        print(f"WAV: {audio.write_wav(audio.synthesize(notes), Path(args.wav).expanduser())}")
+    if cache is None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=False)
+    if cache is not None and cache.vocab == vocab:
+        print(describe(OriginalityIndex.for_cache(cache).check(vocab.encode(notes))))
 
 
 def cmd_generate(args) -> int:
@@ -401,6 +424,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        try:  # the control flags checked together, still a usage error (exit 2)
+            args.controls = controls_from_args(args)
+        except ValueError as exc:
+            parser.error(str(exc))
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     try:
