@@ -1,15 +1,17 @@
 """Corpora -> one compact token cache.
 
-Sources: a folder of MIDI files (MAESTRO, or anything else), or the embedded corpus
-(``data/embedded/classical_corpus.npz``: real classical music rendered from music21's corpus
-by ``scripts/build_embedded_corpus.py``, used whenever MAESTRO is absent, so everything runs
-offline).
+Sources (see :mod:`melody_utils.sources`): the embedded piano corpus (``"piano"``, alias
+``"embedded"``; used whenever MAESTRO is absent, so everything runs offline), the embedded
+chorales (``"chorales"``), MAESTRO (under ``data/`` or any folder holding its CSV), or any folder
+of MIDI files.
 
 :func:`prepare` parses the pieces (in parallel, with a progress bar; a file that fails is
-skipped, named and counted, never fatal), splits them by piece (MAESTRO's official split
-when present), fits the time bins on the training split, encodes tokens and writes one
-``.npz`` (integer arrays + per-piece offsets + metadata) keyed by every setting that shaped
-it, so a second call reloads it in well under a second.
+skipped, named and counted, never fatal), splits them by piece (the split the source gives:
+the piano corpus's split by work, MAESTRO's official one, a folder's metadata.csv or
+subfolders; else a seeded random one), fits the time bins on the training split, encodes
+tokens and writes one ``.npz`` (integer arrays + per-piece offsets + metadata, composer
+included) keyed by the source and every setting that shaped it, so a second call reloads it in
+well under a second.
 """
 
 from __future__ import annotations
@@ -24,15 +26,19 @@ from pathlib import Path
 import numpy as np
 
 from .config import DATA_DIR, SPLITS, DataConfig
-from .maestro import find_maestro, midi_files_with_split
+from .maestro import find_maestro
 from .midi import MidiError, Notes, atomic_write_bytes, midi_to_notes
 from .quantize import fit_log_bins, seed_duration_bins, seed_step_bins
+from .sources import (EMBEDDED, PIANO_PATH, FolderCorpus, embedded_name, folder_corpus, list_midi_files,  # noqa: F401
+                      load_embedded, warn_random_split)
 from .tokens import Vocab
 
-EMBEDDED_PATH = DATA_DIR / "embedded" / "classical_corpus.npz"
 CACHE_DIR = DATA_DIR / "cache"
-CACHE_FORMAT = 1  # bump when the cache layout changes
-MIDI_SUFFIXES = (".mid", ".midi")
+CACHE_FORMAT = 2  # bump when the cache layout changes
+# A corpus whose most common velocity covers this share of the training notes carries no
+# dynamics (score renderings: the chorales play 92 % of their notes at velocity 90): its
+# vocabulary gets no velocity field, and the output plays one constant velocity.
+NO_DYNAMICS_SHARE = 0.9
 
 
 @dataclass
@@ -70,6 +76,14 @@ class TokenCache:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
         return np.array([i for i, p in enumerate(self.pieces) if p["split"] == split], dtype=np.int64)
+
+    @property
+    def composers(self) -> np.ndarray:
+        """(P,) str: each piece's composer ("" when the source does not say)."""
+        return np.array([p.get("composer", "") for p in self.pieces], dtype=str)
+
+    def piece_composer(self, i: int) -> str:
+        return self.pieces[i].get("composer", "")
 
     def piece_tokens(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
@@ -136,26 +150,6 @@ class TokenCache:
 
 
 # ---------------------------------------------------------------- sources
-
-
-def load_embedded(path: str | os.PathLike = EMBEDDED_PATH) -> tuple[list[Notes], list[dict]]:
-    """The embedded corpus as (notes per piece, metadata per piece)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"embedded corpus missing: {path}; rebuild it with `python scripts/build_embedded_corpus.py`")
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        off = z["offsets"]
-        cols = {k: z[k] for k in ("pitch", "start", "duration", "velocity")}
-    notes = [Notes(*(cols[k][a:b] for k in ("pitch", "start", "duration", "velocity"))) for a, b in zip(off[:-1], off[1:])]
-    return notes, meta
-
-
-def list_midi_files(folder: str | os.PathLike) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"MIDI folder not found: {folder} (check the path, or use source='embedded')")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
 
 
 def _parse_one(args) -> tuple[str, tuple | None, str]:
@@ -268,17 +262,16 @@ def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: Pa
 
 
 def resolve_source(cfg: DataConfig) -> str:
-    """'auto' -> 'maestro' when MAESTRO is on disk, else 'embedded'."""
-    if cfg.source != "auto":
-        return cfg.source
-    return "maestro" if find_maestro() is not None else "embedded"
+    """'auto' -> 'maestro' when MAESTRO is under data/, else 'piano'; 'embedded' -> 'piano'."""
+    if cfg.source == "auto":
+        return "maestro" if find_maestro() is not None else "piano"
+    return embedded_name(cfg.source) or cfg.source
 
 
-def _source_fingerprint(source: str, files: list[Path] | None) -> str:
+def _source_fingerprint(name: str | None, files: list[Path] | None) -> str:
     h = hashlib.sha1()
     if files is None:
-        st = EMBEDDED_PATH.stat()
-        h.update(f"embedded:{st.st_size}".encode())
+        h.update(f"{name}:{EMBEDDED[name].stat().st_size}".encode())
     else:
         for p in files:
             st = p.stat()
@@ -286,32 +279,81 @@ def _source_fingerprint(source: str, files: list[Path] | None) -> str:
     return h.hexdigest()[:12]
 
 
+def spread_first(splits: list[str], n: int) -> list[int]:
+    """Indices of ``n`` items, the first ones of each split in proportion (validation and test
+    keep one each), so a quick run on ``max_files`` pieces still has held-out pieces."""
+    by_split = {s: [i for i, x in enumerate(splits) if x == s] for s in SPLITS}
+    held = {s: min(len(by_split[s]), max(1, round(n * 0.1))) for s in ("validation", "test")}
+    take = {"train": max(0, n - sum(held.values())), **held}
+    return sorted(i for s in SPLITS for i in by_split[s][: take[s]])
+
+
+def _folder_source(source: str) -> FolderCorpus:
+    if source == "maestro":
+        root = find_maestro()
+        if root is None:
+            raise FileNotFoundError("MAESTRO not found under data/; download it (notebook 01, or maestro.ensure_maestro()), "
+                                    "name its folder as the source, or use source='piano'")
+        return folder_corpus(root)
+    return folder_corpus(source)
+
+
+def _drop_no_dynamics(cfg: DataConfig, notes: list[Notes], splits: list[str], source: str, progress: bool) -> DataConfig:
+    """``cfg`` without a velocity field when the training pieces carry no dynamics (said once)."""
+    if not cfg.velocity_bins:
+        return cfg
+    v = np.concatenate([n.velocity for n, s in zip(notes, splits) if s == "train"] or [np.zeros(0, np.int16)])
+    top = np.bincount(v.astype(np.int64)).max() / len(v) if len(v) else 1.0
+    if top < NO_DYNAMICS_SHARE:
+        return cfg
+    if progress:
+        print(f"note: {source} carries no dynamics ({top:.0%} of its notes share one velocity): "
+              "velocity is not modelled, the output plays one constant velocity")
+    return DataConfig(**{**asdict(cfg), "velocity_bins": 0})
+
+
+def _gather(cfg: DataConfig, source: str):
+    """(embedded name or None, files or None, split_of, meta_of, how) of a source, cut to max_files."""
+    name = embedded_name(source)
+    if name is not None:
+        return name, None, {}, {}, "embedded"
+    fc = _folder_source(source)
+    files = fc.files
+    if cfg.max_files and len(files) > cfg.max_files:
+        files = ([files[i] for i in spread_first([fc.split_of[str(p)] for p in files], cfg.max_files)]
+                 if fc.split_of else files[: cfg.max_files])
+    return None, files, fc.split_of, fc.meta_of, fc.how
+
+
+def _load_pieces(cfg, name, files, meta_of, source, report, backend, workers, progress):
+    """(notes, metadata) of every piece, from the embedded file or by parsing ``files``."""
+    if name is not None:
+        notes, meta = load_embedded(name, sustain=cfg.sustain)
+        if cfg.max_files and len(notes) > cfg.max_files:
+            keep = (spread_first([m["split"] for m in meta], cfg.max_files) if all("split" in m for m in meta)
+                    else range(cfg.max_files))
+            notes, meta = [notes[i] for i in keep], [meta[i] for i in keep]
+        report.files = len(notes)
+        return notes, meta
+    if not files:
+        raise FileNotFoundError(f"no MIDI files (.mid/.midi) found in {source}")
+    report.files = len(files)
+    notes, kept, report.skipped = parse_files(files, cfg.sustain, backend, workers, progress)
+    meta = [{"name": Path(p).stem, "path": str(p), "composer": "", "title": Path(p).stem, **meta_of.get(p, {})} for p in kept]
+    return notes, meta
+
+
 def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
             workers: int | None = None, rebuild: bool = False, backend: str = "auto") -> TokenCache:
     """Build (or reload) the token cache for ``cfg`` (see module docstring)."""
     cfg = cfg or DataConfig()
     source = resolve_source(cfg)
-    split_of: dict[str, str] = {}
-    meta_of: dict[str, dict] = {}
-    if source == "embedded":
-        files = None
-    elif source == "maestro":
-        root = find_maestro()
-        if root is None:
-            raise FileNotFoundError("MAESTRO not found under data/; download it (notebook 01, or maestro.ensure_maestro()) or use source='embedded'")
-        rows = midi_files_with_split(root)
-        files = [Path(r[0]) for r in rows]
-        split_of = {str(r[0]): r[1] for r in rows}
-        meta_of = {str(r[0]): {"composer": r[2], "title": r[3]} for r in rows}
-    else:
-        files = list_midi_files(source)
-    if files is not None and cfg.max_files:
-        files = files[: cfg.max_files]
-
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride")}
-    key = {"source": source, "fingerprint": _source_fingerprint(source, files), "settings": settings, "format": CACHE_FORMAT}
+    name, files, split_of, meta_of, how = _gather(cfg, source)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source")}
+    key = {"source": name or ("maestro" if how == "maestro" else str(source)), "fingerprint": _source_fingerprint(name, files),
+           "settings": settings, "format": CACHE_FORMAT}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    label = "embedded" if source == "embedded" else ("maestro" if source == "maestro" else Path(source).name or "midi")
+    label = name or ("maestro" if how == "maestro" else Path(source).name or "midi")
     path = Path(cache_dir or CACHE_DIR) / f"{label}-{cfg.bins}-{digest}.npz"
     if path.is_file() and not rebuild:
         try:
@@ -320,28 +362,19 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
             pass  # unreadable or old format: rebuild below
 
     report = ParseReport()
-    if files is None:
-        notes, meta = load_embedded()
-        if cfg.max_files:
-            notes, meta = notes[: cfg.max_files], meta[: cfg.max_files]
-        report.files = len(notes)
-    else:
-        if not files:
-            raise FileNotFoundError(f"no MIDI files (.mid/.midi) found in {source}")
-        report.files = len(files)
-        notes, kept, report.skipped = parse_files(files, cfg.sustain, backend, workers, progress)
-        meta = []
-        for p in kept:
-            m = {"name": Path(p).stem, "path": str(p), "composer": "", "title": Path(p).stem}
-            m.update(meta_of.get(p, {}))
-            meta.append(m)
+    notes, meta = _load_pieces(cfg, name, files, meta_of, source, report, backend, workers, progress)
     if split_of:
         splits = [split_of.get(m["path"], "train") for m in meta]
+    elif all("split" in m for m in meta):
+        splits = [m["split"] for m in meta]
     else:
         splits = split_by_piece(len(meta), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+        if how == "random":
+            warn_random_split(source, len(meta))
     for m, s in zip(meta, splits):
         m["split"] = s
-    vocab = make_vocab(cfg, [n for n, s in zip(notes, splits) if s == "train"])
+    vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress)
+    vocab = make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"])
     cache = encode_pieces(notes, meta, vocab, report)
     if len(cache) == 0:
         raise ValueError(f"no usable pieces in {source}: {report.summary()}")
