@@ -1,6 +1,6 @@
 """Preprocessing benchmark: parse + tokenize notes/s, peak memory, cache reload time.
 
-Builds a corpus of real MIDI files of at least ``--notes`` notes (the embedded corpus written
+Builds a corpus of real MIDI files of at least ``--notes`` notes (the embedded chorales written
 to MIDI, transposed by -6..+6 semitones until large enough; or ``--folder`` such as MAESTRO),
 then times ``corpus.prepare`` with each MIDI reader in a fresh subprocess (so peak memory is
 that run's alone) and the reload of the cache it wrote.
@@ -31,7 +31,7 @@ def build_corpus(folder: Path, min_notes: int) -> int:
     from melody_utils.corpus import load_embedded
     from melody_utils.midi import Notes, notes_to_midi
 
-    notes, meta = load_embedded()
+    notes, meta = load_embedded("chorales")
     folder.mkdir(parents=True, exist_ok=True)
     total, shift = 0, 0
     shifts = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6]

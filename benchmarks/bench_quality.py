@@ -1,8 +1,8 @@
 """Time to quality: held-out nats/note after the same CPU training budget, on the seed's grid.
 
-Every setup trains for ``--budget`` seconds on the embedded corpus's training pieces with the
-seed's bins, then predicts the *same* held-out notes: every note of the test pieces that has at
-least 50 notes before it. The seed-style model sees the 50 notes before each target (its
+Every setup trains for ``--budget`` seconds on the chorale corpus's training pieces (as the
+figures in docs/benchmarks.md) with the seed's bins, then predicts the *same* held-out notes:
+every note of the test pieces that has at least 50 notes before it. The seed-style model sees the 50 notes before each target (its
 window); the causal model reads the piece from its start, carrying its LSTM state, so its
 context is the whole past (that is part of what the comparison measures). Count-based n-gram
 baselines and the uniform model are scored on the same targets.
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", help="substrings of setup names to run (default: all)")
     args = ap.parse_args(argv)
     print(machine_header("bench_quality", argv))
-    cache = prepare(get_config("small", **{"data.bins": "seed", "data.source": "embedded"}).data, progress=False)
+    cache = prepare(get_config("small", **{"data.bins": "seed", "data.source": "chorales"}).data, progress=False)
     vocab = cache.vocab
     tr, va, te = cache.split_tokens("train"), cache.split_tokens("validation"), cache.split_tokens("test")
     rows = [("uniform", 0, 0, {**uniform_nll(vocab)["nats"]})]

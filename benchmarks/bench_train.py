@@ -1,8 +1,9 @@
 """Training throughput: supervised notes per second for each model, beside the seed-style setup.
 
 "Supervised notes" = next-note targets a step learns from: one per window for the seed's
-window->next models, every position for the causal model. All setups train on the embedded
-corpus with the seed's grid, one after the other in the same process, each for
+window->next models, every position for the causal model. All setups train on the chorale
+corpus (``source="chorales"``, as the figures in docs/benchmarks.md) with the seed's grid, one
+after the other in the same process, each for
 ``--seconds`` after a short warm-up; the ratio to the seed-style row is the figure that counts.
 
     python benchmarks/bench_train.py               # CPU, all cores
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     print(machine_header("bench_train", argv))
     torch.manual_seed(0)
     dev = args.device
-    cache = prepare(DataConfig(source="embedded", bins="seed"), progress=False)
+    cache = prepare(DataConfig(source="chorales", bins="seed"), progress=False)
     train_pieces = cache.split_tokens("train")
     vocab = cache.vocab
     rows = []

@@ -124,7 +124,9 @@ def _base_args(p: argparse.ArgumentParser):
 
 
 def _data_args(g) -> None:
-    g.add_argument("--source", help="'auto' (MAESTRO if downloaded, else the embedded corpus), 'maestro', 'embedded', or a folder of MIDI files")
+    g.add_argument("--source", help="'auto' (MAESTRO if downloaded, else the embedded piano corpus), 'piano' (alias 'embedded'), "
+                   "'chorales', 'maestro', or a folder of MIDI files (a MAESTRO folder anywhere; its split from a "
+                   "metadata.csv or train/ validation/ test/ subfolders)")
     g.add_argument("--bins", choices=("log", "seed"), help="time bins: 'log' (fitted, exact chords) or the seed notebook's grid")
 
 

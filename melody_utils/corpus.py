@@ -271,7 +271,7 @@ def resolve_source(cfg: DataConfig) -> str:
 def _source_fingerprint(name: str | None, files: list[Path] | None) -> str:
     h = hashlib.sha1()
     if files is None:
-        h.update(f"{name}:{EMBEDDED[name].stat().st_size}".encode())
+        h.update(name.encode() + EMBEDDED[name].read_bytes())  # a few MB: milliseconds
     else:
         for p in files:
             st = p.stat()
@@ -280,10 +280,10 @@ def _source_fingerprint(name: str | None, files: list[Path] | None) -> str:
 
 
 def spread_first(splits: list[str], n: int) -> list[int]:
-    """Indices of ``n`` items, the first ones of each split in proportion (validation and test
-    keep one each), so a quick run on ``max_files`` pieces still has held-out pieces."""
+    """Indices of ``n`` items: the first ones of each split, validation and test a tenth each
+    (rounded up), so a quick run on ``max_files`` pieces still has held-out pieces."""
     by_split = {s: [i for i, x in enumerate(splits) if x == s] for s in SPLITS}
-    held = {s: min(len(by_split[s]), max(1, round(n * 0.1))) for s in ("validation", "test")}
+    held = {s: min(len(by_split[s]), -(-n // 10)) for s in ("validation", "test")}
     take = {"train": max(0, n - sum(held.values())), **held}
     return sorted(i for s in SPLITS for i in by_split[s][: take[s]])
 
@@ -316,6 +316,8 @@ def _gather(cfg: DataConfig, source: str):
     """(embedded name or None, files or None, split_of, meta_of, how) of a source, cut to max_files."""
     name = embedded_name(source)
     if name is not None:
+        if not EMBEDDED[name].is_file():
+            load_embedded(name)  # raises FileNotFoundError naming the file and how to rebuild it
         return name, None, {}, {}, "embedded"
     fc = _folder_source(source)
     files = fc.files

@@ -39,7 +39,7 @@ ALIASES = {"embedded": "piano"}  # "embedded" means the default embedded corpus
 MIDI_SUFFIXES = (".mid", ".midi")
 FOLDER_METADATA = "metadata.csv"
 PATH_COLUMNS = ("midi_filename", "path", "midi")  # MAESTRO's, the plain one, piano-midi's
-LEAK_HINT = ("performances or movements of one piece may land in different splits; to avoid it, put a "
+LEAK_HINT = ("performances or movements of one piece may leak between the splits; to avoid it, put a "
              "metadata.csv (path,split[,composer,title]) or train/, validation/, test/ subfolders beside the files")
 
 

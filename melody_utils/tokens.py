@@ -8,7 +8,7 @@ col   field       id
 0     pitch       MIDI pitch - ``min_pitch`` (0..87 for the piano's 21..108)
 1     step        step bin (seconds since the previous onset), see quantize
 2     duration    duration bin
-3     velocity    optional: ``velocity_bins`` uniform bins over 1..127
+3     velocity    optional: ``velocity_bins`` uniform bins over 1..127 (see config.DataConfig)
 ====  ==========  ==========================================================
 
 ``encode`` and ``decode`` are inverses up to quantization; ids or pitches out of range raise
@@ -134,6 +134,18 @@ class Vocab:
             int(d["max_pitch"]),
             d.get("name", "custom"),
         )
+
+
+def velocity_error(velocity, velocity_bins: int) -> dict:
+    """|v - decode(encode(v))| in velocity units with ``velocity_bins`` uniform bins: mean, p95, max."""
+    v = np.clip(np.asarray(velocity, dtype=np.int64), 1, 127)
+    if not len(v) or not velocity_bins:
+        return {"mean": float("nan"), "p95": float("nan"), "max": float("nan")}
+    vocab = seed_vocab(velocity_bins)
+    zeros = np.zeros(len(v))
+    back = vocab.decode(vocab.encode_arrays(np.full(len(v), MIN_PIANO_PITCH), zeros, zeros, v)).velocity
+    err = np.abs(back.astype(np.int64) - v)
+    return {"mean": float(err.mean()), "p95": float(np.percentile(err, 95)), "max": float(err.max())}
 
 
 def seed_vocab(velocity_bins: int = 0) -> Vocab:

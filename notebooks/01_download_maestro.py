@@ -22,8 +22,10 @@
 #
 # MAESTRO holds some 200 hours of virtuoso piano performances recorded on Yamaha Disklaviers:
 # real timing, real dynamics, real pedalling. Without a network (or with `MELODY_DOWNLOAD=0`, as
-# in the test suite) nothing is downloaded and the later notebooks use the **embedded corpus**
-# shipped in the repository (`data/embedded/`), so every notebook still runs.
+# in the test suite) nothing is downloaded and the later notebooks use the **embedded piano corpus**
+# shipped in the repository (`data/embedded/`), so every notebook still runs. A MAESTRO folder
+# you already have elsewhere (e.g. on Google Drive) can be named as the source instead:
+# `data.source="/content/drive/MyDrive/maestro-v3.0.0"`.
 #
 # Everything here is restartable: an interrupted download resumes where it stopped, and a second
 # run finds the extracted folder and does nothing.
@@ -63,7 +65,7 @@ DOWNLOAD = os.environ.get("MELODY_DOWNLOAD", "1") == "1"
 root = maestro.ensure_maestro() if DOWNLOAD else maestro.find_maestro()
 print(f"MAESTRO: {root}" if root else
       f"MAESTRO is not available ({'the download failed, see above' if DOWNLOAD else 'downloads are off: MELODY_DOWNLOAD=0'}), "
-      f"so the embedded corpus is used instead.")
+      f"so the embedded piano corpus is used instead.")
 
 # %% [markdown]
 # ## What arrived
@@ -72,8 +74,10 @@ print(f"MAESTRO: {root}" if root else
 # metadata CSV). The splits are by piece, so no composition is in two of them: the validation and
 # test losses of notebook 03 measure music the model has never heard.
 #
-# Without it: the embedded corpus, real classical pieces rendered from music21's score corpus
-# (mostly Bach chorales, plus Mozart, Chopin, Joplin, Clara Schumann and C. P. E. Bach).
+# Without it: the embedded piano corpus, 332 solo-piano works by 25 composers (about 23 hours,
+# 780,000 notes) sequenced by Bernd Krueger for piano-midi.de, with expressive timing, dynamics
+# and sustain pedal (licence CC BY-SA 3.0 DE). It is split by work: the movements of a sonata
+# stay in one split.
 
 # %%
 if root is not None:
@@ -83,13 +87,19 @@ if root is not None:
 
 # %%
 if root is None:
-    pieces, meta = corpus.load_embedded()
+    pieces, meta = corpus.load_embedded("piano")
     by_composer = defaultdict(list)
     for notes, m in zip(pieces, meta):
-        by_composer[m["composer"]].append(notes)
-    rows = [f"| {c} | {len(ps)} | {sum(map(len, ps)):,} | {sum(p.seconds() for p in ps) / 60:.1f} |" for c, ps in by_composer.items()]
-    print(f"embedded corpus: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes, {len(by_composer)} composers")
-    display(Markdown("| composer | pieces | notes | minutes |\n|---|--:|--:|--:|\n" + "\n".join(rows)))
+        by_composer[m["composer"]].append((notes, m))
+    rows = [f"| {c} | {len(ps)} | {len({m['work'] for _, m in ps})} | {sum(len(n) for n, _ in ps):,} | "
+            f"{sum(n.seconds() for n, _ in ps) / 60:.1f} | {', '.join(sorted({m['split'] for _, m in ps}))} |"
+            for c, ps in by_composer.items()]
+    print(f"embedded piano corpus: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes, {len(by_composer)} composers")
+    display(Markdown("| composer | pieces | works | notes | minutes | splits |\n|---|--:|--:|--:|--:|---|\n" + "\n".join(rows)))
+    works = defaultdict(set)
+    for m in meta:
+        works[m["work"]].add(m["split"])
+    assert all(len(s) == 1 for s in works.values()), "a work spans two splits"
 
 # %% [markdown]
 # Next: `02_explore_and_quantize` looks inside these pieces and turns them into tokens.

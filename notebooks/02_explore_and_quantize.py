@@ -57,15 +57,15 @@ print(f"preset {cfg.preset}: source {cfg.data.source!r}, {cfg.data.bins} bins")
 # %% [markdown]
 # ## The pieces
 #
-# The raw notes, before any quantization: all of the embedded corpus, or a sample of MAESTRO
+# The raw notes, before any quantization: all of an embedded corpus, or a sample of MAESTRO
 # (parsing every performance takes a minute or two; notebook 03's cache does it once).
 # Sustain-pedal lengthening is applied, as for training: a pedalled note sounds until the pedal lifts.
 
 # %%
 SAMPLE_FILES = 100  # MIDI files looked at here when the source is MAESTRO or a folder
 source = corpus.resolve_source(cfg.data)
-if source == "embedded":
-    pieces, meta = corpus.load_embedded()
+if corpus.embedded_name(source):  # "piano" (the default) or "chorales"
+    pieces, meta = corpus.load_embedded(source, sustain=cfg.data.sustain)
 else:  # MAESTRO (composer and title from its CSV) or a folder of MIDI files: a sample
     rows = (maestro.midi_files_with_split(maestro.find_maestro()) if source == "maestro"
             else [(p, "", "", p.stem) for p in corpus.list_midi_files(source)])[:SAMPLE_FILES]
@@ -78,7 +78,7 @@ print(f"{source}: {len(pieces)} pieces, {sum(map(len, pieces)):,} notes")
 # colour is how hard the key was struck (velocity).
 
 # %%
-PIECE = "chopin_mazurka06-2"  # a name from the embedded corpus; otherwise the first piece is shown
+PIECE = "deb_clai"  # Debussy's Clair de lune in the embedded piano corpus; otherwise the first piece is shown
 i = next((k for k, m in enumerate(meta) if m["name"] == PIECE), 0)
 piece = pieces[i]
 print(f"{meta[i]['title']} ({meta[i]['composer'] or 'composer unknown'}): {len(piece)} notes, {piece.seconds():.0f} s")
@@ -108,8 +108,8 @@ plots.token_histograms(pieces, step_bins=seed_vocab.step_bins, dur_bins=seed_voc
                        title=f"seed grid: {len(seed_vocab.step_bins)} step, {len(seed_vocab.dur_bins)} duration")
 
 # %% [markdown]
-# (The embedded pieces are rendered from scores, so their steps and durations sit on a few exact
-# note values: the spikes. MAESTRO's human performances spread around them.)
+# (The piano corpus is sequenced with expressive tempo, so its steps and durations spread around
+# the note values; the chorales, rendered from scores, sit on a few exact ones: spikes.)
 #
 # The timing error each scheme causes: |seconds − bin centre| over every note, as the median and
 # the 95th percentile in milliseconds.
@@ -130,8 +130,13 @@ display(Markdown("| bins | step median (ms) | step p95 (ms) | duration median (m
 # The first seconds of the piece as played, then after a round trip through each scheme's tokens
 # (notes → ids → notes). Listen for the chords: the seed grid rolls them, 50 ms per note, so its
 # version also runs longer. The seed's tokens carry
-# no velocity, so that version plays at one loudness; the log tokens keep it only when the preset
-# models velocity (`data.velocity_bins`: 8 in `colab` and `full`, 0 otherwise).
+# no velocity, so that version plays at one loudness; the log tokens keep it in
+# `data.velocity_bins` uniform bins (16 by default; a corpus without dynamics, like the chorales,
+# gets none). The velocity error those bins cause, in MIDI velocity units (1-127):
+
+# %%
+verr = tokens.velocity_error(np.concatenate([p.velocity for p in pieces]), cfg.data.velocity_bins)
+print(f"{cfg.data.velocity_bins} velocity bins: mean error {verr['mean']:.1f}, p95 {verr['p95']:.0f}, max {verr['max']:.0f}")
 
 # %%
 PASSAGE_S = 15  # seconds to listen to
@@ -154,7 +159,8 @@ for name, notes in versions.items():
 # ## Build the token cache
 #
 # `corpus.prepare` parses every piece of the source (in parallel, with a progress bar; a broken
-# file is skipped and named), splits the corpus by piece (MAESTRO's official split when present),
+# file is skipped and named), splits the corpus by piece (the piano corpus's split by work,
+# MAESTRO's official split, or a folder's metadata.csv or train/validation/test subfolders),
 # fits the log bins on the **training** pieces only, and writes all tokens to one `.npz` file keyed
 # by the settings that shaped it. A second call with the same settings reloads it instantly.
 

@@ -17,7 +17,7 @@
 # # 3. Train the model
 #
 # **Reads:** the token cache of notebook 02 (`data/cache/`; built here if missing, from MAESTRO
-# when notebook 01 downloaded it, else from the embedded corpus).
+# when notebook 01 downloaded it, else from the embedded piano corpus).
 # **Writes:** under the output folder (`outputs/` unless `MELODY_OUTPUTS_DIR` says otherwise):
 # `ckpt_last.pt` (every epoch, to resume from), `ckpt_best.pt` (the lowest validation loss, for
 # notebook 04) and `history.json` (the losses).

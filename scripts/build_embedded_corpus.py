@@ -1,6 +1,6 @@
-"""Rebuild data/embedded/classical_corpus.npz, the offline default corpus, from music21's corpus.
+"""Rebuild data/embedded/classical_corpus.npz, the chorale corpus (source "chorales"), from music21's corpus.
 
-The embedded corpus is real classical music that needs no network: the 371 Bach chorales
+The chorale corpus is real classical music that needs no network: the 371 Bach chorales
 (four voices, playable on a piano) and the solo keyboard works that music21 ships (Bach,
 Mozart, Chopin, Joplin, Clara Schumann, C.P.E. Bach). music21 (BSD-3) is only needed to
 *rebuild* the file, not to use it:
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from melody_utils.corpus import EMBEDDED_PATH  # noqa: E402
+from melody_utils.sources import CHORALES_PATH  # noqa: E402
 from melody_utils.midi import atomic_write_bytes, midi_to_notes  # noqa: E402
 
 KEYBOARD_WORKS = [  # (music21 corpus path, composer, title)
@@ -71,7 +71,7 @@ def render(job: tuple[str, str, str]) -> tuple[str, dict | None, str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(EMBEDDED_PATH))
+    ap.add_argument("--out", default=str(CHORALES_PATH))
     ap.add_argument("--max-chorales", type=int, default=0, help="0 = all 371")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args(argv)

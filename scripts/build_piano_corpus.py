@@ -54,7 +54,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from melody_utils.corpus import PIANO_PATH  # noqa: E402
+from melody_utils.sources import PIANO_PATH  # noqa: E402
 from melody_utils.midi import atomic_write_bytes, midi_to_notes  # noqa: E402
 
 DEFAULT_FOLDER = REPO_ROOT / ".." / "shared" / "corpora" / "piano-midi"

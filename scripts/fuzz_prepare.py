@@ -1,6 +1,6 @@
 """Fuzz the MIDI readers and the corpus parser with corrupted MIDI files.
 
-Cases are seeded mutations of real MIDI bytes (pieces of the embedded corpus written to MIDI,
+Cases are seeded mutations of real MIDI bytes (pieces of the embedded chorales written to MIDI,
 with sustain pedal, several tracks and drums):
 bit flips, truncations, inserted and deleted spans, corrupted chunk lengths and header fields,
 spliced files, plus plain random bytes. Every case goes through both readers
@@ -65,7 +65,7 @@ def base_midis(n: int = N_BASE, notes_per_piece: int = BASE_NOTES) -> list[bytes
     from melody_utils.corpus import load_embedded
     from melody_utils.midi import SUSTAIN_CC, notes_to_pretty_midi
 
-    notes, _ = load_embedded()
+    notes, _ = load_embedded("chorales")
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):

@@ -1,6 +1,6 @@
 """Kill a training run with SIGKILL at random moments, resume it, and check nothing was lost.
 
-A worker process trains a small model on a few pieces of the embedded corpus (CPU, one
+A worker process trains a small model on a few pieces of the embedded chorales (CPU, one
 thread, a checkpoint after every optimizer step so kills often land inside a checkpoint write).
 The driver starts it, kills it at a random moment, checks that the newest checkpoint loads
 (``checkpoint.load_checkpoint``) and has not gone back in time, starts it again (it resumes from
@@ -41,7 +41,7 @@ def make_cache():
     from melody_utils.corpus import TokenCache, load_embedded
     from melody_utils.tokens import seed_vocab
 
-    notes, meta = load_embedded()
+    notes, meta = load_embedded("chorales")
     vocab = seed_vocab()
     pieces = [vocab.encode(n[vocab.in_range(n)]) for n in notes[: N_TRAIN_PIECES + 1]]
     return TokenCache.from_pieces(pieces, vocab, splits=["train"] * N_TRAIN_PIECES + ["validation"],

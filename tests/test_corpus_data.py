@@ -32,7 +32,7 @@ def test_cache_is_keyed_by_settings_and_reloads(tmp_path):
     assert a.path == b.path
     np.testing.assert_array_equal(a.tokens, b.tokens)
     c = prepare(DataConfig(source=str(folder), bins="seed"), cache_dir=tmp_path / "c", progress=False, workers=1)
-    assert c.path != a.path and c.vocab.sizes == (88, 21, 29)
+    assert c.path != a.path and c.vocab.sizes == (88, 21, 29, DataConfig().velocity_bins)
     assert len(list((tmp_path / "c").glob("*.npz"))) == 2
 
 
@@ -45,12 +45,12 @@ def test_parallel_parse_equals_serial(tmp_path):
     np.testing.assert_array_equal(a.offsets, b.offsets)
 
 
-def test_embedded_corpus_is_real_music_with_a_piece_split(tmp_path):
-    notes, meta = load_embedded()
+def test_chorale_corpus_is_real_music_with_a_piece_split(tmp_path):
+    notes, meta = load_embedded("chorales")
     assert len(notes) > 300 and sum(map(len, notes)) > 100_000
     composers = {m["composer"] for m in meta}
     assert {"Johann Sebastian Bach", "Wolfgang Amadeus Mozart", "Scott Joplin"} <= composers
-    cache = prepare(DataConfig(source="embedded"), cache_dir=tmp_path, progress=False)
+    cache = prepare(DataConfig(source="chorales"), cache_dir=tmp_path, progress=False)
     names = {s: {cache.pieces[i]["name"] for i in cache.piece_indices(s)} for s in ("train", "validation", "test")}
     assert names["train"] and names["validation"] and names["test"]
     assert not (names["train"] & names["validation"]) and not (names["train"] & names["test"]) and not (names["validation"] & names["test"])

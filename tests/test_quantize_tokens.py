@@ -111,3 +111,12 @@ def test_vocab_differences_say_what_differs_in_plain_words():
     log = Vocab(Bins(tuple(np.geomspace(0.01, 2, 16))), seed.dur_bins, name="log")
     assert vocab_differences(seed, log) == ["step bins 21 vs 16 (seed vs log grid)"]
     assert vocab_differences(seed, Vocab(seed.step_bins, seed.dur_bins, min_pitch=24, name="seed")) == ["pitch range 21-108 vs 24-108"]
+
+
+def test_velocity_error_shrinks_with_more_bins_and_is_bounded_by_half_a_bin():
+    from melody_utils.tokens import velocity_error
+
+    vel = np.arange(1, 128)
+    e8, e16 = velocity_error(vel, 8), velocity_error(vel, 16)
+    assert e16["mean"] < e8["mean"] and e16["max"] <= 127 / 16 / 2 + 0.5 < e8["max"]
+    assert np.isnan(velocity_error(vel, 0)["mean"])
