@@ -30,6 +30,9 @@ Split by work, never by file. Files are grouped into one work when any rule belo
 4. **File name.** Files of one composer whose names agree once a trailing number is dropped
    (``muss_1`` .. ``muss_8``, ``bach_846``/``bach_847``) are one work; a name ending in an opus
    number (``chpn_op23``) keeps it, so different opera are not joined.
+5. **Transcriptions.** A file whose name ends in another file's name after an underscore joins
+   that file's work, whoever the composer: Godowsky's ``god_alb_esp2`` (on Albéniz's Tango,
+   ``alb_esp2``) and ``god_chpn_op10_e01`` (on Chopin's Op. 10 No. 1) are the same music.
 
 The split is a seeded search over random assignments of works to train/validation/test: among
 the assignments whose note fractions are within :data:`TOLERANCE` of 80/10/10 %, the one with
@@ -123,6 +126,11 @@ def group_works(rows: list[dict]) -> list[str]:
         for key in (("title",) + (r["composer"], title_work(r["title"])[0]), ("file", r["composer"], file_work(r["midi"]))):
             j = first_of.setdefault(key, i)
             parent[find(i)] = find(j)
+    stems = [Path(r["midi"]).stem.lower() for r in rows]
+    for i, stem in enumerate(stems):
+        for j, other in enumerate(stems):
+            if i != j and stem.endswith("_" + other):
+                parent[find(i)] = find(j)
     roots = [find(i) for i in range(len(rows))]
     sizes = np.bincount(roots, minlength=len(rows))
     names = []

@@ -87,7 +87,8 @@ def test_real_metadata_grouping_keeps_movements_together():
     work_of = {Path(r["midi"]).stem: w for r, w in zip(rows, builder.group_works(rows))}
     same = [["mz_311_1", "mz_311_2", "mz_311_3"], ["deb_prel", "deb_menu", "deb_clai", "deb_pass"],
             [f"muss_{i}" for i in range(1, 9)], ["schubert_d850_1", "schubert_d850_4"], ["chpn-p1", "chpn-p24"],
-            ["ty_januar", "ty_dezember"], ["liz_et1", "liz_et6"], ["rav_ondi", "rav_scarbo"]]
+            ["ty_januar", "ty_dezember"], ["liz_et1", "liz_et6"], ["rav_ondi", "rav_scarbo"],
+            ["god_alb_esp2", "alb_esp1"], ["god_chpn_op10_e01", "chpn_op10_e12"]]  # transcriptions join their originals
     for group in same:
         assert len({work_of[s] for s in group}) == 1, group
     different = [("chpn_op23", "chpn_op53"), ("mz_311_1", "mz_330_1"), ("haydn_7_1", "haydn_8_1"), ("elise", "mond_1")]
