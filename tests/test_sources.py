@@ -4,6 +4,7 @@ velocity from MIDI through tokens back to MIDI."""
 
 import csv
 import importlib.util
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,9 +23,8 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_piano_corpu
 spec = importlib.util.spec_from_file_location("build_piano_corpus", SCRIPT)
 builder = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(builder)
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "piano-midi"
-if not SHARED.is_dir():  # a worktree under wt/: the shared folder sits beside the main checkout
-    SHARED = Path("/work/shared/corpora/piano-midi")
+# The piano-midi collection the shipped corpus is built from, where it is at hand.
+SHARED = Path(os.environ.get("MELODY_PIANO_MIDI", builder.DEFAULT_FOLDER))
 
 # A small piano-midi-like collection: (composer, title, file). Works: A's Opus 1 (3 movements),
 # A's Suite (2 unnumbered movements), A's Opus 2 (alone), B's Etudes (numbers 1-2, no opus),
@@ -74,11 +74,23 @@ def test_builder_groups_works_and_keeps_each_in_one_split(tmp_path):
     assert out.read_bytes() == first  # deterministic: same input, same bytes
 
 
+def test_builder_names_a_folder_without_metadata(tmp_path, capsys):
+    assert builder.main([str(tmp_path), "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "metadata.csv not found" in err and not (tmp_path / "x.npz").exists()
+
+
 def _groups(work_of: dict) -> dict:
     groups = defaultdict(list)
     for stem, w in work_of.items():
         groups[w].append(stem)
     return groups
+
+
+@pytest.mark.skipif(not (SHARED / "metadata.csv").is_file(), reason="the piano-midi folder is not here")
+def test_shipped_corpus_is_what_the_builder_makes(tmp_path):
+    builder.build(SHARED, tmp_path / "piano.npz", progress=False)
+    assert (tmp_path / "piano.npz").read_bytes() == PIANO_PATH.read_bytes()
 
 
 @pytest.mark.skipif(not (SHARED / "metadata.csv").is_file(), reason="the piano-midi folder is not here")
