@@ -1,8 +1,8 @@
 """Melody Forge: classical-piano generation with LSTMs, from MIDI to MIDI.
 
 Modules, one concern each: ``config`` (presets), ``midi`` (MIDI <-> notes), ``quantize``
-(time bins), ``tokens`` (notes <-> ids), ``maestro`` (download), ``corpus`` (embedded corpus,
-token cache), ``data`` (datasets, loaders), ``model``, ``train``, ``sample``, ``metrics``,
+(time bins), ``tokens`` (notes <-> ids), ``maestro`` (download), ``sources`` (embedded corpora,
+MIDI folders and their splits), ``corpus`` (token cache), ``data`` (datasets, loaders), ``model``, ``train``, ``sample``, ``metrics``,
 ``audio``, ``plots``, ``widgets``, ``cli``.
 """
 
