@@ -11,17 +11,19 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from . import workspace
+from .workspace import REPO_ROOT, SHIPPED_DATA_DIR  # noqa: F401 (re-exported)
 
 PRESET_ENV_VAR = "MELODY_PRESET"
 DEFAULT_PRESET = "small"
 
-# Repository root: melody_utils/ lives directly below it.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
-# Where checkpoints and generated music go; MELODY_OUTPUTS_DIR moves them (the test suite does).
-OUTPUTS_DIR = Path(os.environ.get("MELODY_OUTPUTS_DIR") or REPO_ROOT / "outputs")
+# Where downloads and caches (DATA_DIR) and checkpoints and generated music (OUTPUTS_DIR) go:
+# data/ and outputs/ of the checkout, or $MELODY_DATA_DIR and $MELODY_OUTPUTS_DIR (set by the test
+# suite, and in Colab by workspace.setup to a folder on Google Drive). Read once, at import.
+DATA_DIR = workspace.data_dir()
+OUTPUTS_DIR = workspace.outputs_dir()
 DEFAULT_OUTPUT_NAME = "improved_generated_output.midi"  # the generated MIDI's file name (the seed's)
 SPLITS = ("train", "validation", "test")  # pieces are split by piece, never by window (MAESTRO's official split)
 

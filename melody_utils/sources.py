@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DATA_DIR, SPLITS
+from .config import SHIPPED_DATA_DIR, SPLITS
 from .maestro import find_maestro, midi_files_with_split
 from .midi import Notes
 
-PIANO_PATH = DATA_DIR / "embedded" / "piano_corpus.npz"
-CHORALES_PATH = DATA_DIR / "embedded" / "classical_corpus.npz"
+PIANO_PATH = SHIPPED_DATA_DIR / "embedded" / "piano_corpus.npz"  # ships with the repository, wherever the data folder is
+CHORALES_PATH = SHIPPED_DATA_DIR / "embedded" / "classical_corpus.npz"
 EMBEDDED = {"piano": PIANO_PATH, "chorales": CHORALES_PATH}  # name -> file
 ALIASES = {"embedded": "piano"}  # "embedded" means the default embedded corpus
 MIDI_SUFFIXES = (".mid", ".midi")
