@@ -191,8 +191,9 @@ class Run:
     schedule: dict
     out_dir: Path
     main: bool  # this process writes files (rank 0, or a single process)
-    show: bool  # progress bars and per-epoch lines
+    show: bool  # the progress bar and per-epoch lines
     t_start: float = 0.0
+    bar: object = None  # one progress bar (tqdm) for the whole run, in optimizer steps; None when not shown
 
     @property
     def n_batches(self) -> int:
@@ -336,7 +337,7 @@ def record(run: Run, state: TrainState, t_eval: float) -> bool:
     state.best_val_loss = min(state.best_val_loss, score)
     if run.show:
         heads = "  ".join(f"{f} {v:.3f}" for f, v in val_heads.items())
-        print(f"epoch {h['epoch'][-1]:.2f}/{run.cfg.train.epochs}  step {state.step}  train {train_loss:.4f}  "
+        (run.bar.write if run.bar is not None else print)(f"epoch {h['epoch'][-1]:.2f}/{run.cfg.train.epochs}  step {state.step}  train {train_loss:.4f}  "
               f"val {val_loss:.4f} ({heads})  lr {h['lr'][-1]:.2e}  "
               f"{h['notes_per_s'][-1]:,.0f} notes/s{'  *best' if improved else ''}")
     return improved
@@ -362,8 +363,9 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
     tc, n_batches, causal = run.cfg.train, run.n_batches, distributed.unwrap(run.model).causal
     run.train_loader.sampler.set_epoch(state.epoch)  # the order depends on (seed, epoch) only: resumable
     t_seg = last_save = time.time()
-    bar = tqdm(total=n_batches, initial=state.batch_in_epoch, desc=f"epoch {state.epoch + 1}/{tc.epochs}",
-               unit="batch", leave=False) if run.show else None
+    bar = run.bar
+    if bar is not None:
+        bar.set_description(f"epoch {state.epoch + 1}/{tc.epochs}", refresh=False)
     with torch.random.fork_rng(devices=[]):  # iter() draws a loader seed from the global RNG; keep dropout's
         batches = itertools.islice(iter(run.train_loader), state.batch_in_epoch, None)  # stream the same when resuming mid-epoch
     stop = None
@@ -389,8 +391,6 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
             t_seg = time.time()
             save(run, state, run.out_dir / CHECKPOINT_LAST)  # mid-epoch: resumes at this batch
             last_save = time.time()
-    if bar is not None:
-        bar.close()
     state.running["seconds"] += time.time() - t_seg
     if state.batch_in_epoch >= n_batches:
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -425,9 +425,13 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
                   f"raise that limit to train on, or pass --no-resume (resume=False) to start over")
         return state.history
     run.model.train()
+    if run.show:  # one bar for the whole run, not one per epoch
+        run.bar = tqdm(total=run.schedule["total_steps"], initial=state.step, unit="step")
     while state.epoch < tc.epochs and not stop:
         stop = _run_epoch(run, state, checkpoint_every_s)
         _end_of_epoch(run, state, on_epoch)
+    if run.bar is not None:
+        run.bar.close()
     if stop and run.show:
         print(f"stopped at {stop}; run again with a higher limit to continue from {last_path}")
     return state.history

@@ -1,0 +1,129 @@
+"""Training time to expect, from measured throughput (docs/benchmarks.md, docs/raw/).
+
+:data:`MEASURED` records supervised notes per second of real training runs: a 2-core CPU and
+an H100. :func:`training_estimate` counts the notes a config will train on (steps x batch x
+window, from the token cache) and divides by the measurement closest to the config's model on
+the detected device, scaled by parameter count when the model sizes differ (training is
+compute-bound on both). Other GPUs are named and given the H100 figure with a T4 range, since
+only the H100 was measured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import Config
+from .corpus import TokenCache
+from .data import window_starts
+from .model import build_from_config
+from .train import window_and_stride
+
+
+@dataclass(frozen=True)
+class Measurement:
+    arch: str  # model.arch
+    device: str  # "cpu" (2 cores) or "h100"
+    parameters: int  # of the model measured
+    notes_per_s: float  # supervised notes per second while training
+    source: str  # where the figure comes from
+
+
+MEASURED = (
+    Measurement("causal", "cpu", 1_050_000, 20_108, "bench_train, small preset, batch 64; docs/benchmarks.md"),
+    Measurement("causal", "h100", 1_050_000, 243_007, "bench_train, small preset, batch 64; docs/benchmarks.md"),
+    Measurement("causal", "h100", 6_249_248, 600_000, "notebook 03, colab preset; docs/raw/notebook03_colab_h100.txt"),
+    Measurement("baseline", "cpu", 1_000_000, 441, "bench_train, MusicLSTM on the array loader; docs/benchmarks.md"),
+    Measurement("baseline", "h100", 1_000_000, 4_199, "bench_train, MusicLSTM on the array loader; docs/benchmarks.md"),
+    Measurement("advanced", "cpu", 20_640_000, 26, "bench_train, MusicLSTM_Advanced; docs/benchmarks.md"),
+    Measurement("advanced", "h100", 20_640_000, 2_230, "bench_train, MusicLSTM_Advanced; docs/benchmarks.md"),
+)
+MEASURED_CPU_CORES = 2  # the CPU figures' machine
+SCALE_TOLERANCE = 0.15  # a model within 15% of a measured one's size uses its figure as is
+T4_SLOWDOWN = (2, 4)  # a T4 against the H100, the range stated for GPUs that were not measured
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cuda" or "cpu"
+    name: str  # the GPU's name, or "a N-core CPU"
+    cpu_cores: int
+
+
+def detect_device() -> Device:
+    """The GPU torch sees, else the CPU with its core count."""
+    cores = os.cpu_count() or 1
+    if torch.cuda.is_available():
+        return Device("cuda", torch.cuda.get_device_name(0), cores)
+    return Device("cpu", f"a {cores}-core CPU", cores)
+
+
+def supervised_notes(cfg: Config, cache: TokenCache) -> tuple[int, int]:
+    """(optimizer steps, supervised notes) the config trains for on this cache's training split."""
+    causal = cfg.model.arch == "causal"
+    window, stride = window_and_stride(cfg, causal)
+    n_windows = len(window_starts(cache.offsets, cache.piece_indices("train"), window, stride))
+    steps = cfg.train.epochs * math.ceil(n_windows / cfg.train.batch_size)
+    steps = min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps
+    notes = min(steps * cfg.train.batch_size, cfg.train.epochs * n_windows) * (window if causal else 1)
+    return steps, notes
+
+
+def _closest(arch: str, device: str, parameters: int) -> Measurement:
+    options = [m for m in MEASURED if m.arch == arch and m.device == device]
+    if not options:
+        raise ValueError(f"no measured training speed for model.arch={arch!r} on {device}; see docs/benchmarks.md")
+    return min(options, key=lambda m: abs(np.log(m.parameters / parameters)))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a rounded human figure: '40 s', '12 min', '3.5 h'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class Estimate:
+    seconds: float  # expected training time on the measured device
+    steps: int
+    notes: int  # supervised notes
+    measurement: Measurement
+    scaled: bool  # the measured model's size differed: its figure was scaled by parameter count
+    device: str  # what was detected, in words
+    note: str  # how the figure applies to the detected device
+
+    def __str__(self) -> str:
+        basis = (f"{self.measurement.notes_per_s:,.0f} notes/s measured for a {self.measurement.parameters / 1e6:.2f} M-parameter "
+                 f"model ({self.measurement.source})" + (", scaled by model size" if self.scaled else ""))
+        return (f"expected training time: about {format_duration(self.seconds)} on {self.device} "
+                f"({self.steps:,} steps, {self.notes:,} notes; from {basis}). {self.note}")
+
+
+def training_estimate(cfg: Config, cache: TokenCache, device: Device | None = None) -> Estimate:
+    """How long ``cfg`` should train on ``cache`` on ``device`` (default: :func:`detect_device`)."""
+    device = device or detect_device()
+    kind, name = device.kind, device.name
+    parameters = sum(p.numel() for p in build_from_config(cfg, cache.vocab).parameters())
+    steps, notes = supervised_notes(cfg, cache)
+    measured = "cpu" if kind == "cpu" else "h100"
+    m = _closest(cfg.model.arch, measured, parameters)
+    scaled = abs(m.parameters / parameters - 1) > SCALE_TOLERANCE
+    rate = m.notes_per_s * (m.parameters / parameters if scaled else 1.0)
+    seconds = notes / rate
+    if kind == "cpu":
+        note = (f"Measured on a {MEASURED_CPU_CORES}-core CPU"
+                + (f"; with {device.cpu_cores} cores expect it sooner." if device.cpu_cores > MEASURED_CPU_CORES else "."))
+    elif "H100" in name.upper():
+        note = "Measured on an H100."
+    else:
+        lo, hi = T4_SLOWDOWN
+        note = (f"Measured on an H100; {name} was not measured: expect ~{lo}-{hi}x longer on a T4 "
+                f"({format_duration(seconds * lo)} to {format_duration(seconds * hi)}).")
+    return Estimate(seconds, steps, notes, m, scaled, name, note)

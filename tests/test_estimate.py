@@ -1,0 +1,68 @@
+"""The training-time estimate: measured throughput, the config's notes, the detected device."""
+
+import math
+
+import pytest
+
+from melody_utils import estimate as E
+from melody_utils.data import window_starts
+from melody_utils.train import build_from_config
+from test_train import make_cache, tiny_cfg
+
+CPU = E.Device("cpu", "a 2-core CPU", 2)
+H100 = E.Device("cuda", "NVIDIA H100 80GB HBM3", 16)
+T4 = E.Device("cuda", "Tesla T4", 2)
+
+
+def params(cfg, cache):
+    return sum(p.numel() for p in build_from_config(cfg, cache.vocab).parameters())
+
+
+def test_supervised_notes_counts_every_position_of_every_training_window():
+    cache = make_cache()
+    cfg = tiny_cfg(**{"train.epochs": 3, "train.max_steps": 0})
+    n_windows = len(window_starts(cache.offsets, cache.piece_indices("train"), cfg.data.window, cfg.data.stride))
+    steps, notes = E.supervised_notes(cfg, cache)
+    assert steps == 3 * math.ceil(n_windows / cfg.train.batch_size)
+    assert notes == 3 * n_windows * cfg.data.window
+    capped_steps, capped_notes = E.supervised_notes(cfg.override(**{"train.max_steps": 2}), cache)
+    assert capped_steps == 2 and capped_notes == 2 * cfg.train.batch_size * cfg.data.window
+
+
+def test_cpu_estimate_divides_the_notes_by_the_measured_rate_scaled_by_model_size():
+    cache = make_cache()
+    cfg = tiny_cfg()
+    est = E.training_estimate(cfg, cache, CPU)
+    _, notes = E.supervised_notes(cfg, cache)
+    m = [m for m in E.MEASURED if m.arch == "causal" and m.device == "cpu"][0]
+    assert est.scaled  # a 16-unit model is far from the measured 1.05 M parameters
+    assert est.seconds == pytest.approx(notes / (m.notes_per_s * m.parameters / params(cfg, cache)))
+    text = str(est)
+    assert "a 2-core CPU" in text and "scaled by model size" in text and "Measured on a 2-core CPU" in text
+
+
+def test_a_measured_size_is_used_as_is(monkeypatch):
+    cache = make_cache()
+    cfg = tiny_cfg()
+    monkeypatch.setattr(E, "MEASURED", (E.Measurement("causal", "h100", params(cfg, cache), 1000.0, "test"),))
+    got = E.training_estimate(cfg, cache, H100)
+    assert not got.scaled and got.seconds == pytest.approx(got.notes / 1000.0)
+    assert "Measured on an H100." in str(got)
+
+
+def test_an_unmeasured_gpu_gets_the_h100_figure_with_the_t4_range():
+    cache = make_cache()
+    cfg = tiny_cfg()
+    t4, h100 = E.training_estimate(cfg, cache, T4), E.training_estimate(cfg, cache, H100)
+    assert t4.seconds == h100.seconds
+    assert "measured on an h100" in str(t4).lower() and "2-4x longer on a T4" in str(t4) and "Tesla T4" in str(t4)
+
+
+def test_an_unmeasured_architecture_is_named():
+    with pytest.raises(ValueError, match="model.arch='other'"):
+        E._closest("other", "cpu", 1000)
+
+
+@pytest.mark.parametrize("seconds, text", [(0.2, "1 s"), (40, "40 s"), (600, "10 min"), (3 * 3600, "3.0 h")])
+def test_format_duration(seconds, text):
+    assert E.format_duration(seconds) == text
