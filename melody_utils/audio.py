@@ -9,13 +9,17 @@ Three synthesizers, best first; ``method="auto"`` picks the first one installed:
   rendered by ``tinysoundfont``, a pip-only C renderer (~500x real time). Install it with
   ``pip install --no-deps tinysoundfont``: its only dependency, ``pyaudio``, is for live
   playback, which is not used here, and needs the PortAudio headers to build.
-- ``"numpy"``: a built-in struck-string model (decaying harmonics). Always available.
+- ``"numpy"``: a built-in struck-string model (harmonics with a fast "prompt" decay into a
+  quieter aftersound, silenced by a short damper release at note-off). Always available.
 
 ``method`` may also be a callable ``(notes, sample_rate) -> waveform``, so a caller or a test
 can pass any synthesizer in.
 
 Every method returns a mono float32 waveform peak-normalised to :data:`PEAK_LEVEL`, of length
 ``last note end + TAIL_S`` seconds (the release tail), ending in a short fade so it never clicks.
+:func:`synthesize_named` also says which synthesizer made it (:data:`SYNTH_NAMES`), and
+:func:`listen` shows a player with a line naming the synthesizer and the length played.
+Clips compared by ear go through :func:`equal_loudness` first.
 """
 
 from __future__ import annotations
@@ -43,11 +47,20 @@ METHODS = ("fluidsynth", "soundfont", "numpy")  # in "auto" preference order
 SOUNDFONT_FILE = "TimGM6mb.sf2"  # General MIDI SoundFont inside the pretty_midi package
 
 # Struck-string model (numpy synthesizer).
-N_PARTIALS = 8  # harmonics per note (fewer for high notes: none above 0.45 * sample rate)
+N_PARTIALS = 10  # harmonics per note (fewer for high notes: none above 0.45 * sample rate)
 INHARMONICITY = 1.5e-4  # piano strings are stiff: partial k sits at k f0 sqrt(1 + B k^2)
-ATTACK_S = 0.004  # hammer attack ramp
-RELEASE_S = 0.15  # damper: fade to silence over this long after the note ends
+ATTACK_S = 0.003  # hammer attack ramp
+PROMPT_SHARE = 0.65  # share of a partial's amplitude in the fast-decaying "prompt" sound after the strike
+PROMPT_SPEEDUP = 8.0  # the prompt sound decays this many times faster than the aftersound
+RELEASE_S = 0.08  # damper: fade to silence over this long after the note ends
 MAX_RING_S = 6.0  # a longer held note is damped here (bounds the cost of pedalled notes)
+EQUAL_LOUDNESS_DB = -20.0  # RMS level (dB full scale) that equal_loudness brings clips to
+SYNTH_NAMES = {  # what made the sound, in words
+    "fluidsynth": "FluidSynth with the General MIDI piano of pretty_midi's SoundFont (TimGM6mb)",
+    "soundfont": "the General MIDI piano of pretty_midi's SoundFont (TimGM6mb), rendered by tinysoundfont",
+    "numpy": "the built-in numpy piano model (for a sampled piano: pip install --no-deps tinysoundfont)",
+    "custom": "the synthesizer passed in",
+}
 
 INSTALL_HINTS = {
     "fluidsynth": "install the FluidSynth library and its binding: `apt-get install fluidsynth` then `pip install pyfluidsynth` (Colab: `!apt-get -qq install fluidsynth && pip install pyfluidsynth`)",
@@ -154,7 +167,7 @@ def synth_soundfont(notes: Notes, sample_rate: int, sf2_path=None, program: int 
 
 def _string_decay_s(f0: float) -> float:
     """Time constant (s) of a string's fundamental: bass strings ring for seconds, treble briefly."""
-    return float(np.clip(2.5 * (261.63 / f0) ** 0.6, 0.25, 4.0))
+    return float(np.clip(1.8 * (261.63 / f0) ** 0.6, 0.2, 3.0))
 
 
 def _string_partials(pitch: int, n: int, sample_rate: int) -> np.ndarray:
@@ -162,27 +175,32 @@ def _string_partials(pitch: int, n: int, sample_rate: int) -> np.ndarray:
 
     Partial k sits at k f0 sqrt(1 + B k^2) (a stiff string's stretched harmonics) and decays
     with time constant tau0 / (1 + 0.6 (k - 1)): the upper partials die first, so a held note
-    mellows as it rings.
+    mellows as it rings. Its amplitude falls in two stages, as a piano's does: a
+    :data:`PROMPT_SHARE` that decays :data:`PROMPT_SPEEDUP` times faster (the bright strike),
+    then a quieter, slower aftersound.
     """
     f0 = 440.0 * 2.0 ** ((pitch - 69) / 12)
     k = np.arange(1, N_PARTIALS + 1, dtype=np.float64)
     freq = k * f0 * np.sqrt(1 + INHARMONICITY * k**2)
     keep = freq < 0.45 * sample_rate
     freq, tau = freq[keep], _string_decay_s(f0) / (1 + 0.6 * (k[keep] - 1))
-    # exp((i w - 1/tau) t) at t = j / sr is r**j: a running product, far cheaper than exp and
-    # sin per sample (complex128 keeps the accumulated error near 1e-8 over MAX_RING_S).
-    r = np.exp((2j * np.pi * freq - 1.0 / tau) / sample_rate)  # (K,)
-    z = np.empty((len(freq), max(n, 1)), dtype=np.complex128)
-    z[:, 0] = 1.0
-    z[:, 1:] = r[:, None]
-    np.cumprod(z, axis=1, out=z)
-    return z.imag[:, :n].astype(np.float32)  # (K, n): exp(-t / tau_k) sin(2 pi f_k t)
+    out = np.zeros((len(freq), n), dtype=np.float64)
+    for share, speed in ((PROMPT_SHARE, PROMPT_SPEEDUP), (1 - PROMPT_SHARE, 1.0)):
+        # exp((i w - 1/tau) t) at t = j / sr is r**j: a running product, far cheaper than exp and
+        # sin per sample (complex128 keeps the accumulated error near 1e-8 over MAX_RING_S).
+        r = np.exp((2j * np.pi * freq - speed / tau) / sample_rate)  # (K,)
+        z = np.empty((len(freq), max(n, 1)), dtype=np.complex128)
+        z[:, 0] = 1.0
+        z[:, 1:] = r[:, None]
+        np.cumprod(z, axis=1, out=z)
+        out += share * z.imag[:, :n]  # exp(-speed t / tau_k) sin(2 pi f_k t)
+    return out.astype(np.float32)  # (K, n)
 
 
 def _partial_weights(n_partials: int, velocity: np.ndarray) -> np.ndarray:
     """(N, K) partial amplitudes: a spectral slope k^-b, brighter (smaller b) for louder notes."""
     k = np.arange(1, n_partials + 1, dtype=np.float64)
-    slope = 2.2 - 1.2 * np.asarray(velocity, dtype=np.float64)[:, None] / 127
+    slope = 1.9 - 1.1 * np.asarray(velocity, dtype=np.float64)[:, None] / 127
     w = k[None, :] ** -slope
     return w / w.sum(axis=1, keepdims=True)
 
@@ -239,7 +257,13 @@ def _finish(wave: np.ndarray, n: int, sample_rate: int) -> np.ndarray:
 
 
 def synthesize(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, method: str | Callable = "auto", sf2_path=None) -> np.ndarray:
-    """Notes -> mono float32 waveform in [-1, 1], peak at :data:`PEAK_LEVEL`.
+    """Notes -> mono float32 waveform in [-1, 1], peak at :data:`PEAK_LEVEL` (see :func:`synthesize_named`)."""
+    return synthesize_named(notes, sample_rate, method, sf2_path)[0]
+
+
+def synthesize_named(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, method: str | Callable = "auto",
+                     sf2_path=None) -> tuple[np.ndarray, str]:
+    """Notes -> (mono float32 waveform in [-1, 1], peak at :data:`PEAK_LEVEL`; the method that made it).
 
     ``method``: ``"auto"`` (the first of :func:`available_methods`), ``"fluidsynth"``,
     ``"soundfont"``, ``"numpy"``, or a callable ``(notes, sample_rate) -> waveform``.
@@ -253,7 +277,7 @@ def synthesize(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, method: str
         raise ValueError(f"sample_rate must be an integer between 4000 and 192000 Hz, got {sample_rate!r}")
     sample_rate = int(sample_rate)
     if len(notes) == 0:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros(0, dtype=np.float32), "none"
     if notes.pitch.min() < MIN_MIDI_PITCH or notes.pitch.max() > MAX_MIDI_PITCH:
         raise ValueError(f"pitches must lie in {MIN_MIDI_PITCH}-{MAX_MIDI_PITCH}, got {notes.pitch.min()}-{notes.pitch.max()}")
     if not (np.isfinite(notes.start).all() and np.isfinite(notes.duration).all()) or notes.start.min() < 0:
@@ -288,7 +312,7 @@ def synthesize(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, method: str
         if not np.isfinite(wave).all():
             raise RuntimeError(f"synthesis method {name!r} returned NaN or infinite samples")
         if np.abs(wave).max() > 0:
-            return wave
+            return wave, name
         # e.g. a SoundFont without the requested program renders silence
         if method != "auto" or name == "numpy":
             break
@@ -313,11 +337,14 @@ def clip_notes(notes: Notes, max_seconds: float) -> Notes:
     return Notes(keep.pitch, keep.start, np.minimum(keep.end, max_seconds) - keep.start, keep.velocity)
 
 
-def audio_player(notes_or_wave, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seconds: float | None = 30, method="auto"):
+def audio_player(notes_or_wave, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seconds: float | None = None, method="auto",
+                 normalize: bool = True):
     """An ``IPython.display.Audio`` player for notes (synthesized with ``method``) or a waveform.
 
-    Audio is embedded in the notebook as base64 WAV (16-bit), ~59 KB per second at 22.05 kHz
-    (1.6 MB for 28 s), so it is cut to the first ``max_seconds`` (``None``: no limit).
+    Audio is embedded in the notebook as base64 WAV (16-bit), ~59 KB per second at 22.05 kHz;
+    ``max_seconds`` cuts it to the first seconds (``None``, the default: all of it; say so when
+    cutting, as :func:`listen` does). ``normalize=False`` keeps the waveform's level (for clips
+    made equally loud by :func:`equal_loudness`); otherwise the player scales it to full scale.
     """
     from IPython.display import Audio
 
@@ -335,7 +362,41 @@ def audio_player(notes_or_wave, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seco
     if wave.size == 0:
         raise ValueError("nothing to play: the notes or waveform are empty")
     # IPython rescales to full scale; an all-zero wave would divide by zero
-    return Audio(data=wave, rate=sample_rate, normalize=bool(np.abs(wave).max() > 0))
+    return Audio(data=np.clip(wave, -1.0, 1.0), rate=sample_rate, normalize=normalize and bool(np.abs(wave).max() > 0))
+
+
+def player_caption(seconds: float, synth: str, max_seconds: float | None = None) -> str:
+    """The line shown above a player: which synthesizer made the sound, and how much of it plays."""
+    length = (f"the first {max_seconds:g} s of {seconds:.0f} s (cut to keep the notebook small; the files hold it all)"
+              if max_seconds is not None and seconds > max_seconds else f"all {seconds:.1f} s")
+    return f"sound: {SYNTH_NAMES.get(synth, synth)}; playing {length}"
+
+
+def listen(notes_or_wave, synth: str | None = None, sample_rate: int = DEFAULT_SAMPLE_RATE, max_seconds: float | None = None,
+           method="auto", normalize: bool = True) -> None:
+    """Show :func:`player_caption` and the player: notes are synthesized here (``method``); a
+    waveform comes with the name of the ``synth`` that made it."""
+    from IPython.display import display
+
+    if isinstance(notes_or_wave, Notes):
+        notes_or_wave, synth = synthesize_named(notes_or_wave, sample_rate, method)
+    wave = np.asarray(notes_or_wave, dtype=np.float32).reshape(-1)
+    print(player_caption(len(wave) / sample_rate, synth or "custom", max_seconds))
+    display(audio_player(wave, sample_rate, max_seconds=max_seconds, normalize=normalize))
+
+
+def equal_loudness(waves: dict, target_db: float = EQUAL_LOUDNESS_DB) -> dict:
+    """The waveforms scaled to the same RMS level (``target_db``, lowered for all alike if a peak
+    would pass :data:`PEAK_LEVEL`), so that clips compared by ear differ in the music, not the level.
+    Play them with ``normalize=False``."""
+    rms = {k: rms_db(w) for k, w in waves.items()}
+    silent = [k for k, db in rms.items() if db <= SILENCE_DB]
+    if silent:
+        raise ValueError(f"cannot match the loudness of silent clip(s) {silent}")
+    gains = {k: 10 ** ((target_db - db) / 20) for k, db in rms.items()}
+    loudest_peak = max(float(np.abs(w).max()) * gains[k] for k, w in waves.items())
+    headroom = min(1.0, PEAK_LEVEL / loudest_peak)
+    return {k: (np.asarray(w, dtype=np.float32) * (gains[k] * headroom)).astype(np.float32) for k, w in waves.items()}
 
 
 def wave_to_wav_bytes(wave, sample_rate: int = DEFAULT_SAMPLE_RATE) -> bytes:

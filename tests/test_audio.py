@@ -156,3 +156,40 @@ def test_write_wav_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["x.wav"]  # no temp file left behind
     with pytest.raises(ValueError, match="sample_rate"):
         audio.write_wav(w, tmp_path / "y.wav", 0)
+
+
+def test_numpy_note_decays_like_a_struck_string_and_stops_at_note_off():
+    w = audio.synthesize(one_note(pitch=60, duration=2.0), SR, "numpy")
+    rms = lambda a, b: float(np.sqrt(np.mean(w[int(a * SR):int(b * SR)] ** 2)))
+    assert rms(0.0, 0.1) > 3 * rms(1.0, 1.1)  # the strike fades fast into a quieter aftersound
+    assert rms(1.0, 1.1) > 0
+    assert np.abs(w[int((2.0 + audio.RELEASE_S) * SR) + 2:]).max() < 1e-6  # silent after the release
+
+
+def test_synthesize_named_says_which_synthesizer_played():
+    wave, name = audio.synthesize_named(one_note(), SR, "numpy")
+    assert name == "numpy" and len(wave) > 0
+    assert audio.synthesize_named(one_note(), SR, lambda notes, sr: np.ones(100))[1] == "custom"
+    assert "numpy" in audio.player_caption(3.0, name)
+
+
+def test_player_caption_says_when_it_cuts():
+    assert "all 12.0 s" in audio.player_caption(12.0, "numpy", max_seconds=30)
+    cut = audio.player_caption(45.0, "soundfont", max_seconds=30)
+    assert "first 30 s of 45 s" in cut and "tinysoundfont" in cut
+
+
+def test_audio_player_plays_the_whole_piece_by_default():
+    wave_40s = np.full(40 * SR, 0.1, dtype=np.float32)
+    _, _, rate, pcm = wav_frames(audio.audio_player(wave_40s, SR).data)
+    assert len(pcm) == 40 * SR
+
+
+def test_equal_loudness_gives_clips_the_same_rms():
+    rng = np.random.default_rng(0)
+    quiet, loud = 0.05 * rng.standard_normal(SR), 0.5 * rng.standard_normal(2 * SR)
+    out = audio.equal_loudness({"quiet": quiet, "loud": loud})
+    assert audio.rms_db(out["quiet"]) == pytest.approx(audio.rms_db(out["loud"]), abs=0.01)
+    assert max(np.abs(w).max() for w in out.values()) <= audio.PEAK_LEVEL + 1e-6
+    with pytest.raises(ValueError, match="silent"):
+        audio.equal_loudness({"a": quiet, "b": np.zeros(10)})
