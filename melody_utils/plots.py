@@ -30,6 +30,26 @@ NOTE_HEIGHT = 0.8  # bar height in semitones (a gap between neighbouring pitches
 TIME_HIST_BINS = 60  # log-spaced histogram bins for step / duration
 TRAIN_KEYS = ("train_loss", "train", "loss")  # history keys accepted for the training curve
 VAL_KEYS = ("val_loss", "valid_loss", "validation_loss", "val")  # ... and the validation curve
+# stats.piece_stats feature -> axis label with its unit
+FEATURE_LABELS = {
+    "pitch_count": "Distinct pitches (count)",
+    "pitch_range": "Pitch range (semitones)",
+    "mean_pitch": "Mean pitch (MIDI number)",
+    "mean_interval": "Mean melodic interval (semitones)",
+    "mean_ioi": "Inter-onset interval (s)",
+    "polyphony": "Polyphony (notes)",
+    "note_density": "Note density (notes/s)",
+    "loop_share": "Notes in loops (share)",
+    "repeat_ngram": "Repeated note patterns (share)",
+    "top_pitch_share": "Most frequent pitch (share of notes)",
+    "pitch_class_hist": "Pitch class (share of notes)",
+    "interval_hist": "Melodic interval (semitones)",
+    "step_hist": "Step between onsets (s)",
+    "duration_hist": "Duration (s)",
+}
+SWEEP_LINESTYLES = ("-", "--", "-.", ":")  # one per top_p (cycled), with the markers below
+SWEEP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+SWEEP_OFFSET = 0.006  # temperature units between the lines of neighbouring top_p values, so equal values stay visible
 
 
 class NotebookFigure(Figure):
@@ -282,7 +302,9 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
             else:  # time bins: label with their lower edges in seconds
                 ticks = x[::4]
                 ax.set_xticks(ticks, [f"{stats.STAT_TIME_EDGES[t]:.2g}" for t in ticks])
-        ax.set_title(f"{name}  (OA {oa:.2f})", fontsize=9)
+        ax.set_title(f"{FEATURE_LABELS.get(name, name)}  (OA {oa:.2f})", fontsize=9)
+        ax.set_xlabel(FEATURE_LABELS.get(name, name), fontsize=8)
+        ax.set_ylabel("density" if g.ndim == 1 else "share of notes", fontsize=8)
     for ax in axes[len(names):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8)
@@ -296,6 +318,11 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
 
 def plot_sweep(sweep_rows, title: str | None = None):
     """Mean OA and degenerate rate over temperature, one line per top_p (the same colour in both panels).
+
+    The axes are fixed, so small differences look small: mean OA from 0 to 1, the degenerate
+    rate from 0 to 100%. Each top_p has its own colour, marker and line style, and is shifted by
+    :data:`SWEEP_OFFSET` in temperature, so lines with equal values (all at 0% degenerate, say)
+    stay visible side by side.
 
     ``sweep_rows``: :func:`melody_utils.sweep.sampling_sweep`'s rows, or the ``"sweep"`` dict of
     an :func:`melody_utils.metrics.evaluate` result; from the latter the suggested setting is
@@ -312,22 +339,26 @@ def plot_sweep(sweep_rows, title: str | None = None):
         raise ValueError("no sweep rows to plot; run sweep.sampling_sweep with at least one temperature and top_p")
     fig, (ax_oa, ax_deg) = new_figure(1, 2, figsize=(11, 3.8))
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
-    for i, top_p in enumerate(sorted({r["top_p"] for r in rows})):
+    top_ps = sorted({r["top_p"] for r in rows})
+    shift = {p: (i - (len(top_ps) - 1) / 2) * SWEEP_OFFSET for i, p in enumerate(top_ps)}  # centred on the true temperature
+    for i, top_p in enumerate(top_ps):
         line = sorted((r for r in rows if r["top_p"] == top_p), key=lambda r: r["temperature"])
-        t = np.array([r["temperature"] for r in line], dtype=np.float64)
+        t = np.array([r["temperature"] for r in line], dtype=np.float64) + shift[top_p]
         oa = np.array([math.nan if r.get("mean_oa") is None else r["mean_oa"] for r in line], dtype=np.float64)
         deg = np.array([r["degenerate_rate"] for r in line], dtype=np.float64)
-        style = {"color": colors[i % len(colors)], "marker": "o", "markersize": 4, "label": f"top_p {top_p:g}"}
+        style = {"color": colors[i % len(colors)], "marker": SWEEP_MARKERS[i % len(SWEEP_MARKERS)], "markersize": 5,
+                 "linestyle": SWEEP_LINESTYLES[i % len(SWEEP_LINESTYLES)], "alpha": 0.85, "label": f"top_p {top_p:g}"}
         ax_oa.plot(t, oa, **style)
         ax_deg.plot(t, deg, **style)
     if ceiling is not None:
         ax_deg.axhline(ceiling, color="black", linestyle="--", linewidth=0.8, label=f"ceiling {ceiling:.0%}")
     if best is not None:
         for ax, y in ((ax_oa, best["mean_oa"]), (ax_deg, best["degenerate_rate"])):
-            ax.scatter([best["temperature"]], [y], s=160, marker="*", color="gold", edgecolors="black", zorder=3, label="suggested")
+            ax.scatter([best["temperature"] + shift.get(best["top_p"], 0.0)], [y], s=160, marker="*", color="gold", edgecolors="black", zorder=3, label="suggested")
     ax_oa.set_ylabel("mean OA with held-out (1 = same)")
-    ax_deg.set_ylabel("degenerate pieces")
-    ax_deg.set_ylim(-0.05, 1.05)
+    ax_oa.set_ylim(-0.03, 1.03)  # the whole 0-1 scale (a margin so points at 0 or 1 show whole)
+    ax_deg.set_ylabel("degenerate pieces (share)")
+    ax_deg.set_ylim(-0.03, 1.03)
     ax_deg.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
     for ax in (ax_oa, ax_deg):
         ax.set_xlabel("temperature")

@@ -52,7 +52,8 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
                         *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto") -> dict:
     """Check the values, generate, write the MIDI, synthesize and draw it.
 
-    Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "figure": Figure}``.
+    Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
+    name (see :data:`audio.SYNTH_NAMES`), "figure": Figure}``.
     Raises ValueError naming the parameter and its range before ``generate_fn`` runs, and when
     ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method.
     """
@@ -65,11 +66,11 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
     if len(notes) == 0:
         raise ValueError("generate_fn returned no notes; try a larger n_notes or another primer")
     midi_path = notes_to_midi(notes, output_path)
-    wave = audio.synthesize(notes, sample_rate, synth)
+    wave, synth_name = audio.synthesize_named(notes, sample_rate, synth)
     title = (f"{len(notes)} notes, temperature {knobs['temperature']:.2f}, top-k {knobs['top_k'] or 'off'}, "
              f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}")
     figure = plots.piano_roll(notes, title=title)
-    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "figure": figure}
+    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "synth": synth_name, "figure": figure}
 
 
 def download_widget(path):
@@ -109,12 +110,12 @@ def _defaults(defaults) -> dict:
 
 
 def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, defaults=None,
-                      sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float = 30):
+                      sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None):
     """Sliders + primer dropdown + Generate button + an output area (piano roll, audio, download).
 
     ``primers``: display name -> primer passed to ``generate_fn`` (Notes, tokens, or None).
     ``defaults``: a :class:`~melody_utils.config.SampleConfig` (or dict) for the starting values.
-    ``max_seconds``: audio embedded in the notebook. Returns a ``VBox``; its ``controls`` dict
+    ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). Returns a ``VBox``; its ``controls`` dict
     holds the widgets by name and ``last_result`` the latest :func:`generate_and_render` result.
     Nothing is generated until the button is pressed.
     """
@@ -170,7 +171,7 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
                     return
                 box.last_result = result
                 display(result["figure"])
-                display(audio.audio_player(result["wave"], sample_rate, max_seconds=max_seconds))
+                audio.listen(result["wave"], result["synth"], sample_rate, max_seconds=max_seconds)
                 print(f"MIDI written to {result['midi_path']}")
                 display(download_widget(result["midi_path"]))
                 status.value = f"{len(result['notes'])} notes"
@@ -179,3 +180,30 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
 
     controls["generate"].on_click(on_generate)
     return box
+
+
+def apply_setting(controls: dict, setting: dict) -> dict:
+    """Set the ``temperature`` and ``top_p`` sliders of ``controls`` to ``setting``'s values (e.g. the
+    sweep's suggestion, ``evaluation["sweep"]["best"]``), clipped to the sliders' ranges.
+
+    Returns the values set. Raises ValueError when ``setting`` is None (the sweep suggested nothing)
+    or lacks them.
+    """
+    if not setting or any(k not in setting for k in ("temperature", "top_p")):
+        raise ValueError(f"no setting to apply (got {setting!r}): the sweep must suggest a temperature and a top_p")
+    values = {"temperature": min(max(float(setting["temperature"]), TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]),
+              "top_p": min(max(float(setting["top_p"]), TOP_P_RANGE[0]), TOP_P_RANGE[1])}
+    for name, value in values.items():
+        controls[name].value = value
+    return values
+
+
+def apply_setting_button(ui, setting: dict):
+    """A button that puts ``setting`` (the sweep's suggestion) on the sliders of ``ui``
+    (:func:`make_generator_ui`'s box) with :func:`apply_setting`; press **Generate** there to hear it."""
+    import ipywidgets as widgets
+
+    label = f"Use temperature {setting['temperature']:g}, top-p {setting['top_p']:g} on the sliders"
+    button = widgets.Button(description=label, icon="sliders", layout=widgets.Layout(width="480px"))
+    button.on_click(lambda _: apply_setting(ui.controls, setting))
+    return button

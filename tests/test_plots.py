@@ -9,7 +9,7 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from helpers import random_notes
-from melody_utils import plots
+from melody_utils import plots, stats
 from melody_utils.midi import Notes
 from melody_utils.quantize import log_bins, seed_duration_bins, seed_step_bins
 
@@ -143,3 +143,37 @@ def test_plot_history_reads_json_and_names_a_missing_file(tmp_path):
     assert len(curves(plots.plot_history(path))["train"].get_xdata()) == 2
     with pytest.raises(FileNotFoundError, match="nothere.json"):
         plots.plot_history(tmp_path / "nothere.json")
+
+
+def _sweep_rows():
+    # three top_p values with identical degenerate rates: their lines must not hide one another
+    return [{"temperature": t, "top_p": p, "mean_oa": 0.50 + 0.01 * i, "degenerate_rate": 0.0}
+            for i, p in enumerate((0.9, 0.95, 1.0)) for t in (0.8, 1.0)]
+
+
+def test_plot_sweep_axes_are_fixed_and_lines_stay_distinguishable():
+    best = {"temperature": 1.0, "top_p": 0.95, "mean_oa": 0.51, "degenerate_rate": 0.0, "eligible": True}
+    fig = plots.plot_sweep({"rows": _sweep_rows(), "best": best, "max_degenerate_rate": 0.1})
+    ax_oa, ax_deg = fig.axes[:2]
+    lo, hi = ax_oa.get_ylim()
+    assert lo <= 0 and hi >= 1 and hi - lo < 1.1  # the whole 0-1 scale, not autoscaled to 0.50-0.52
+    lo, hi = ax_deg.get_ylim()
+    assert lo <= 0 and hi >= 1 and hi - lo < 1.1
+    lines = [line for line in ax_deg.get_lines() if line.get_label().startswith("top_p")]
+    assert len(lines) == 3
+    assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
+    xs = [tuple(line.get_xdata()) for line in lines]
+    assert len(set(xs)) == 3  # offset in temperature, so equal values do not coincide
+    star = [c for c in ax_deg.collections if c.get_label() == "suggested"][0]
+    middle = [line for line in lines if line.get_label() == "top_p 0.95"][0]
+    assert star.get_offsets()[0][0] == pytest.approx(middle.get_xdata()[1])  # on its own line
+
+
+def test_compare_distributions_names_features_with_units():
+    gen = [random_notes(40, seed=s) for s in range(3)]
+    ref = [random_notes(40, seed=10 + s) for s in range(3)]
+    fig = plots.compare_distributions(gen, ref, features=["polyphony", "mean_ioi", "pitch_class_hist"])
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles[0].startswith("Polyphony (notes)") and titles[1].startswith("Inter-onset interval (s)")
+    assert all("_" not in t for t in titles)
+    assert set(stats.SCALAR_FEATURES + stats.HIST_FEATURES) <= set(plots.FEATURE_LABELS)

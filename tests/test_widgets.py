@@ -30,7 +30,7 @@ def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     primer = random_notes(4, seed=99)
     out = ui.generate_and_render(fake, **GOOD, primer=primer, output_path=tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
     assert fake.calls == [{**GOOD, "primer": primer}]
-    assert set(out) == {"notes", "midi_path", "wave", "figure"}
+    assert set(out) == {"notes", "midi_path", "wave", "synth", "figure"} and out["synth"] == "numpy"
     back = midi_to_notes(out["midi_path"])
     assert len(back) == len(out["notes"]) > 0
     np.testing.assert_array_equal(back.pitch, out["notes"].pitch)
@@ -124,3 +124,26 @@ def test_ui_needs_primers_and_a_callable(tmp_path):
         ui.make_generator_ui(FakeGenerator(), {}, tmp_path / "g.mid")
     with pytest.raises(TypeError, match="generate_fn"):
         ui.make_generator_ui(None, {"none": None}, tmp_path / "g.mid")
+
+
+def test_the_suggestion_button_puts_the_sweep_setting_on_the_sliders(tmp_path):
+    fake = FakeGenerator()
+    box = ui.make_generator_ui(fake, {"none": None}, tmp_path / "g.mid", synth="numpy", sample_rate=8000)
+    best = {"temperature": 0.7, "top_p": 0.9, "mean_oa": 0.6, "degenerate_rate": 0.0, "eligible": True}
+    button = ui.apply_setting_button(box, best)
+    assert "0.7" in button.description and "0.9" in button.description
+    assert box.controls["temperature"].value != pytest.approx(0.7)
+    button.click()
+    c = box.controls
+    assert c["temperature"].value == pytest.approx(0.7) and c["top_p"].value == pytest.approx(0.9)
+    assert fake.calls == []  # applying generates nothing; Generate then uses the new values
+    c["generate"].click()
+    assert fake.calls[0]["temperature"] == pytest.approx(0.7) and fake.calls[0]["top_p"] == pytest.approx(0.9)
+
+
+def test_apply_setting_clips_to_the_sliders_and_refuses_no_suggestion(tmp_path):
+    box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "g.mid")
+    assert ui.apply_setting(box.controls, {"temperature": 5.0, "top_p": 0.01}) == {
+        "temperature": ui.TEMPERATURE_RANGE[1], "top_p": ui.TOP_P_RANGE[0]}
+    with pytest.raises(ValueError, match="no setting to apply"):
+        ui.apply_setting(box.controls, None)
