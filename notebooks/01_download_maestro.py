@@ -17,8 +17,10 @@
 # # 1. Download MAESTRO
 #
 # **Reads:** the internet (the MAESTRO v3.0.0 MIDI zip, about 56 MiB, from Google's Magenta storage).
-# **Writes:** `data/maestro-v3.0.0/` (about 1,300 performance MIDI files and the metadata CSV with
-# the official train/validation/test split) and the zip beside it.
+# **Writes:** `maestro-v3.0.0/` in the data folder (about 1,300 performance MIDI files and the
+# metadata CSV with the official train/validation/test split) and the zip beside it. The data folder
+# is `data/` of the checkout, or in Colab `MyDrive/melody-forge/data` on your Google Drive (see
+# `USE_DRIVE` below), where notebooks 02 and 03 find it.
 #
 # MAESTRO holds some 200 hours of virtuoso piano performances recorded on Yamaha Disklaviers:
 # real timing, real dynamics, real pedalling. Without a network (or with `MELODY_DOWNLOAD=0`, as
@@ -31,20 +33,32 @@
 # run finds the extracted folder and does nothing.
 
 # %%
-# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+# Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
+# data/ and outputs/ in one folder on Google Drive (MyDrive/melody-forge), so every notebook finds what
+# the previous one wrote; you are asked once to allow access. False: files stay in this runtime only.
+REPO_URL = "https://github.com/melody-forge/melody-forge"
+USE_DRIVE = True
+
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+if "google.colab" in sys.modules:  # fetch the project and the few packages Colab lacks
+    REPO = "/content/melody-forge"
     if not os.path.isdir(REPO):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, REPO], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"could not clone {REPO_URL} ({clone.stderr.strip()}): set REPO_URL at the top of this cell "
+                             f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
+
+from melody_utils import workspace  # before anything else of the package: it sets where files go
+
+print(workspace.setup(use_drive=USE_DRIVE))
 
 # %%
 from collections import defaultdict

@@ -16,10 +16,11 @@
 # %% [markdown]
 # # 2. Explore the music and quantize it into tokens
 #
-# **Reads:** the MIDI files of notebook 01 (`data/maestro-v3.0.0/`), or the embedded corpus
-# (`data/embedded/`) when MAESTRO is absent.
-# **Writes:** the token cache `data/cache/<source>-<bins>-<hash>.npz`, which notebook 03 trains on
-# (built here if missing, reloaded in a fraction of a second if not).
+# **Reads:** the MIDI files of notebook 01 (`maestro-v3.0.0/` in the data folder: `data/`, or in
+# Colab `MyDrive/melody-forge/data` on Google Drive), or the embedded corpus shipped in the
+# repository (`data/embedded/`) when MAESTRO is absent.
+# **Writes:** the token cache `cache/<source>-<bins>-<hash>.npz` in the data folder, which notebook
+# 03 trains on (built here if missing, reloaded in a fraction of a second if not).
 #
 # A piece becomes a list of notes, each with a **pitch**, a **step** (seconds since the previous
 # note began) and a **duration**. The model predicts ids, not seconds, so step and duration are
@@ -27,20 +28,32 @@
 # you hear what each one does, and writes the tokens.
 
 # %%
-# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+# Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
+# data/ and outputs/ in one folder on Google Drive (MyDrive/melody-forge), so every notebook finds what
+# the previous one wrote; you are asked once to allow access. False: files stay in this runtime only.
+REPO_URL = "https://github.com/melody-forge/melody-forge"
+USE_DRIVE = True
+
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+if "google.colab" in sys.modules:  # fetch the project and the few packages Colab lacks
+    REPO = "/content/melody-forge"
     if not os.path.isdir(REPO):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, REPO], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"could not clone {REPO_URL} ({clone.stderr.strip()}): set REPO_URL at the top of this cell "
+                             f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
+
+from melody_utils import workspace  # before anything else of the package: it sets where files go
+
+print(workspace.setup(use_drive=USE_DRIVE))
 
 # %%
 from pathlib import Path
@@ -132,7 +145,10 @@ display(Markdown("| bins | step median (ms) | step p95 (ms) | duration median (m
 # version also runs longer. The seed's tokens carry
 # no velocity, so that version plays at one loudness; the log tokens keep it in
 # `data.velocity_bins` uniform bins (16 by default; a corpus without dynamics, like the chorales,
-# gets none). The velocity error those bins cause, in MIDI velocity units (1-127):
+# gets none). The three clips are brought to the **same loudness** (the same RMS level) before they
+# play, so that what differs is the timing and the dynamics, not the volume: notes that all share
+# one velocity would otherwise play louder once the player scales each clip to full volume.
+# The velocity error those bins cause, in MIDI velocity units (1-127):
 
 # %%
 verr = tokens.velocity_error(np.concatenate([p.velocity for p in pieces]), cfg.data.velocity_bins)
@@ -151,9 +167,11 @@ for ax, (name, notes) in zip(axes, versions.items()):
 fig
 
 # %%
-for name, notes in versions.items():
-    print(name)
-    display(audio.audio_player(notes))
+rendered = {name: audio.synthesize_named(notes) for name, notes in versions.items()}
+equal = audio.equal_loudness({name: wave for name, (wave, _) in rendered.items()})
+for name, (_, synth) in rendered.items():
+    print(f"{name} (at {audio.rms_db(equal[name]):.0f} dB RMS, like the others)")
+    audio.listen(equal[name], synth, normalize=False)
 
 # %% [markdown]
 # ## Build the token cache

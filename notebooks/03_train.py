@@ -16,9 +16,11 @@
 # %% [markdown]
 # # 3. Train the model
 #
-# **Reads:** the token cache of notebook 02 (`data/cache/`; built here if missing, from MAESTRO
-# when notebook 01 downloaded it, else from the embedded piano corpus).
-# **Writes:** under the output folder (`outputs/` unless `MELODY_OUTPUTS_DIR` says otherwise):
+# **Reads:** the token cache of notebook 02 (`cache/` in the data folder; built here if missing) and
+# MAESTRO as notebook 01 downloaded it, downloaded here when it is missing (the embedded piano corpus
+# when it cannot be, as the output says). The data folder is `data/`, or in Colab
+# `MyDrive/melody-forge/data` on Google Drive (`USE_DRIVE` below).
+# **Writes:** a run folder in the outputs folder (`outputs/`, or in Colab `MyDrive/melody-forge/outputs`):
 # `ckpt_last.pt` (every epoch, to resume from), `ckpt_best.pt` (the lowest validation loss, for
 # notebook 04) and `history.json` (the losses).
 #
@@ -27,28 +29,40 @@
 # training window, and is scored on the validation pieces, which it never trains on.
 
 # %%
-# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+# Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
+# data/ and outputs/ in one folder on Google Drive (MyDrive/melody-forge), so every notebook finds what
+# the previous one wrote; you are asked once to allow access. False: files stay in this runtime only.
+REPO_URL = "https://github.com/melody-forge/melody-forge"
+USE_DRIVE = True
+
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+if "google.colab" in sys.modules:  # fetch the project and the few packages Colab lacks
+    REPO = "/content/melody-forge"
     if not os.path.isdir(REPO):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, REPO], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"could not clone {REPO_URL} ({clone.stderr.strip()}): set REPO_URL at the top of this cell "
+                             f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 
+from melody_utils import workspace  # before anything else of the package: it sets where files go
+
+print(workspace.setup(use_drive=USE_DRIVE))
+
 # %%
+import os
 from pathlib import Path
 
-import torch
 from IPython.display import display
 
-from melody_utils import checkpoint, corpus, likelihood, model, plots, train
+from melody_utils import corpus, estimate, maestro, metrics, plots, runs, train
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -57,10 +71,11 @@ from melody_utils.config import get_config
 # The `tiny` and `small` presets train on a CPU in seconds to minutes; `colab` wants a GPU.
 
 # %%
-if torch.cuda.is_available():
-    print(f"GPU: {torch.cuda.get_device_name(0)}")
+device = estimate.detect_device()
+if device.kind == "cuda":
+    print(f"GPU: {device.name}")
 else:
-    print("No GPU: training runs on the CPU. On Colab, pick one with Runtime > Change runtime type > "
+    print(f"No GPU: training runs on {device.name}. On Colab, pick one with Runtime > Change runtime type > "
           "T4 GPU (or better), then run the notebook again from the top.")
 
 # %% [markdown]
@@ -68,9 +83,9 @@ else:
 #
 # One config holds every setting; a **preset** sets the sizes. `PRESET = None` takes the
 # environment variable `MELODY_PRESET` (the tests set `tiny`), else `small` (a few minutes on a
-# laptop). On a Colab GPU runtime set `PRESET = "colab"`: MAESTRO if notebook 01 downloaded it, a
-# 3-layer LSTM of 512 units, velocity modelled, about half an hour on a T4. Any single setting can
-# be changed too, e.g. `get_config(PRESET, **{"train.epochs": 10})`.
+# laptop). On a Colab GPU runtime set `PRESET = "colab"`: MAESTRO, a 3-layer LSTM of 512 units,
+# velocity modelled. Any single setting can be changed too, e.g.
+# `get_config(PRESET, **{"train.epochs": 10})`.
 
 # %%
 PRESET = None  # None: $MELODY_PRESET or "small"; "colab" on a GPU runtime; "tiny" for a smoke test
@@ -80,45 +95,53 @@ print(f"preset {cfg.preset}: {cfg.model.arch} LSTM, {cfg.model.layers} x {cfg.mo
       + (f" (at most {cfg.train.max_steps} steps)" if cfg.train.max_steps else ""))
 
 # %% [markdown]
-# On Colab, a runtime that disconnects loses its files. Set `SAVE_TO_DRIVE = True` to write the
-# checkpoints to your Google Drive instead (you will be asked to allow access); a later session
-# then resumes from there. Set the same flag in notebook 04 to generate from them.
-
-# %%
-SAVE_TO_DRIVE = False
-if SAVE_TO_DRIVE and "google.colab" in sys.modules:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    cfg = cfg.override(**{"train.out_dir": "/content/drive/MyDrive/melody-forge/outputs"})
-print("checkpoints go to", cfg.train.out_dir)
-
-# %% [markdown]
 # ## The data
 #
-# The token cache of notebook 02, built now if it is not there yet.
+# MAESTRO when the data folder holds it; if it does not, it is downloaded now (56 MiB; set the
+# environment variable `MELODY_DOWNLOAD=0` to skip that, as the tests do). Without it the model
+# trains on the embedded corpus, and the line below says so. Then the token cache of notebook 02,
+# built now if it is not there yet.
 
 # %%
+if cfg.data.source in ("auto", "maestro") and maestro.find_maestro() is None and os.environ.get("MELODY_DOWNLOAD", "1") == "1":
+    maestro.ensure_maestro()
+source = corpus.resolve_source(cfg.data)
+print(f"training on {'MAESTRO' if source == 'maestro' else source}"
+      + (" (the embedded corpus: MAESTRO is not in the data folder)" if source == "embedded" and cfg.data.source == "auto" else ""))
 cache = corpus.prepare(cfg.data)
 print({split: len(cache.piece_indices(split)) for split in corpus.SPLITS}, f"pieces, {len(cache.tokens):,} notes")
-n_params = sum(p.numel() for p in model.build_from_config(cfg, cache.vocab).parameters())
-print(f"model: {n_params:,} parameters; vocabulary {dict(zip(cache.vocab.fields, cache.vocab.sizes))}")
+
+# %% [markdown]
+# ## Which run
+#
+# `RUN = "continue"` carries on with the newest run in the outputs folder (a run stopped by a
+# disconnect resumes where it stopped; one that is finished says so); when there is none, the run
+# starts in the outputs folder itself. `RUN = "new"` starts a new run in a new folder
+# (`run-YYYYmmdd-HHMM`), so an earlier run is never overwritten. A run of another preset cannot be
+# continued: the line below then says what differs and what to set.
+
+# %%
+RUN = "continue"  # "continue": the newest run in the outputs folder; "new": a new run in a new folder
+try:
+    cfg, about = runs.choose_run(cfg, cache.vocab, RUN)
+except ValueError as exc:
+    raise SystemExit(f"error: {exc}") from None
+print(about)
+print(estimate.training_estimate(cfg, cache, device))
 
 # %% [markdown]
 # ## Train
 #
-# Training resumes from `ckpt_last.pt` when the output folder holds one, and says so (a checkpoint
-# of other settings is refused with a message saying what differs). Set `RESUME = False` to start
-# over. The plot below is redrawn after every epoch: the **train** loss
-# (averaged over the epoch) and the **validation** loss, in nats per note summed over pitch, step
-# and duration. A model guessing uniformly would score the sum of the logs of the vocabulary sizes.
+# One progress bar for the whole run, a line per epoch, and the plot below, redrawn after every
+# epoch: the **train** loss (averaged over the epoch) and the **validation** loss, in nats per note
+# summed over pitch, step and duration. A model guessing uniformly would score the sum of the logs
+# of the vocabulary sizes.
 
 # %%
-RESUME = True  # False: start over, replacing the checkpoints in the output folder
-uniform = likelihood.uniform_nll(cache.vocab)["nats"]["total"]
+uniform = metrics.uniform_nll(cache.vocab)["nats"]["total"]
 title = f"preset {cfg.preset} (uniform guessing: {uniform:.2f} nats per note)"
 live = display(plots.plot_history(train.new_history(cache.vocab.fields), title=title), display_id=True)
-history = train.train(cfg, cache, resume=RESUME, on_epoch=lambda h: live.update(plots.plot_history(h, title=title)))
+history = train.train(cfg, cache, on_epoch=lambda h: live.update(plots.plot_history(h, title=title)))
 live.update(plots.plot_history(history, title=title))  # also after a resume that had nothing left to train
 
 # %% [markdown]
@@ -135,10 +158,11 @@ first, final = history["train_loss"][0], history["train_loss"][-1]
 print(f"train loss {first:.3f} -> {final:.3f}, validation loss {history['val_loss'][-1]:.3f} nats per note "
       f"after {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps)")
 assert final < first, f"the training loss did not fall ({first:.3f} -> {final:.3f}): lower train.lr or train longer"
-for name in (checkpoint.CHECKPOINT_BEST, checkpoint.CHECKPOINT_LAST, train.HISTORY_FILE):
+for name in (train.CHECKPOINT_BEST, train.CHECKPOINT_LAST, train.HISTORY_FILE):
     path = Path(cfg.train.out_dir) / name
     print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")
 
 # %% [markdown]
-# Next: `04_sample_and_listen` generates music from `ckpt_best.pt`. Running this notebook again
-# continues training only if you raise `train.epochs`; otherwise it reports there is nothing to do.
+# Next: `04_sample_and_listen` generates music from the newest run's `ckpt_best.pt`. Running this
+# notebook again continues training only if you raise `train.epochs`; otherwise it reports there is
+# nothing to do.

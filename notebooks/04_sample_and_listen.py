@@ -16,10 +16,11 @@
 # %% [markdown]
 # # 4. Generate music and listen
 #
-# **Reads:** the checkpoint of notebook 03 (`ckpt_best.pt` in the output folder, `outputs/` unless
-# `MELODY_OUTPUTS_DIR` says otherwise) and the token cache, for primers. Without a checkpoint a
-# tiny model is trained first (seconds), so this notebook also runs on its own.
-# **Writes:** `improved_generated_output.midi` in the output folder, and the same music as
+# **Reads:** the newest checkpoint of notebook 03 (`ckpt_best.pt` of the newest run in the outputs
+# folder: `outputs/`, or in Colab `MyDrive/melody-forge/outputs` on Google Drive, see `USE_DRIVE`
+# below), and the token cache it was trained on, for primers (rebuilt if missing). The output
+# names the checkpoint it uses.
+# **Writes:** `improved_generated_output.midi` in the outputs folder, and the same music as
 # `improved_generated_output.wav`.
 #
 # Generation feeds a few notes of a piece (the **primer**) to the model, then samples one note at a
@@ -29,20 +30,32 @@
 # much probability (1 = off).
 
 # %%
-# Colab only: fetch the project and the few packages Colab lacks. Elsewhere this cell does nothing.
+# Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
+# data/ and outputs/ in one folder on Google Drive (MyDrive/melody-forge), so every notebook finds what
+# the previous one wrote; you are asked once to allow access. False: files stay in this runtime only.
+REPO_URL = "https://github.com/melody-forge/melody-forge"
+USE_DRIVE = True
+
 import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:
-    REPO = "/content/melody-forge"  # a clone, so data/ and outputs/ sit beside the package as in a checkout
+if "google.colab" in sys.modules:  # fetch the project and the few packages Colab lacks
+    REPO = "/content/melody-forge"
     if not os.path.isdir(REPO):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/melody-forge/melody-forge", REPO], check=True)
+        clone = subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, REPO], capture_output=True, text=True)
+        if clone.returncode:
+            raise SystemExit(f"could not clone {REPO_URL} ({clone.stderr.strip()}): set REPO_URL at the top of this cell "
+                             f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # SoundFont audio (its pyaudio dependency is for live playback)
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
+
+from melody_utils import workspace  # before anything else of the package: it sets where files go
+
+print(workspace.setup(use_drive=USE_DRIVE))
 
 # %%
 from pathlib import Path
@@ -50,8 +63,7 @@ from pathlib import Path
 import pretty_midi
 from IPython.display import display
 
-from melody_utils import audio, corpus, metrics, plots, sample, sweep, train, widgets
-from melody_utils.checkpoint import default_checkpoint, load_checkpoint
+from melody_utils import audio, corpus, metrics, plots, runs, train, widgets
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -65,31 +77,18 @@ cfg = get_config(PRESET)
 print(f"preset {cfg.preset}: temperature {cfg.sample.temperature}, top-k {cfg.sample.top_k or 'off'}, "
       f"top-p {cfg.sample.top_p}, {cfg.sample.n_notes} notes, seed {cfg.sample.seed}")
 
-# %%
-SAVE_TO_DRIVE = False  # True if notebook 03 saved the checkpoints to Google Drive
-if SAVE_TO_DRIVE and "google.colab" in sys.modules:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    cfg = cfg.override(**{"train.out_dir": "/content/drive/MyDrive/melody-forge/outputs"})
-
 # %% [markdown]
 # ## The trained model
 #
-# `ckpt_best.pt` (the lowest validation loss) from the output folder. If there is none yet, a tiny
-# model is trained in a sub-folder for a few seconds: it makes music-shaped noise, but it lets the
-# rest of the notebook run. Run notebook 03 for a real one.
+# The newest checkpoint in the outputs folder (the lowest-validation-loss one of the newest run);
+# the line below names it. Without one, run notebook 03 first (in Colab with `USE_DRIVE = True` in
+# both notebooks, so that this one sees what 03 wrote).
 
 # %%
-checkpoint = default_checkpoint(cfg.train.out_dir)
-if not checkpoint.is_file():
-    print(f"No checkpoint in {cfg.train.out_dir} yet (notebook 03 writes one): training a tiny model "
-          f"for a few seconds so that this notebook runs on its own.")
-    quick = get_config("tiny", **{"train.out_dir": str(Path(cfg.train.out_dir) / "tiny-fallback")})
-    train.train(quick, corpus.prepare(quick.data), progress=False)
-    checkpoint = default_checkpoint(quick.train.out_dir)
-model, vocab, train_cfg, state = load_checkpoint(checkpoint)
-print(f"{checkpoint}: preset {train_cfg.preset}, {type(model).__name__}, trained {state['history']['epoch'][-1]:.2f} "
+checkpoint, about = runs.find_checkpoint(cfg.train.out_dir)
+print(f"using {about}")
+model, vocab, train_cfg, state = train.load_checkpoint(checkpoint)
+print(f"preset {train_cfg.preset}, {type(model).__name__}, trained {state['history']['epoch'][-1]:.2f} "
       f"epochs ({state['step']} steps), best validation loss {state['best_val_loss']:.3f} nats per note")
 
 # %% [markdown]
@@ -101,7 +100,7 @@ print(f"{checkpoint}: preset {train_cfg.preset}, {type(model).__name__}, trained
 
 # %%
 cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
-n_primer = sample.primer_length(model, cfg.sample.primer_notes)
+n_primer = cfg.sample.primer_notes if model.causal else max(cfg.sample.primer_notes, model.window)
 held_out, seen = cache.held_out_piece(), int(cache.piece_indices("train")[0])
 held_out_primer = cache.notes(held_out)[:n_primer]
 primers = {f"held-out: {cache.pieces[held_out]['title']}": held_out_primer,
@@ -112,18 +111,19 @@ print(list(primers))
 # %% [markdown]
 # ## Generate with the defaults
 #
-# One piece with the preset's sampling settings after the held-out primer: its piano roll, a player,
-# and the MIDI file (a download button on Colab).
+# One piece with the preset's sampling settings after the held-out primer: its piano roll, a player
+# (the whole piece; the line above it names the synthesizer), and the MIDI file (a download button
+# on Colab).
 
 # %%
 s = cfg.sample
-generate_fn = sample.model_generate_fn(model, vocab)
+generate_fn = widgets.model_generate_fn(model, vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
                                      held_out_primer, s.output)
 result["figure"]
 
 # %%
-display(audio.audio_player(result["wave"]))
+audio.listen(result["wave"], result["synth"])
 wav_path = audio.write_wav(result["wave"], Path(s.output).with_suffix(".wav"))
 print(f"MIDI: {result['midi_path']}\naudio: {wav_path}")
 display(widgets.download_widget(result["midi_path"]))
@@ -147,7 +147,8 @@ assert level > -50, f"the audio is silent ({level:.1f} dB)"
 # settings gives the same piece. Nothing runs until you press the button.
 
 # %%
-widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s)
+generator = widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s)
+generator
 
 # %% [markdown]
 # ## Which settings sound best?
@@ -167,7 +168,7 @@ grid = {"temperatures": [0.85, 1.0], "top_ps": [0.9, 1.0]} if tiny else True  # 
 evaluation = metrics.evaluate(checkpoint, cache=cache, n_samples=2 if tiny else 8, n_notes=32 if tiny else None,
                               sweep=grid, likelihood=False)
 best = evaluation["sweep"]["best"]
-print(sweep.describe_best(evaluation["sweep"]))
+print(metrics.describe_best(evaluation["sweep"]))
 assert best is not None and 0 <= best["mean_oa"] <= 1, "the sweep scored no setting"
 
 # %% [markdown]
@@ -187,7 +188,11 @@ pieces = evaluation["piece_stats"]
 plots.compare_distributions(pieces["generated"], pieces["reference"])
 
 # %% [markdown]
-# To hear the suggestion, set the **temperature** and **top-p** sliders of the generator above to the
-# suggested values (leave top-k as it is: the sweep used the same top-k) and press **Generate**.
-# The statistics only say that the music is *like* the held-out pieces; compare a few seeds of the
-# suggested setting with its neighbours in the grid and let your ears decide.
+# To hear the suggestion, press the button below: it sets the **temperature** and **top-p** sliders of
+# the generator above to the suggested values (top-k stays as it is: the sweep used the same top-k);
+# then press **Generate** there. The statistics only say that the music is *like* the held-out
+# pieces; compare a few seeds of the suggested setting with its neighbours in the grid and let your
+# ears decide.
+
+# %%
+widgets.apply_setting_button(generator, best)
