@@ -73,10 +73,14 @@ def choose_run(cfg: Config, vocab: Vocab, mode: str = "continue", now: datetime.
             folder, about = outputs, f"a new run in {outputs} (no earlier run there)"
         else:
             folder = runs[0]
-            problem = mismatch_message(folder / CHECKPOINT_LAST, read_checkpoint(folder / CHECKPOINT_LAST), cfg, vocab)
+            ckpt = read_checkpoint(folder / CHECKPOINT_LAST)
+            problem = mismatch_message(folder / CHECKPOINT_LAST, ckpt, cfg, vocab)
             if problem:
                 raise ValueError(problem)
             about = f"continuing the run in {folder}" + (f" (the newest of {len(runs)})" if len(runs) > 1 else "")
+            if ckpt.get("epoch", 0) >= cfg.train.epochs:
+                about += (f"; it has finished its {cfg.train.epochs} epochs: raise train.epochs to train on, "
+                          f"or set RUN = \"new\" to train again in a new folder")
     return cfg.override(**{"train.out_dir": str(folder)}), about
 
 

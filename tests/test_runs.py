@@ -14,12 +14,12 @@ from test_train import make_cache, tiny_cfg
 NOW = datetime.datetime(2026, 11, 30, 21, 5)
 
 
-def write_run(folder, cfg, cache, when: float, best: bool = True):
-    """A checkpoint pair as training leaves it, with its files dated ``when`` (epoch seconds)."""
+def write_run(folder, cfg, cache, when: float, best: bool = True, epoch: int = 1):
+    """A checkpoint pair as training leaves it after ``epoch`` epochs, its files dated ``when`` (epoch seconds)."""
     model = T.build_from_config(cfg, cache.vocab)
     names = (T.CHECKPOINT_LAST, T.CHECKPOINT_BEST) if best else (T.CHECKPOINT_LAST,)
     for name in names:
-        T.save_checkpoint(folder / name, model, cfg, cache.vocab)
+        T.save_checkpoint(folder / name, model, cfg, cache.vocab, epoch=epoch)
         os.utime(folder / name, (when, when))
 
 
@@ -53,6 +53,14 @@ def test_continue_picks_the_newest_run(setup):
     write_run(out / "run-a", cfg, cache, when=2000)
     chosen, about = runs.choose_run(cfg, cache.vocab, "continue")
     assert chosen.train.out_dir == str(out / "run-b") and "newest of 3" in about
+    assert "finished" not in about
+
+
+def test_continuing_a_finished_run_says_how_to_train_on(setup):
+    cfg, cache, out = setup
+    write_run(out, cfg, cache, when=1000, epoch=cfg.train.epochs)
+    _, about = runs.choose_run(cfg, cache.vocab, "continue")
+    assert "finished" in about and "train.epochs" in about and 'RUN = "new"' in about
 
 
 def test_continuing_another_preset_says_what_differs_and_what_to_set(setup):
