@@ -42,14 +42,14 @@ FEATURE_LABELS = {
     "loop_share": "Notes in loops (share)",
     "repeat_ngram": "Repeated note patterns (share)",
     "top_pitch_share": "Most frequent pitch (share of notes)",
-    "pitch_class_hist": "Pitch class (share of notes)",
+    "pitch_class_hist": "Pitch class",
     "interval_hist": "Melodic interval (semitones)",
     "step_hist": "Step between onsets (s)",
     "duration_hist": "Duration (s)",
 }
 SWEEP_LINESTYLES = ("-", "--", "-.", ":")  # one per top_p (cycled), with the markers below
 SWEEP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-SWEEP_OFFSET = 0.006  # temperature units between the lines of neighbouring top_p values, so equal values stay visible
+SWEEP_OFFSET = 0.012  # temperature units between the lines of neighbouring top_p values, so equal values stay visible
 
 
 class NotebookFigure(Figure):
@@ -357,7 +357,7 @@ def plot_sweep(sweep_rows, title: str | None = None):
             ax.scatter([best["temperature"] + shift.get(best["top_p"], 0.0)], [y], s=160, marker="*", color="gold", edgecolors="black", zorder=3, label="suggested")
     ax_oa.set_ylabel("mean OA with held-out (1 = same)")
     ax_oa.set_ylim(-0.03, 1.03)  # the whole 0-1 scale (a margin so points at 0 or 1 show whole)
-    ax_deg.set_ylabel("degenerate pieces (share)")
+    ax_deg.set_ylabel("degenerate pieces (% of generated)")
     ax_deg.set_ylim(-0.03, 1.03)
     ax_deg.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
     for ax in (ax_oa, ax_deg):

@@ -607,9 +607,10 @@ def test_compare_distributions_plot_draws_one_panel_per_feature():
     fig = plots.compare_distributions(gen, ref)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == len(S.SCALAR_FEATURES + S.HIST_FEATURES)
-    assert any("pitch_class_hist" in ax.get_title() for ax in visible)
+    assert any(ax.get_title().startswith(plots.FEATURE_LABELS["pitch_class_hist"]) for ax in visible)
     fig = plots.compare_distributions(gen, ref, features=["mean_pitch", "step_hist"])
-    assert [ax.get_title().split()[0] for ax in fig.axes if ax.get_visible()] == ["mean_pitch", "step_hist"]
+    assert [ax.get_title().split("  (OA")[0] for ax in fig.axes if ax.get_visible()] == [
+        plots.FEATURE_LABELS["mean_pitch"], plots.FEATURE_LABELS["step_hist"]]
     with pytest.raises(ValueError, match="unknown feature"):
         plots.compare_distributions(gen, ref, features=["tempo"])
 
