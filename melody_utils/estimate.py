@@ -44,6 +44,7 @@ MEASURED = (
 )
 MEASURED_CPU_CORES = 2  # the CPU figures' machine
 SCALE_TOLERANCE = 0.15  # a model within 15% of a measured one's size uses its figure as is
+MEASURED_ON = {"cpu": f"a {MEASURED_CPU_CORES}-core CPU", "h100": "an H100"}  # the measurements' machines, in words
 T4_SLOWDOWN = (2, 4)  # a T4 against the H100, the range stated for GPUs that were not measured
 
 
@@ -97,13 +98,14 @@ class Estimate:
     measurement: Measurement
     scaled: bool  # the measured model's size differed: its figure was scaled by parameter count
     device: str  # what was detected, in words
-    note: str  # how the figure applies to the detected device
+    note: str  # how the figure applies to the detected device ("" when it was measured on such a device)
 
     def __str__(self) -> str:
-        basis = (f"{self.measurement.notes_per_s:,.0f} notes/s measured for a {self.measurement.parameters / 1e6:.2f} M-parameter "
-                 f"model ({self.measurement.source})" + (", scaled by model size" if self.scaled else ""))
+        m = self.measurement
+        basis = (f"{m.notes_per_s:,.0f} notes/s measured on {MEASURED_ON[m.device]} for a {m.parameters / 1e6:.2f} M-parameter "
+                 f"model" + (", scaled by model size" if self.scaled else "") + f"; {m.source}")
         return (f"expected training time: about {format_duration(self.seconds)} on {self.device} "
-                f"({self.steps:,} steps, {self.notes:,} notes; from {basis}). {self.note}")
+                f"({self.steps:,} steps, {self.notes:,} notes at {basis})." + (f" {self.note}" if self.note else ""))
 
 
 def training_estimate(cfg: Config, cache: TokenCache, device: Device | None = None) -> Estimate:
@@ -118,12 +120,12 @@ def training_estimate(cfg: Config, cache: TokenCache, device: Device | None = No
     rate = m.notes_per_s * (m.parameters / parameters if scaled else 1.0)
     seconds = notes / rate
     if kind == "cpu":
-        note = (f"Measured on a {MEASURED_CPU_CORES}-core CPU"
-                + (f"; with {device.cpu_cores} cores expect it sooner." if device.cpu_cores > MEASURED_CPU_CORES else "."))
+        note = f"With {device.cpu_cores} cores expect it sooner." if device.cpu_cores > MEASURED_CPU_CORES else ""
     elif "H100" in name.upper():
-        note = "Measured on an H100."
-    else:
+        note = ""
+    else:  # the time is the H100's, said so in the headline
         lo, hi = T4_SLOWDOWN
-        note = (f"Measured on an H100; {name} was not measured: expect ~{lo}-{hi}x longer on a T4 "
+        note = (f"This GPU, {name}, was not measured: expect ~{lo}-{hi}x longer on a T4 "
                 f"({format_duration(seconds * lo)} to {format_duration(seconds * hi)}).")
+        name = MEASURED_ON["h100"]
     return Estimate(seconds, steps, notes, m, scaled, name, note)

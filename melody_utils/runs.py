@@ -17,6 +17,7 @@ from .train import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_ch
 
 RUN_PREFIX = "run-"  # new runs go to OUTPUTS/run-YYYYmmdd-HHMM
 RUN_MODES = ("continue", "new")
+MAX_DIFFERENCES_SHOWN = 4  # a mismatch message lists this many differing settings, then counts the rest
 
 
 def run_folders(outputs: str | os.PathLike) -> list[Path]:
@@ -46,10 +47,12 @@ def mismatch_message(path: Path, ckpt: dict, cfg: Config, vocab: Vocab) -> str |
     diffs = config_differences(ckpt, cfg, vocab)
     if not diffs:
         return None
+    shown = "; ".join(diffs[:MAX_DIFFERENCES_SHOWN]) + (f"; and {len(diffs) - MAX_DIFFERENCES_SHOWN} more"
+                                                        if len(diffs) > MAX_DIFFERENCES_SHOWN else "")
     old_preset = ckpt["config"].get("preset")
     fix = f'set PRESET = "{old_preset}" to continue it, or ' if old_preset and old_preset != cfg.preset else ""
     trained = f"preset {old_preset}" if old_preset != cfg.preset else "other settings"
-    return (f"the run in {path.parent} was trained with {trained} (differences: {'; '.join(diffs)}), so it cannot "
+    return (f"the run in {path.parent} was trained with {trained} (differences: {shown}), so it cannot "
             f"continue with preset {cfg.preset}: {fix}set RUN = \"new\" to start a new run in a new folder")
 
 

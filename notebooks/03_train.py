@@ -106,8 +106,8 @@ print(f"preset {cfg.preset}: {cfg.model.arch} LSTM, {cfg.model.layers} x {cfg.mo
 if cfg.data.source in ("auto", "maestro") and maestro.find_maestro() is None and os.environ.get("MELODY_DOWNLOAD", "1") == "1":
     maestro.ensure_maestro()
 source = corpus.resolve_source(cfg.data)
-print(f"training on {'MAESTRO' if source == 'maestro' else source}"
-      + (" (the embedded corpus: MAESTRO is not in the data folder)" if source == "embedded" and cfg.data.source == "auto" else ""))
+print(f"training on {({'maestro': 'MAESTRO', 'embedded': 'the embedded corpus'}).get(source, source)}"
+      + (" (MAESTRO is not in the data folder)" if source == "embedded" and cfg.data.source == "auto" else ""))
 cache = corpus.prepare(cfg.data)
 print({split: len(cache.piece_indices(split)) for split in corpus.SPLITS}, f"pieces, {len(cache.tokens):,} notes")
 
