@@ -182,17 +182,19 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
     return box
 
 
-def apply_setting(controls: dict, setting: dict) -> dict:
-    """Set the ``temperature`` and ``top_p`` sliders of ``controls`` to ``setting``'s values (e.g. the
-    sweep's suggestion, ``evaluation["sweep"]["best"]``), clipped to the sliders' ranges.
-
-    Returns the values set. Raises ValueError when ``setting`` is None (the sweep suggested nothing)
-    or lacks them.
-    """
+def setting_values(setting: dict) -> dict:
+    """``{"temperature", "top_p"}`` of ``setting`` (e.g. the sweep's suggestion,
+    ``evaluation["sweep"]["best"]``) clipped to the sliders' ranges; ValueError when it is None
+    (the sweep suggested nothing) or lacks them."""
     if not setting or any(k not in setting for k in ("temperature", "top_p")):
         raise ValueError(f"no setting to apply (got {setting!r}): the sweep must suggest a temperature and a top_p")
-    values = {"temperature": min(max(float(setting["temperature"]), TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]),
-              "top_p": min(max(float(setting["top_p"]), TOP_P_RANGE[0]), TOP_P_RANGE[1])}
+    return {"temperature": min(max(float(setting["temperature"]), TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]),
+            "top_p": min(max(float(setting["top_p"]), TOP_P_RANGE[0]), TOP_P_RANGE[1])}
+
+
+def apply_setting(controls: dict, setting: dict) -> dict:
+    """Set the ``temperature`` and ``top_p`` sliders of ``controls`` to :func:`setting_values`; returns them."""
+    values = setting_values(setting)
     for name, value in values.items():
         controls[name].value = value
     return values
@@ -203,7 +205,8 @@ def apply_setting_button(ui, setting: dict):
     (:func:`make_generator_ui`'s box) with :func:`apply_setting`; press **Generate** there to hear it."""
     import ipywidgets as widgets
 
-    label = f"Use temperature {setting['temperature']:g}, top-p {setting['top_p']:g} on the sliders"
+    values = setting_values(setting)  # a missing suggestion fails here, not on the click
+    label = f"Use temperature {values['temperature']:g}, top-p {values['top_p']:g} on the sliders"
     button = widgets.Button(description=label, icon="sliders", layout=widgets.Layout(width="480px"))
     button.on_click(lambda _: apply_setting(ui.controls, setting))
     return button

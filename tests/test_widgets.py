@@ -147,3 +147,5 @@ def test_apply_setting_clips_to_the_sliders_and_refuses_no_suggestion(tmp_path):
         "temperature": ui.TEMPERATURE_RANGE[1], "top_p": ui.TOP_P_RANGE[0]}
     with pytest.raises(ValueError, match="no setting to apply"):
         ui.apply_setting(box.controls, None)
+    with pytest.raises(ValueError, match="no setting to apply"):
+        ui.apply_setting_button(box, None)
