@@ -11,9 +11,9 @@ import datetime
 import os
 from pathlib import Path
 
+from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_checkpoint
 from .config import Config
 from .tokens import Vocab
-from .train import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_checkpoint
 
 RUN_PREFIX = "run-"  # new runs go to OUTPUTS/run-YYYYmmdd-HHMM
 RUN_MODES = ("continue", "new")

@@ -62,7 +62,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from melody_utils import corpus, estimate, maestro, metrics, plots, runs, train
+from melody_utils import checkpoint, corpus, estimate, likelihood, maestro, plots, runs, train
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -138,7 +138,7 @@ print(estimate.training_estimate(cfg, cache, device))
 # of the vocabulary sizes.
 
 # %%
-uniform = metrics.uniform_nll(cache.vocab)["nats"]["total"]
+uniform = likelihood.uniform_nll(cache.vocab)["nats"]["total"]
 title = f"preset {cfg.preset} (uniform guessing: {uniform:.2f} nats per note)"
 live = display(plots.plot_history(train.new_history(cache.vocab.fields), title=title), display_id=True)
 history = train.train(cfg, cache, on_epoch=lambda h: live.update(plots.plot_history(h, title=title)))
@@ -158,7 +158,7 @@ first, final = history["train_loss"][0], history["train_loss"][-1]
 print(f"train loss {first:.3f} -> {final:.3f}, validation loss {history['val_loss'][-1]:.3f} nats per note "
       f"after {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps)")
 assert final < first, f"the training loss did not fall ({first:.3f} -> {final:.3f}): lower train.lr or train longer"
-for name in (train.CHECKPOINT_BEST, train.CHECKPOINT_LAST, train.HISTORY_FILE):
+for name in (checkpoint.CHECKPOINT_BEST, checkpoint.CHECKPOINT_LAST, train.HISTORY_FILE):
     path = Path(cfg.train.out_dir) / name
     print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")
 

@@ -63,7 +63,8 @@ from pathlib import Path
 import pretty_midi
 from IPython.display import display
 
-from melody_utils import audio, corpus, metrics, plots, runs, train, widgets
+from melody_utils import audio, corpus, metrics, plots, runs, sample, sweep, widgets
+from melody_utils.checkpoint import load_checkpoint
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -87,7 +88,7 @@ print(f"preset {cfg.preset}: temperature {cfg.sample.temperature}, top-k {cfg.sa
 # %%
 checkpoint, about = runs.find_checkpoint(cfg.train.out_dir)
 print(f"using {about}")
-model, vocab, train_cfg, state = train.load_checkpoint(checkpoint)
+model, vocab, train_cfg, state = load_checkpoint(checkpoint)
 print(f"preset {train_cfg.preset}, {type(model).__name__}, trained {state['history']['epoch'][-1]:.2f} "
       f"epochs ({state['step']} steps), best validation loss {state['best_val_loss']:.3f} nats per note")
 
@@ -100,7 +101,7 @@ print(f"preset {train_cfg.preset}, {type(model).__name__}, trained {state['histo
 
 # %%
 cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
-n_primer = cfg.sample.primer_notes if model.causal else max(cfg.sample.primer_notes, model.window)
+n_primer = sample.primer_length(model, cfg.sample.primer_notes)
 held_out, seen = cache.held_out_piece(), int(cache.piece_indices("train")[0])
 held_out_primer = cache.notes(held_out)[:n_primer]
 primers = {f"held-out: {cache.pieces[held_out]['title']}": held_out_primer,
@@ -117,7 +118,7 @@ print(list(primers))
 
 # %%
 s = cfg.sample
-generate_fn = widgets.model_generate_fn(model, vocab)
+generate_fn = sample.model_generate_fn(model, vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
                                      held_out_primer, s.output)
 result["figure"]
@@ -168,7 +169,7 @@ grid = {"temperatures": [0.85, 1.0], "top_ps": [0.9, 1.0]} if tiny else True  # 
 evaluation = metrics.evaluate(checkpoint, cache=cache, n_samples=2 if tiny else 8, n_notes=32 if tiny else None,
                               sweep=grid, likelihood=False)
 best = evaluation["sweep"]["best"]
-print(metrics.describe_best(evaluation["sweep"]))
+print(sweep.describe_best(evaluation["sweep"]))
 assert best is not None and 0 <= best["mean_oa"] <= 1, "the sweep scored no setting"
 
 # %% [markdown]

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from melody_utils import runs
-from melody_utils import train as T
+from melody_utils import checkpoint as T
+from melody_utils.model import build_from_config
 from melody_utils.config import get_config
 from test_train import make_cache, tiny_cfg
 
@@ -16,7 +17,7 @@ NOW = datetime.datetime(2026, 11, 30, 21, 5)
 
 def write_run(folder, cfg, cache, when: float, best: bool = True, epoch: int = 1):
     """A checkpoint pair as training leaves it after ``epoch`` epochs, its files dated ``when`` (epoch seconds)."""
-    model = T.build_from_config(cfg, cache.vocab)
+    model = build_from_config(cfg, cache.vocab)
     names = (T.CHECKPOINT_LAST, T.CHECKPOINT_BEST) if best else (T.CHECKPOINT_LAST,)
     for name in names:
         T.save_checkpoint(folder / name, model, cfg, cache.vocab, epoch=epoch)
