@@ -68,6 +68,8 @@ def supervised_notes(cfg: Config, cache: TokenCache) -> tuple[int, int]:
     causal = cfg.model.arch == "causal"
     window, stride = window_and_stride(cfg, causal)
     n_windows = len(window_starts(cache.offsets, cache.piece_indices("train"), window, stride))
+    if cfg.train.epoch_windows:  # an epoch is a random sample of this many windows
+        n_windows = min(n_windows, cfg.train.epoch_windows)
     steps = cfg.train.epochs * math.ceil(n_windows / cfg.train.batch_size)
     steps = min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps
     notes = min(steps * cfg.train.batch_size, cfg.train.epochs * n_windows) * (window if causal else 1)

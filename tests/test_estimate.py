@@ -27,6 +27,8 @@ def test_supervised_notes_counts_every_position_of_every_training_window():
     assert notes == 3 * n_windows * cfg.data.window
     capped_steps, capped_notes = E.supervised_notes(cfg.override(**{"train.max_steps": 2}), cache)
     assert capped_steps == 2 and capped_notes == 2 * cfg.train.batch_size * cfg.data.window
+    sampled = E.supervised_notes(cfg.override(**{"train.epoch_windows": 5}), cache)
+    assert sampled == (3 * math.ceil(5 / cfg.train.batch_size), 3 * 5 * cfg.data.window)
 
 
 def test_cpu_estimate_divides_the_notes_by_the_measured_rate_scaled_by_model_size():
