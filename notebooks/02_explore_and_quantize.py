@@ -17,7 +17,7 @@
 # # 2. Explore the music and quantize it into tokens
 #
 # **Reads:** the MIDI files of notebook 01 (`maestro-v3.0.0/` in the data folder: `data/`, or in
-# Colab `MyDrive/melody-forge/data` on Google Drive), or the embedded corpus shipped in the
+# Colab `MyDrive/melody-forge/data` on Google Drive), or the embedded piano corpus shipped in the
 # repository (`data/embedded/`) when MAESTRO is absent.
 # **Writes:** the token cache `cache/<source>-<bins>-<hash>.npz` in the data folder, which notebook
 # 03 trains on (built here if missing, reloaded in a fraction of a second if not).

@@ -99,15 +99,15 @@ print(f"preset {cfg.preset}: {cfg.model.arch} LSTM, {cfg.model.layers} x {cfg.mo
 #
 # MAESTRO when the data folder holds it; if it does not, it is downloaded now (56 MiB; set the
 # environment variable `MELODY_DOWNLOAD=0` to skip that, as the tests do). Without it the model
-# trains on the embedded corpus, and the line below says so. Then the token cache of notebook 02,
+# trains on the embedded piano corpus, and the line below says so. Then the token cache of notebook 02,
 # built now if it is not there yet.
 
 # %%
 if cfg.data.source in ("auto", "maestro") and maestro.find_maestro() is None and os.environ.get("MELODY_DOWNLOAD", "1") == "1":
     maestro.ensure_maestro()
 source = corpus.resolve_source(cfg.data)
-print(f"training on {({'maestro': 'MAESTRO', 'embedded': 'the embedded corpus'}).get(source, source)}"
-      + (" (MAESTRO is not in the data folder)" if source == "embedded" and cfg.data.source == "auto" else ""))
+print(f"training on {({'maestro': 'MAESTRO', 'piano': 'the embedded piano corpus', 'chorales': 'the embedded chorales'}).get(source, source)}"
+      + (" (MAESTRO is not in the data folder)" if source != "maestro" and cfg.data.source == "auto" else ""))
 cache = corpus.prepare(cfg.data)
 print({split: len(cache.piece_indices(split)) for split in corpus.SPLITS}, f"pieces, {len(cache.tokens):,} notes")
 
