@@ -6,6 +6,11 @@ A checkpoint holds what :func:`load_checkpoint` needs to rebuild the model alone
 ``history``, ``best_val_loss``, ``running``, ``rng``; see :class:`melody_utils.train.TrainState`).
 :func:`config_differences` says in plain words in what a checkpoint differs from a run's settings,
 and :func:`default_checkpoint` picks the file to generate from.
+
+The shipped model (:data:`SHIPPED_CHECKPOINT`) is an *inference* checkpoint written by
+:func:`export_inference`: fp16 weights, config, vocabulary and a training summary, no optimizer
+or random state, so it generates (:func:`generation_checkpoint`) and seeds fine-tuning
+(:func:`init_config`, ``train --init``) but cannot be resumed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .config import Config
+from .config import REPO_ROOT, Config
 from .device import resolve_device
 from .midi import atomic_write_bytes
 from .model import build_from_config
@@ -26,6 +31,12 @@ CHECKPOINT_BEST = "ckpt_best.pt"  # the lowest validation loss so far: generate 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
 # setting must match the checkpoint's, or the resumed run would silently train something else.
+# The model that ships in the checkout (not under data/, which may live on Google Drive);
+# rebuilt by scripts/build_shipped_model.py, described in data/pretrained/README.md.
+SHIPPED_CHECKPOINT = REPO_ROOT / "data" / "pretrained" / "piano_lstm.pt"
+INFERENCE = "inference"  # the ``kind`` of an exported checkpoint: weights to generate from, no training state
+# Settings a fine-tuning run takes from its --init checkpoint: the model and what shapes its vocabulary.
+VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")
 RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
                       "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
 
@@ -92,10 +103,11 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint {path} has a config this version cannot read ({exc}); train again with this version") from None
     model = build_from_config(cfg, vocab)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}  # fp16 exports
     if type(model).__name__ != ckpt.get("model_class", type(model).__name__):
         raise ValueError(f"checkpoint {path} holds a {ckpt['model_class']}, but its config builds a {type(model).__name__}; train again")
     try:
-        model.load_state_dict(ckpt["model_state"])
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"checkpoint {path} does not fit the model its config describes ({str(exc).splitlines()[0]}); train again") from None
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
@@ -121,3 +133,79 @@ def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
     diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
              if k not in RESUMABLE_SETTINGS and old.get(k) != new.get(k)]
     return diffs + vocab_differences(Vocab.from_dict(ckpt["vocab"]), vocab)
+
+
+
+# ---------------------------------------------------------------- inference checkpoints
+
+
+def training_summary(ckpt: dict, corpus: str | None = None, licence: str = "") -> dict:
+    """What a checkpoint's training was: steps, epochs, best validation loss, seconds, device, corpus, licence."""
+    if ckpt.get("kind") == INFERENCE:
+        return dict(ckpt["summary"])
+    history = ckpt.get("history") or {}
+    return {"steps": int(ckpt.get("step", 0)), "epochs": float((history.get("epoch") or [0])[-1]),
+            "best_val_loss": float(ckpt.get("best_val_loss", float("nan"))),
+            "train_seconds": float(sum(history.get("seconds") or [])), "device": str(ckpt.get("device", "unknown")),
+            "corpus": corpus or ckpt["config"].get("data", {}).get("source", ""), "licence": licence}
+
+
+def export_inference(src, dst, corpus: str | None = None, licence: str = "", **extra) -> Path:
+    """Write ``src``'s model as an inference checkpoint at ``dst`` (atomically); returns ``dst``.
+
+    Keeps what generation needs: floating weights in fp16 (integer buffers as they are), config,
+    vocabulary, the loss history and a ``summary`` (:func:`training_summary`, plus ``extra``
+    figures such as held-out nats/note). Drops the optimizer, scaler, schedule and random state:
+    a few MB instead of three times the weights in fp32. :func:`load_checkpoint` reads it in fp32.
+    """
+    ckpt = read_checkpoint(src)
+    out = {
+        "format": CHECKPOINT_FORMAT, "kind": INFERENCE, "model_class": ckpt["model_class"],
+        "model_state": {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()},
+        "config": ckpt["config"], "vocab": ckpt["vocab"], "history": ckpt.get("history") or {},
+        "step": int(ckpt.get("step", 0)), "best_val_loss": float(ckpt.get("best_val_loss", float("nan"))),
+        "summary": {**training_summary(ckpt, corpus, licence), **extra},
+    }
+    return atomic_write_bytes(dst, lambda tmp: torch.save(out, tmp))
+
+
+def describe(ckpt: dict) -> str:
+    """One phrase: "trained on piano (CC BY-SA 3.0 DE ...), 12000 steps in 300 s on cuda, validation loss 3.21"."""
+    s = training_summary(ckpt)
+    licence = f" ({s['licence']})" if s.get("licence") else ""
+    return (f"trained on {s['corpus'] or 'an unnamed corpus'}{licence}, {s['steps']} steps in {s['train_seconds']:.0f} s "
+            f"on {s['device']}, validation loss {s['best_val_loss']:.3f} nats/note")
+
+
+def generation_checkpoint(out_dir) -> tuple[Path, str | None]:
+    """The checkpoint to generate from: OUT_DIR's own (:func:`default_checkpoint`), else the shipped
+    model with one line saying so, else OUT_DIR's missing path (loading it names what to run)."""
+    own = default_checkpoint(out_dir)
+    if own.is_file() or not SHIPPED_CHECKPOINT.is_file():
+        return own, None
+    return SHIPPED_CHECKPOINT, (f"no checkpoint in {out_dir}: using the shipped model {SHIPPED_CHECKPOINT}, "
+                                f"{describe(read_checkpoint(SHIPPED_CHECKPOINT))}")
+
+
+def init_checkpoint(spec: str) -> Path:
+    """``--init`` value -> checkpoint path: "pretrained" is the shipped model."""
+    path = SHIPPED_CHECKPOINT if spec == "pretrained" else Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--init {spec}: checkpoint not found: {path}; pass 'pretrained' (the shipped model, "
+                                f"rebuilt by scripts/build_shipped_model.py) or the path of a ckpt_*.pt")
+    return path
+
+
+def init_config(ckpt: dict, cfg: Config, explicit: dict, path) -> Config:
+    """The config of a run fine-tuning checkpoint ``path``: ``cfg`` with the checkpoint's model settings
+    and the data settings that shape its vocabulary. ``explicit`` (settings the user gave) must agree."""
+    old = _flatten({k: ckpt["config"].get(k, {}) for k in ("data", "model")})
+    known = _flatten({k: v for k, v in cfg.to_dict().items() if k in ("data", "model")})
+    taken = {k: v for k, v in old.items() if k in known and (k.startswith("model.") or k in VOCAB_SETTINGS)}
+    taken["data.velocity_bins"] = int(ckpt["vocab"]["velocity_bins"])  # the vocabulary's own, whatever the config asked
+    clashes = [f"{k}={explicit[k]!r} but the checkpoint has {v!r}" for k, v in taken.items()
+               if k in explicit and explicit[k] != v]
+    if clashes:
+        raise ValueError(f"--init {path}: fine-tuning keeps the checkpoint's model and vocabulary, and {'; '.join(clashes)}; "
+                         f"drop those settings, or train from scratch without --init")
+    return cfg.override(**taken)

@@ -3,6 +3,7 @@
     python -m melody_utils quickstart                 # embedded corpus -> small model -> MIDI, minutes on a CPU
     python -m melody_utils prepare --source data/my_midis
     python -m melody_utils train --preset colab --epochs 30
+    python -m melody_utils train --init pretrained --source my_midis   # fine-tune the shipped model
     python -m melody_utils generate --temperature 0.9 --top-p 0.95 --n-notes 300 --primer test
 
 Sizes come from a preset (``--preset``, default ``$MELODY_PRESET`` or ``small``); the flags
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from . import audio, corpus, metrics
+from . import checkpoint as ckpts
 from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
@@ -29,6 +31,7 @@ from .midi import MidiError, midi_to_notes, notes_to_midi
 from .originality import OriginalityIndex, describe
 from .sample import model_generate_fn, primer_length, validate_sampling
 from .sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
+from .tokens import Vocab, vocab_differences
 from .train import HISTORY_FILE, train
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
@@ -140,10 +143,16 @@ def _train_args(g) -> None:
     g.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUT_DIR/ckpt_last.pt")
 
 
+def _init_arg(g) -> None:
+    g.add_argument("--init", metavar="CHECKPOINT", help="fine-tune: start from this checkpoint's weights, model and "
+                   "vocabulary ('pretrained': the shipped model); resuming OUT_DIR's own run still comes first")
+
+
 def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> None:
     g = p.add_argument_group("generation")
     if with_checkpoint:
-        g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt)")
+        g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt, "
+                       "else the shipped model)")
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
@@ -193,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = _base_args(p)
     _data_args(g)
     _train_args(g)
+    _init_arg(g)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="sample a MIDI file from a checkpoint")
@@ -209,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.metrics)")
     _base_args(p)
-    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt)")
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt, else the shipped model)")
     _evaluate_args(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -237,6 +247,12 @@ def config_from_args(args, **defaults) -> Config:
     return cfg.override(**settings) if settings else cfg
 
 
+def _explicit_settings(args, cfg: Config) -> dict:
+    """The settings the user gave by flag or --set (not the preset's), dotted keys -> values."""
+    flags = {"data.bins": getattr(args, "bins", None), "model.arch": getattr(args, "arch", None)}
+    return {**{k: v for k, v in flags.items() if v is not None}, **dict(_parse_setting(cfg, item) for item in args.set)}
+
+
 def output_path(cfg: Config, args) -> Path:
     """Where the MIDI goes: --output, else OUT_DIR/improved_generated_output.midi when --out-dir is
     given, else the config's default. Checked before any work is done."""
@@ -259,8 +275,8 @@ def output_path(cfg: Config, args) -> Path:
 # ---------------------------------------------------------------- commands
 
 
-def _prepare(cfg: Config, args, rebuild: bool = False):
-    return corpus.prepare(cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, rebuild=rebuild)
+def _prepare(cfg: Config, args, rebuild: bool = False, vocab=None):
+    return corpus.prepare(cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, rebuild=rebuild, vocab=vocab)
 
 
 def _describe_cache(cache) -> str:
@@ -277,10 +293,10 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def _train(cfg: Config, args):
-    cache = _prepare(cfg, args)
+def _train(cfg: Config, args, init=None, vocab=None):
+    cache = _prepare(cfg, args, vocab=vocab)
     out_dir = Path(cfg.train.out_dir)
-    history = train(cfg, cache, out_dir, resume=not args.no_resume, progress=not args.quiet)
+    history = train(cfg, cache, out_dir, resume=not args.no_resume, progress=not args.quiet, init=init)
     if history["val_loss"]:
         print(f"trained {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps): "
               f"train loss {history['train_loss'][-1]:.3f}, validation loss {history['val_loss'][-1]:.3f} nats/note")
@@ -290,7 +306,16 @@ def _train(cfg: Config, args):
 
 
 def cmd_train(args) -> int:
-    _train(config_from_args(args), args)
+    cfg = config_from_args(args)
+    if not args.init:
+        _train(cfg, args)
+        return 0
+    init = ckpts.init_checkpoint(args.init)  # fine-tuning: the checkpoint's model and vocabulary, the user's corpus
+    ckpt = ckpts.read_checkpoint(init)
+    cfg = ckpts.init_config(ckpt, cfg, _explicit_settings(args, cfg), init)
+    if not args.quiet:
+        print(f"fine-tuning {init} ({ckpts.describe(ckpt)}) on {cfg.data.source}")
+    _train(cfg, args, init=init, vocab=Vocab.from_dict(ckpt["vocab"]))
     return 0
 
 
@@ -302,7 +327,7 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
     if spec.lower() == "test":
         if cache is None:
             try:
-                cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=not args.quiet)
+                cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, vocab=vocab)
             except FileNotFoundError as exc:
                 raise FileNotFoundError(f"--primer test needs the corpus the model was trained on: {exc}; "
                                         f"or pass --primer none or --primer a .mid file") from None
@@ -355,16 +380,25 @@ def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
         print(f"WAV: {audio.write_wav(audio.synthesize(notes), Path(args.wav).expanduser())}")
     if cache is None:
         with contextlib.suppress(FileNotFoundError, ValueError):
-            cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=False)
+            cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=False, vocab=vocab)
     if cache is not None and cache.vocab == vocab:
         print(describe(OriginalityIndex.for_cache(cache).check(vocab.encode(notes))))
+
+
+def _checkpoint_arg(cfg: Config, args) -> Path:
+    """--checkpoint (an error when missing), else OUT_DIR's own, else the shipped model (said in one line)."""
+    if args.checkpoint:
+        return Path(args.checkpoint).expanduser()
+    checkpoint, note = ckpts.generation_checkpoint(cfg.train.out_dir)
+    if note:
+        print(note)
+    return checkpoint
 
 
 def cmd_generate(args) -> int:
     cfg = config_from_args(args)
     output = output_path(cfg, args)
-    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint(cfg.train.out_dir)
-    _generate(cfg, args, checkpoint, output)
+    _generate(cfg, args, _checkpoint_arg(cfg, args), output)
     return 0
 
 
@@ -383,7 +417,28 @@ def cmd_quickstart(args) -> int:
     cache = _train(cfg, args)
     _generate(cfg, args, default_checkpoint(cfg.train.out_dir), output, cache)
     print(f"listen: open {output} in any MIDI player, or render it in notebooks/04")
+    _compare_with_shipped(cfg, cache, default_checkpoint(cfg.train.out_dir))
     return 0
+
+
+def _compare_with_shipped(cfg: Config, cache, checkpoint: Path) -> None:
+    """One line each: held-out nats/note of this run's model and of the shipped model, on the same pieces."""
+    split = "test" if len(cache.piece_indices("test")) else "validation"
+    device = resolve_device(cfg.train.device)
+    model, _, train_cfg, _ = load_checkpoint(checkpoint, device=device)
+    nats = metrics.held_out_nats(model, train_cfg, cache, split, device=device)["nats"]["total"]
+    print(f"held-out {split} split ({len(cache.piece_indices(split))} pieces): this run's model {nats:.3f} nats/note")
+    shipped = ckpts.SHIPPED_CHECKPOINT
+    if not shipped.is_file():
+        print(f"shipped model: not compared ({shipped} is not in this checkout; scripts/build_shipped_model.py builds it)")
+        return
+    model, vocab, train_cfg, state = load_checkpoint(shipped, device=device)
+    if vocab != cache.vocab:
+        print(f"shipped model: not compared, its vocabulary differs from this corpus's "
+              f"({'; '.join(vocab_differences(vocab, cache.vocab))})")
+        return
+    nats = metrics.held_out_nats(model, train_cfg, cache, split, device=device)["nats"]["total"]
+    print(f"held-out {split} split: the shipped model {nats:.3f} nats/note ({shipped}, {ckpts.describe(state)})")
 
 
 def cmd_evaluate(args) -> int:
@@ -394,7 +449,7 @@ def cmd_evaluate(args) -> int:
     ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """
     cfg = config_from_args(args)
-    checkpoint = Path(args.checkpoint).expanduser() if args.checkpoint else default_checkpoint(cfg.train.out_dir)
+    checkpoint = _checkpoint_arg(cfg, args)
     report_path = args.report
     if report_path:  # checked before the evaluation, which may take minutes
         report_path = Path(report_path).expanduser()

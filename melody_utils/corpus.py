@@ -345,9 +345,27 @@ def _load_pieces(cfg, name, files, meta_of, source, report, backend, workers, pr
     return notes, meta
 
 
+def _reload(paths, vocab: Vocab | None) -> TokenCache | None:
+    """The first readable cache among ``paths`` (None entries skipped) whose vocabulary is ``vocab`` (any when None)."""
+    for path in paths:
+        if path is not None and path.is_file():
+            try:
+                cache = TokenCache.load(path)
+            except ValueError:
+                continue  # unreadable or old format: rebuilt by the caller
+            if vocab is None or cache.vocab == vocab:
+                return cache
+    return None
+
+
 def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-            workers: int | None = None, rebuild: bool = False, backend: str = "auto") -> TokenCache:
-    """Build (or reload) the token cache for ``cfg`` (see module docstring)."""
+            workers: int | None = None, rebuild: bool = False, backend: str = "auto", vocab: Vocab | None = None) -> TokenCache:
+    """Build (or reload) the token cache for ``cfg`` (see module docstring).
+
+    ``vocab``: tokenize with this vocabulary (a checkpoint's, to fine-tune or evaluate it) instead of
+    bins fitted to the corpus. When it differs from the fitted one, the cache file's name carries
+    its digest, so caches of one corpus under two vocabularies live side by side.
+    """
     cfg = cfg or DataConfig()
     source = resolve_source(cfg)
     name, files, split_of, meta_of, how = _gather(cfg, source)
@@ -357,11 +375,13 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     label = name or ("maestro" if how == "maestro" else Path(source).name or "midi")
     path = Path(cache_dir or CACHE_DIR) / f"{label}-{cfg.bins}-{digest}.npz"
-    if path.is_file() and not rebuild:
-        try:
-            return TokenCache.load(path)
-        except ValueError:
-            pass  # unreadable or old format: rebuild below
+    given_path = None
+    if vocab is not None:
+        vocab_digest = hashlib.sha1(json.dumps(vocab.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        given_path = path.with_name(f"{path.stem}-vocab{vocab_digest}.npz")
+    cached = None if rebuild else _reload((path, given_path), vocab)
+    if cached is not None:
+        return cached
 
     report = ParseReport()
     notes, meta = _load_pieces(cfg, name, files, meta_of, source, report, backend, workers, progress)
@@ -375,9 +395,14 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
             warn_random_split(source, len(meta))
     for m, s in zip(meta, splits):
         m["split"] = s
-    vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress)
-    vocab = make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"])
-    cache = encode_pieces(notes, meta, vocab, report)
+    vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress and vocab is None)
+    fitted = make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"])
+    if vocab is not None and vocab != fitted:
+        path, key = given_path, {**key, "vocab": vocab.to_dict()}
+    cache = encode_pieces(notes, meta, vocab or fitted, report)
+    if len(cache) == 0 and vocab is not None:
+        raise ValueError(f"no piece of {source} can be encoded with the checkpoint's vocabulary (pitches "
+                         f"{vocab.min_pitch}-{vocab.max_pitch}): {report.summary()}; choose a piano corpus or train without --init")
     if len(cache) == 0:
         raise ValueError(f"no usable pieces in {source}: {report.summary()}")
     cache.save(path, key)

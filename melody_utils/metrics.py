@@ -50,16 +50,24 @@ def _stats_to_json(stats: dict) -> dict:
 NGRAM_ORDERS = (1, 2, 3)
 
 
+def held_out_nats(model, cfg, cache, split: str = "test", batch_size: int = 64, device="cpu", progress: bool = False) -> dict:
+    """The model's NLL on ``split`` (:func:`likelihood.nll_result`: ``["nats"]["total"]`` per note, per field).
+
+    Causal models read whole pieces with carried state (the notes the n-grams score); window
+    models every window at stride 1 (the notes with a full window before them).
+    """
+    if model.causal:
+        return piece_nll(model, cache.split_tokens(split), device, progress=progress)
+    window, stride = window_and_stride(cfg, model.causal)
+    return model_nll(model, data.make_loader(cache, split, window, stride, batch_size, shuffle=False), device,
+                     progress=progress)
+
+
 def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool) -> dict:
     """:func:`evaluate`'s ``"nll"``: the model, the uniform model and the n-grams on ``split``."""
     n_fields = len(model.sizes)
     sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
-    if model.causal:  # whole pieces with carried state: the same notes the n-grams score
-        scored = piece_nll(model, cache.split_tokens(split), device, progress=progress)
-    else:  # every window at stride 1: the notes with a full window before them
-        window, stride = window_and_stride(cfg, model.causal)
-        scored = model_nll(model, data.make_loader(cache, split, window, stride, batch_size, shuffle=False), device,
-                           progress=progress)
+    scored = held_out_nats(model, cfg, cache, split, batch_size, device, progress)
     nll = {"model": scored, "uniform": uniform_nll(list(sizes.values()))}
     train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
     test_pieces = cache.split_tokens(split)
@@ -72,7 +80,7 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
 def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool):
     """(the token cache, the split to score, its piece indices) for :func:`evaluate`, checked."""
     if cache is None:
-        cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=progress)
+        cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=progress, vocab=vocab)
     if cache.vocab != vocab:
         raise ValueError(
             f"checkpoint {checkpoint_path} was trained with another vocabulary than the token cache's "

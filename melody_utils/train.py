@@ -44,12 +44,14 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data, distributed
-from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, INFERENCE, config_differences, read_checkpoint,
+                         save_checkpoint)
 from .config import Config, TrainConfig
 from .corpus import TokenCache
 from .device import autocast_context, resolve_device, rng_state, seed_everything, set_rng_state
 from .midi import atomic_write_bytes
 from .model import build_from_config
+from .tokens import Vocab, vocab_differences
 
 HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, for plots.plot_history)
 CHECKPOINT_EVERY_S = 600.0  # also save ckpt_last.pt mid-epoch this often: a lost runtime loses at most this much
@@ -255,6 +257,9 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool) -> Run
 def _resume(run: Run, path: Path) -> TrainState:
     """Model, optimiser, scaler and state from ``path``; ValueError when it was trained with other settings."""
     ckpt = read_checkpoint(path)
+    if ckpt.get("kind") == INFERENCE:
+        raise ValueError(f"{path} is an inference checkpoint (weights only, no optimizer state), so training cannot "
+                         f"resume from it; to train from its weights pass --init {path} (train(init=...)) with another out_dir")
     diffs = config_differences(ckpt, run.cfg, run.vocab)
     if diffs:
         raise ValueError(
@@ -271,11 +276,29 @@ def _resume(run: Run, path: Path) -> TrainState:
     return state
 
 
+def _load_init(run: Run, path: Path) -> None:
+    """Start from the weights of checkpoint ``path`` (fine-tuning); the optimizer and schedule stay fresh."""
+    ckpt = read_checkpoint(path)
+    diffs = vocab_differences(Vocab.from_dict(ckpt["vocab"]), run.vocab)
+    if diffs:
+        raise ValueError(f"init checkpoint {path} has another vocabulary than the corpus ({'; '.join(diffs)}); "
+                         f"tokenize the corpus with it: corpus.prepare(cfg.data, vocab=...) (the CLI's --init does)")
+    model = distributed.unwrap(run.model)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"init checkpoint {path} does not fit this run's model ({str(exc).splitlines()[0]}); "
+                         f"take its model settings (checkpoint.init_config)") from None
+    if run.show:
+        print(f"starting from the weights of {path} (fresh optimizer and schedule)")
+
+
 def save(run: Run, state: TrainState, path: Path) -> None:
     """One checkpoint of the model, optimiser and training state (only the main process writes)."""
     if run.main:
         save_checkpoint(path, run.model, run.cfg, run.vocab, run.optimizer, scaler=run.scaler.state_dict(),
-                        scheduler=run.schedule, **state.to_checkpoint())
+                        scheduler=run.schedule, device=str(run.device), **state.to_checkpoint())
 
 
 def should_stop(tc: TrainConfig, state: TrainState, t_start: float) -> str | None:
@@ -398,7 +421,8 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
 
 
 def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, progress: bool = True,
-          on_epoch: Callable[[dict], None] | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> dict:
+          on_epoch: Callable[[dict], None] | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+          init=None) -> dict:
     """Train the model ``cfg`` describes on ``cache``; returns the history (see :func:`new_history`).
 
     Writes ``ckpt_last.pt``, ``ckpt_best.pt`` and ``history.json`` to ``out_dir`` (default
@@ -407,6 +431,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     epochs, ``max_steps`` optimizer steps or ``time_budget_s`` seconds, whichever comes first;
     a run stopped mid-epoch records a fractional epoch and resumes where it stopped.
     ``on_epoch(history)`` is called after every history entry (e.g. a live loss plot).
+    ``init``: a checkpoint whose weights a new run starts from (fine-tuning; ``cache`` tokenized
+    with its vocabulary); a resumed run continues from its own ``ckpt_last.pt`` instead.
     """
     tc = cfg.train
     run = _setup(cfg, cache, Path(out_dir or tc.out_dir), progress)
@@ -415,6 +441,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         state = _resume(run, last_path)
     else:
         state = TrainState(history=new_history(run.vocab.fields))
+        if init is not None:
+            _load_init(run, Path(init))
     if distributed.is_initialized():  # after resuming: DDP averages gradients over ranks (see distributed.py)
         run.model = distributed.wrap_model(run.model, run.device)
     run.t_start = time.time()
