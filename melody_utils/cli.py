@@ -31,7 +31,7 @@ from .midi import MidiError, midi_to_notes, notes_to_midi
 from .originality import OriginalityIndex, describe
 from .sample import model_generate_fn, primer_length, validate_sampling
 from .sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
-from .tokens import Vocab, vocab_differences
+from .tokens import Vocab
 from .train import HISTORY_FILE, train
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
@@ -417,28 +417,8 @@ def cmd_quickstart(args) -> int:
     cache = _train(cfg, args)
     _generate(cfg, args, default_checkpoint(cfg.train.out_dir), output, cache)
     print(f"listen: open {output} in any MIDI player, or render it in notebooks/04")
-    _compare_with_shipped(cfg, cache, default_checkpoint(cfg.train.out_dir))
+    print("\n".join(metrics.compare_with_shipped(default_checkpoint(cfg.train.out_dir), cache, resolve_device(cfg.train.device))))
     return 0
-
-
-def _compare_with_shipped(cfg: Config, cache, checkpoint: Path) -> None:
-    """One line each: held-out nats/note of this run's model and of the shipped model, on the same pieces."""
-    split = "test" if len(cache.piece_indices("test")) else "validation"
-    device = resolve_device(cfg.train.device)
-    model, _, train_cfg, _ = load_checkpoint(checkpoint, device=device)
-    nats = metrics.held_out_nats(model, train_cfg, cache, split, device=device)["nats"]["total"]
-    print(f"held-out {split} split ({len(cache.piece_indices(split))} pieces): this run's model {nats:.3f} nats/note")
-    shipped = ckpts.SHIPPED_CHECKPOINT
-    if not shipped.is_file():
-        print(f"shipped model: not compared ({shipped} is not in this checkout; scripts/build_shipped_model.py builds it)")
-        return
-    model, vocab, train_cfg, state = load_checkpoint(shipped, device=device)
-    if vocab != cache.vocab:
-        print(f"shipped model: not compared, its vocabulary differs from this corpus's "
-              f"({'; '.join(vocab_differences(vocab, cache.vocab))})")
-        return
-    nats = metrics.held_out_nats(model, train_cfg, cache, split, device=device)["nats"]["total"]
-    print(f"held-out {split} split: the shipped model {nats:.3f} nats/note ({shipped}, {ckpts.describe(state)})")
 
 
 def cmd_evaluate(args) -> int:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import checkpoint as ckpts
 from . import corpus, data, plots
 from .checkpoint import load_checkpoint
 from .likelihood import model_nll, ngram_nll, piece_nll, uniform_nll
@@ -61,6 +62,24 @@ def held_out_nats(model, cfg, cache, split: str = "test", batch_size: int = 64, 
     window, stride = window_and_stride(cfg, model.causal)
     return model_nll(model, data.make_loader(cache, split, window, stride, batch_size, shuffle=False), device,
                      progress=progress)
+
+
+def compare_with_shipped(checkpoint, cache, device="cpu") -> list[str]:
+    """One line each: held-out nats/note of ``checkpoint``'s model and of the shipped model on the same
+    pieces of ``cache`` (its test split, else validation); the second says why when it cannot compare."""
+    split = "test" if len(cache.piece_indices("test")) else "validation"
+    model, _, cfg, _ = load_checkpoint(checkpoint, device)
+    lines = [f"held-out {split} split ({len(cache.piece_indices(split))} pieces): this run's model "
+             f"{held_out_nats(model, cfg, cache, split, device=device)['nats']['total']:.3f} nats/note"]
+    shipped = ckpts.SHIPPED_CHECKPOINT
+    if not shipped.is_file():
+        return lines + [f"shipped model: not compared ({shipped} is not in this checkout; scripts/build_shipped_model.py builds it)"]
+    model, vocab, cfg, state = load_checkpoint(shipped, device)
+    if vocab != cache.vocab:
+        return lines + [f"shipped model: not compared, its vocabulary differs from this corpus's "
+                        f"({'; '.join(vocab_differences(vocab, cache.vocab))})"]
+    nats = held_out_nats(model, cfg, cache, split, device=device)["nats"]["total"]
+    return lines + [f"held-out {split} split: the shipped model {nats:.3f} nats/note ({shipped}, {ckpts.describe(state)})"]
 
 
 def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool) -> dict:

@@ -168,3 +168,18 @@ def test_the_shipped_model_loads_on_cpu_and_plays_with_dynamics():
     notes = model_generate_fn(model, vocab, progress=False)(temperature=1.0, top_k=0, top_p=0.95, n_notes=64, seed=0,
                                                             primer=None)
     assert len(notes) == 64 and len(np.unique(notes.velocity)) >= 5
+
+
+def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, shipped, tmp_path, monkeypatch):
+    from melody_utils import metrics
+
+    _, cache, run, _ = trained
+    mine, theirs = metrics.compare_with_shipped(run / CHECKPOINT_BEST, cache)  # the shipped one is its fp16 export
+    assert mine.startswith("held-out test split") and "this run's model" in mine
+    nats = [float(line.split(" model ")[1].split()[0]) for line in (mine, theirs)]
+    assert nats[0] > 1 and nats[1] == pytest.approx(nats[0], abs=0.01)
+    other = corpus.prepare(get_config("tiny", **{"data.source": "embedded", "data.n_step_bins": 20}).data,
+                           cache_dir=tmp_path / "c", progress=False)
+    assert "not compared, its vocabulary differs" in metrics.compare_with_shipped(shipped, other)[1]
+    monkeypatch.setattr(ckpts, "SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
+    assert "not compared" in metrics.compare_with_shipped(shipped, cache)[1]
