@@ -177,14 +177,21 @@ def describe(ckpt: dict) -> str:
             f"on {s['device']}, validation loss {s['best_val_loss']:.3f} nats/note")
 
 
+def shipped_model() -> tuple[Path, str] | None:
+    """(:data:`SHIPPED_CHECKPOINT`, a phrase naming it and what it was trained on), or None when it is absent."""
+    if not SHIPPED_CHECKPOINT.is_file():
+        return None
+    return SHIPPED_CHECKPOINT, f"the shipped model {SHIPPED_CHECKPOINT}, {describe(read_checkpoint(SHIPPED_CHECKPOINT))}"
+
+
 def generation_checkpoint(out_dir) -> tuple[Path, str | None]:
     """The checkpoint to generate from: OUT_DIR's own (:func:`default_checkpoint`), else the shipped
     model with one line saying so, else OUT_DIR's missing path (loading it names what to run)."""
     own = default_checkpoint(out_dir)
-    if own.is_file() or not SHIPPED_CHECKPOINT.is_file():
+    shipped = None if own.is_file() else shipped_model()
+    if shipped is None:
         return own, None
-    return SHIPPED_CHECKPOINT, (f"no checkpoint in {out_dir}: using the shipped model {SHIPPED_CHECKPOINT}, "
-                                f"{describe(read_checkpoint(SHIPPED_CHECKPOINT))}")
+    return shipped[0], f"no checkpoint in {out_dir}: using {shipped[1]}"
 
 
 def init_checkpoint(spec: str) -> Path:
