@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .config import REPO_ROOT, Config
+from .config import SHIPPED_DATA_DIR, Config
 from .device import resolve_device
 from .midi import atomic_write_bytes
 from .model import build_from_config
@@ -31,9 +31,9 @@ CHECKPOINT_BEST = "ckpt_best.pt"  # the lowest validation loss so far: generate 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
 # setting must match the checkpoint's, or the resumed run would silently train something else.
-# The model that ships in the checkout (not under data/, which may live on Google Drive);
+# The model that ships in the checkout (beside the embedded corpus, wherever the data folder is);
 # rebuilt by scripts/build_shipped_model.py, described in data/pretrained/README.md.
-SHIPPED_CHECKPOINT = REPO_ROOT / "data" / "pretrained" / "piano_lstm.pt"
+SHIPPED_CHECKPOINT = SHIPPED_DATA_DIR / "pretrained" / "piano_lstm.pt"
 INFERENCE = "inference"  # the ``kind`` of an exported checkpoint: weights to generate from, no training state
 # Settings a fine-tuning run takes from its --init checkpoint: the model and what shapes its vocabulary.
 VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")

@@ -11,7 +11,7 @@ import datetime
 import os
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_checkpoint
+from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, config_differences, read_checkpoint, shipped_model
 from .config import Config
 from .tokens import Vocab
 
@@ -91,12 +91,16 @@ def find_checkpoint(outputs: str | os.PathLike) -> tuple[Path, str]:
     """The checkpoint to generate from and a sentence naming it: the newest run's ``ckpt_best.pt``.
 
     Looks in the outputs folder and its ``run-*`` folders (``ckpt_last.pt`` when a run has no
-    ``ckpt_best.pt``). Raises ``FileNotFoundError`` saying what to run when there is none.
+    ``ckpt_best.pt``); without any, the shipped model (:data:`checkpoint.SHIPPED_CHECKPOINT`).
+    Raises ``FileNotFoundError`` saying what to run when there is none of these.
     """
     for folder in run_folders(outputs):
         path = folder / CHECKPOINT_BEST
         path = path if path.is_file() else folder / CHECKPOINT_LAST
         stamp = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         return path, f"the newest trained model in {outputs}: {path} (saved {stamp})"
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped[0], f"{shipped[1]} (no model trained in {outputs} yet: run notebook 03 to train your own)"
     raise FileNotFoundError(f"no trained model in {outputs}: run notebook 03 (or `python -m melody_utils train`) "
                             f"first; in Colab with USE_DRIVE = True in both notebooks, so that this one sees it")

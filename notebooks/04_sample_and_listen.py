@@ -18,8 +18,8 @@
 #
 # **Reads:** the newest checkpoint of notebook 03 (`ckpt_best.pt` of the newest run in the outputs
 # folder: `outputs/`, or in Colab `MyDrive/melody-forge/outputs` on Google Drive, see `USE_DRIVE`
-# below), and the token cache it was trained on, for primers (rebuilt if missing). The output
-# names the checkpoint it uses.
+# below), else the shipped model (`data/pretrained/piano_lstm.pt`), and the token cache it was
+# trained on, for primers (rebuilt if missing). The output names the checkpoint it uses.
 # **Writes:** `improved_generated_output.midi` in the outputs folder, and the same music as
 # `improved_generated_output.wav`.
 #
@@ -82,8 +82,9 @@ print(f"preset {cfg.preset}: temperature {cfg.sample.temperature}, top-k {cfg.sa
 # ## The trained model
 #
 # The newest checkpoint in the outputs folder (the lowest-validation-loss one of the newest run);
-# the line below names it. Without one, run notebook 03 first (in Colab with `USE_DRIVE = True` in
-# both notebooks, so that this one sees what 03 wrote).
+# the line below names it. Without one, the shipped model plays: trained on the embedded piano corpus
+# (see `data/pretrained/README.md`). Run notebook 03 to train your own (in Colab with `USE_DRIVE = True`
+# in both notebooks, so that this one sees what 03 wrote).
 
 # %%
 checkpoint, about = runs.find_checkpoint(cfg.train.out_dir)
@@ -100,7 +101,7 @@ print(f"preset {train_cfg.preset}, {type(model).__name__}, trained {state['histo
 # model starts from a single middle C). The generated file holds only the new notes.
 
 # %%
-cache = corpus.prepare(train_cfg.data)  # the corpus the model was trained on (reloaded from its cache)
+cache = corpus.prepare(train_cfg.data, vocab=vocab)  # the corpus the model was trained on, in its vocabulary
 n_primer = sample.primer_length(model, cfg.sample.primer_notes)
 held_out, seen = cache.held_out_piece(), int(cache.piece_indices("train")[0])
 held_out_primer = cache.notes(held_out)[:n_primer]

@@ -96,7 +96,8 @@ def test_find_checkpoint_names_the_newest_best_checkpoint(setup):
     assert runs.find_checkpoint(out)[0] == out / T.CHECKPOINT_BEST
 
 
-def test_find_checkpoint_without_one_says_what_to_run(tmp_path):
+def test_find_checkpoint_without_one_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "SHIPPED_CHECKPOINT", tmp_path / "absent.pt")  # else the shipped model plays
     (tmp_path / "run-empty").mkdir()
     with pytest.raises(FileNotFoundError, match="run notebook 03"):
         runs.find_checkpoint(tmp_path)

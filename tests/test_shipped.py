@@ -183,3 +183,14 @@ def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, sh
     assert "not compared, its vocabulary differs" in metrics.compare_with_shipped(shipped, other)[1]
     monkeypatch.setattr(ckpts, "SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
     assert "not compared" in metrics.compare_with_shipped(shipped, cache)[1]
+
+
+def test_notebook_04_finds_the_shipped_model_when_notebook_03_has_not_run(trained, shipped, tmp_path):
+    from melody_utils import runs
+
+    path, about = runs.find_checkpoint(tmp_path / "outputs")
+    assert path == shipped and about.startswith(f"the shipped model {shipped}, trained on embedded") and "notebook 03" in about
+    run = tmp_path / "outputs" / "run-1"
+    run.mkdir(parents=True)
+    shutil.copy(trained[2] / CHECKPOINT_BEST, run / CHECKPOINT_BEST)
+    assert runs.find_checkpoint(tmp_path / "outputs")[0] == run / CHECKPOINT_BEST  # a trained model comes first
