@@ -357,8 +357,9 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
     t0 = time.time()
     keep = s.keep_primer or args.keep_primer
+    info = {}
     generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds)
+                                    controls=args.controls, seconds=args.seconds, info=info)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)
     notes_to_midi(notes, output)
@@ -366,7 +367,8 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
     print(f"generated {n_new} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
-          f"MIDI: {output}")
+          f"grammar mask: removed {100 * info['masked_mass']:.2f}% of the probability per note (notes at the "
+          f"previous onset not above it)\nMIDI: {output}")
     _after_generate(notes, vocab, train_cfg, args, cache)
     return output
 

@@ -29,6 +29,13 @@ Sampling-time controls (key, range, density, per-field temperature, repetition g
 ``steer.adjust(field, logits, history, pitch)``, before the filtering above; ``seconds``
 generates by length of music instead of by note count.
 
+Grammar: notes are stored onset first, then rising pitch, so a note at the previous note's
+onset (a step of exactly 0 s, the log grid's step bin 0; the seed grid has no such bin) must be
+higher than it. Every path samples the pitch first and then, when it is not above the previous
+note's, gives the 0-step bin no probability (:class:`GrammarMask`): a key struck twice at one
+onset cannot be generated. The probability the model gave those masked notes (at temperature 1,
+before top-k/top-p) is what it has not learnt yet; ``generate(info=...)`` reports its mean per note.
+
 Without a primer, generation starts from one default note (:data:`DEFAULT_PRIMER_NOTE`, middle C),
 which is not part of the output. Window models read the notes they have while there are fewer
 than ``model.window`` (no padding notes are invented).
@@ -130,8 +137,46 @@ def sample_logits(logits, u, temperature: float = 1.0, top_k: int = 0, top_p: fl
     order, cdf, n_keep = _cut(z, temperature, top_k, top_p)
     rows = np.arange(len(z))
     total = cdf[:, -1] if n_keep is None else cdf[rows, n_keep - 1]  # (N,) kept mass
-    j = (cdf < (np.reshape(u, -1) * total)[:, None]).sum(axis=-1)  # (N,) first position whose cdf reaches u * total
+    u = np.maximum(np.reshape(u, -1), np.finfo(np.float64).tiny)  # u > 0: a masked (zero-probability) id is never drawn
+    j = (cdf < (u * total)[:, None]).sum(axis=-1)  # (N,) first position whose cdf reaches u * total
     return (j if order is None else order[rows, j]).reshape(lead)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grammar-aware decoding
+# ---------------------------------------------------------------------------------------------
+def zero_step_id(vocab: Vocab) -> int | None:
+    """The step id meaning "same onset as the previous note" (a 0 s bin), or None when the grid has none."""
+    return 0 if vocab.step_bins.centers[0] == 0.0 else None
+
+
+class GrammarMask:
+    """Forbids a 0 step after a pitch at or below the previous note's, and totals the mass it removes.
+
+    ``apply(step_logits, pitch, prev_pitch)`` returns the (B, V) step logits with the 0-step id
+    set to -inf in the rows where ``pitch <= prev_pitch``; ``mean_mass`` is the mean per note of the
+    probability (softmax at temperature 1, before any cut) those ids had.
+    """
+
+    def __init__(self, zero_id: int | None):
+        self.zero = zero_id
+        self.mass, self.notes = 0.0, 0
+
+    def apply(self, step_logits: np.ndarray, pitch: np.ndarray, prev_pitch: np.ndarray) -> np.ndarray:
+        self.notes += len(pitch)
+        bad = np.asarray(pitch) <= np.asarray(prev_pitch)  # (B,)
+        if self.zero is None or not bad.any():
+            return step_logits
+        z = np.asarray(step_logits, dtype=np.float64)[bad]  # (b, V)
+        p = np.exp(z - z.max(axis=-1, keepdims=True))
+        self.mass += float((p[:, self.zero] / p.sum(axis=-1)).sum())
+        out = np.array(step_logits, copy=True)
+        out[bad, self.zero] = -np.inf
+        return out
+
+    @property
+    def mean_mass(self) -> float:
+        return self.mass / max(self.notes, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +303,8 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
 
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
-             progress: bool = False, controls=None, seconds: float | None = None) -> np.ndarray:
+             progress: bool = False, controls=None, seconds: float | None = None,
+             info: dict | None = None) -> np.ndarray:
     """Sample ``n_notes`` new notes after ``primer``: (batch, n_notes, F) int16 tokens, new notes only.
 
     ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
@@ -268,7 +314,8 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     The same ``seed`` gives the same notes (on the same path and machine). ``controls``: a
     :class:`~melody_utils.controls.Controls` (None = off). ``seconds``: generate until every row's
     latest onset reaches this many seconds (``n_notes`` is then ignored; the last note is the first
-    at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds.
+    at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds. ``info``: a dict that
+    receives ``masked_mass``, the mean per note of the probability the grammar mask removed.
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)
@@ -284,24 +331,32 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     steps = NoteClock(out, vocab, seconds, progress)
     knobs = (temperature, top_k, top_p)
     steer = Steering(controls, vocab, temperature)
+    mask = GrammarMask(zero_step_id(vocab))
     was_training = model.training
     model.eval()
     try:
         if model.causal and fast and device.type == "cpu":
-            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps, steer)
+            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps, steer, mask)
         else:
             model.to(device)
             with torch.no_grad():
                 if model.causal:
-                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer)
+                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer, mask)
                 else:
-                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer)
+                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer, mask)
     finally:
         model.train(was_training)
+    if info is not None:
+        info["masked_mass"] = mask.mean_mass
     return out[:, : steps.count].astype(np.int16)
 
 
-def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: Steering) -> None:
+def _prev_pitch(prim, out, i: int) -> np.ndarray:
+    """(B,) pitch ids of the note before new note ``i``: the primer's last, then the previous new one."""
+    return out[:, i - 1, 0] if i else np.full(len(out), prim[-1, 0])
+
+
+def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: Steering, mask: GrammarMask) -> None:
     B, F = out.shape[0], out.shape[2]
     state = stepper.zero_state(B)
     for note in prim:  # feed the primer once
@@ -309,7 +364,8 @@ def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: S
     for i in steps:
         u = rng.random((F, B))  # one uniform per field and row
         pitch = sample_logits(steer.adjust(0, stepper.pitch_logits(h), out[:, :i]), u[0], *knobs)  # (B,)
-        logits = stepper.rest_logits(h, pitch)  # (B, F-1, V_max)
+        logits = stepper.rest_logits(h, pitch)  # (B, F-1, V_max), step first
+        logits[:, 0] = mask.apply(logits[:, 0], pitch, _prev_pitch(prim, out, i))
         for f, n in enumerate(stepper.sizes[1:], 1):
             logits[:, f - 1, :n] = steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
         rest = sample_logits(logits, u[1:].T, *knobs)  # (B, F-1)
@@ -319,7 +375,7 @@ def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: S
             h, state = stepper.step(out[:, i], state)
 
 
-def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering) -> None:
+def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask) -> None:
     B, F = out.shape[0], out.shape[2]
     x = torch.as_tensor(prim, device=device)[None].expand(B, -1, -1)  # (B, P, F)
     hs, state = model.encode(x)  # the primer once: (B, P, H)
@@ -328,15 +384,17 @@ def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: S
         u = rng.random((F, B))
         pitch = sample_logits(steer.adjust(0, model.pitch_head(h).cpu().numpy(), out[:, :i]), u[0], *knobs)  # (B,)
         logits = model.heads(h, torch.as_tensor(pitch, device=device))  # [(B, V_f)] conditioned on the pitch
+        logits = [lg.cpu().numpy() for lg in logits]
+        logits[1] = mask.apply(logits[1], pitch, _prev_pitch(prim, out, i))
         out[:, i, 0] = pitch
         for f in range(1, F):
-            out[:, i, f] = sample_logits(steer.adjust(f, logits[f].cpu().numpy(), out[:, :i], pitch), u[f], *knobs)
+            out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], pitch), u[f], *knobs)
         if i + 1 < len(out[0]):
             hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state)  # (B, 1, H)
             h = hs[:, 0]
 
 
-def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: Steering) -> None:
+def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask) -> None:
     B, n, F = out.shape
     W = model.window
     n_model = len(model.sizes)  # 3: the seed's models leave velocity to a constant
@@ -346,10 +404,12 @@ def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: 
         out[:, :, n_model:] = vocab.encode_note(*DEFAULT_PRIMER_NOTE)[n_model:]
     for i in steps:
         window = torch.as_tensor(notes[:, max(0, P + i - W): P + i], device=device)  # (B, <=W, F)
-        logits = model(window)  # [(B, V_f)]
+        logits = [lg.cpu().numpy() for lg in model(window)]  # [(B, V_f)]
         u = rng.random((F, B))
-        for f in range(n_model):
-            out[:, i, f] = sample_logits(steer.adjust(f, logits[f].cpu().numpy(), out[:, :i], out[:, i, 0]), u[f], *knobs)
+        out[:, i, 0] = sample_logits(steer.adjust(0, logits[0], out[:, :i]), u[0], *knobs)  # the pitch first,
+        logits[1] = mask.apply(logits[1], out[:, i, 0], _prev_pitch(prim, out, i))  # then the step consistent with it
+        for f in range(1, n_model):
+            out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], out[:, i, 0]), u[f], *knobs)
         notes[:, P + i] = out[:, i]
 
 
@@ -379,19 +439,21 @@ def primer_length(model, primer_notes: int) -> int:
 
 
 def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: str = "cpu",
-                      progress: bool = False, controls=None, seconds: float | None = None) -> GenerateFn:
+                      progress: bool = False, controls=None, seconds: float | None = None,
+                      info: dict | None = None) -> GenerateFn:
     """The one generation contract, for a trained model: ``generate_fn(temperature=, top_k=, top_p=,
     n_notes=, seed=, primer=) -> Notes`` (:func:`generate_notes` with those knobs).
 
     The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
     sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
     all call a model through it, so a test can pass a fake with the same keywords. ``controls``
-    and ``seconds`` (see :func:`generate`) are bound here, so the contract stays the same.
+    and ``seconds`` (see :func:`generate`) are bound here, so the contract stays the same. ``info``: a dict
+    that receives each call's ``masked_mass`` (see :func:`generate`).
     """
 
     def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
-                              controls=controls, seconds=seconds)
+                              controls=controls, seconds=seconds, info=info)
 
     return generate_fn

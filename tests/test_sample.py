@@ -8,7 +8,8 @@ from melody_utils.midi import Notes
 from melody_utils.model import build_model
 from melody_utils.sample import (NumpyStepper, filter_logits, generate, generate_notes, sample_logits,
                                  validate_sampling)
-from melody_utils.tokens import seed_vocab
+from melody_utils.quantize import log_bins, seed_duration_bins
+from melody_utils.tokens import Vocab, seed_vocab
 
 torch.set_num_threads(1)
 
@@ -247,3 +248,59 @@ def test_primer_length_gives_window_models_a_full_window():
     window = build_model(ModelConfig(arch="baseline", hidden=8), vocab, 16)
     assert sample.primer_length(causal, 8) == 8 and sample.primer_length(causal, 40) == 40
     assert sample.primer_length(window, 8) == 16 and sample.primer_length(window, 40) == 40
+
+
+# ---- grammar-aware decoding: no key struck twice at one onset ----
+def chord_vocab():
+    """A vocabulary whose step bin 0 is exactly 0 s (same onset as the previous note)."""
+    return Vocab(log_bins(6, 0.05, 1.0, zero=True), seed_duration_bins(), name="log")
+
+
+def chord_happy_model(arch, chained=True, seed=0):
+    """A model that loves 0 steps and low pitches, so it would often repeat or descend at one onset."""
+    torch.manual_seed(seed)
+    vocab = chord_vocab()
+    model = build_model(ModelConfig(arch=arch, chained=chained, **TINY), vocab, 8)
+    with torch.no_grad():
+        step_head = model.rest_heads[0] if arch == "causal" else model.heads[1]
+        step_head.bias[0] += 4.0
+        pitch_head = model.pitch_head if arch == "causal" else model.heads[0]
+        pitch_head.bias[:] = torch.linspace(3.0, -3.0, vocab.n_pitch)
+    return model, vocab
+
+
+def grammar_violations(primer, new) -> int:
+    """Notes with a 0 step and a pitch at or below the note before them."""
+    t = np.concatenate([primer[-1:], new])
+    return int(((t[1:, 1] == 0) & (t[1:, 0] <= t[:-1, 0])).sum())
+
+
+@pytest.mark.parametrize("arch,chained,fast", [("causal", True, True), ("causal", True, False),
+                                               ("causal", False, True), ("causal", False, False),
+                                               ("baseline", False, False), ("advanced", False, False)])
+def test_no_generated_note_repeats_or_descends_at_one_onset(arch, chained, fast):
+    model, vocab = chord_happy_model(arch, chained)
+    rng = np.random.default_rng(0)
+    removed = []
+    for trial in range(6):  # random seeds and sampling settings, greedy included
+        knobs = dict(temperature=float(rng.choice([0.5, 1.0, 1.5])), top_k=int(rng.choice([0, 1, 3])),
+                     top_p=float(rng.choice([1.0, 0.9, 0.5])))
+        primer = random_tokens(vocab, 5, seed=trial)
+        info = {}
+        out = generate(model, vocab, 40, primer, batch=3, seed=trial, fast=fast, info=info, **knobs)
+        for row in out:
+            assert grammar_violations(primer, row) == 0, knobs
+        assert 0.0 <= info["masked_mass"] < 1.0
+        removed.append(info["masked_mass"])
+    assert max(removed) > 0.05  # the model wanted such notes: the mask did remove mass
+
+
+def test_grammar_mask_removes_exactly_the_zero_step_where_the_pitch_does_not_rise():
+    mask = sample.GrammarMask(0)
+    logits = np.zeros((3, 4))  # uniform: the 0-step id has probability 1/4
+    out = mask.apply(logits, pitch=np.array([5, 4, 6]), prev_pitch=np.array([5, 5, 5]))
+    assert np.isneginf(out[:2, 0]).all() and np.isfinite(out[2]).all() and np.isfinite(out[:2, 1:]).all()
+    assert mask.mean_mass == pytest.approx(2 * 0.25 / 3)
+    assert sample_logits(out, np.zeros(3))[:2].tolist() == [1, 1]  # u = 0 never draws a masked id
+    no_zero = sample.GrammarMask(sample.zero_step_id(seed_vocab()))  # the seed grid has no 0 bin
+    assert no_zero.apply(logits, np.array([1]), np.array([5])) is logits and no_zero.mean_mass == 0.0
