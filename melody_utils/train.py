@@ -5,8 +5,10 @@ forward pass runs under ``torch.autocast`` (bf16 where supported, else fp16 with
 scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
 
 - Optimiser: Adam at ``cfg.train.lr``, linear warm-up (``warmup_steps``, at most a fifth of
-  the run) then cosine decay to a tenth of the peak, global grad-norm clipping. Loss: ``model.loss(batch)``, the sum over heads of the mean
-  cross-entropy (nats per note).
+  the run) then cosine decay to a tenth of the peak, global grad-norm clipping. With a
+  ``time_budget_s`` the cosine ends with the budget too (whichever of steps and seconds is
+  further along), so a run stopped by its budget has annealed rather than stopping at the peak.
+  Loss: ``model.loss(batch)``, the sum over heads of the mean cross-entropy (nats per note).
 - Data: causal models learn from windows of ``cfg.data.window`` notes every
   ``cfg.data.stride``; the seed's window->next models (``baseline``/``advanced``) from windows
   of ``cfg.data.seed_window`` notes at stride 1, as the seed did.
@@ -16,6 +18,8 @@ scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
   so a run killed at any moment keeps its last complete checkpoint.
 - Resume: when ``out_dir/ckpt_last.pt`` exists, training continues from it (mid-epoch
   included) and the loss curve goes on exactly as an uninterrupted run's would on a CPU.
+  ``time_budget_s`` counts the seconds of every session of a run (the checkpoint keeps them),
+  and a budgeted schedule follows the clock: such runs are not reproducible step for step.
 - Seeded: torch, numpy, Python's ``random`` and the data order follow ``cfg.train.seed``.
 
 Where a run stands (step, epoch, position in the epoch, best validation loss, history, random
@@ -67,13 +71,18 @@ def window_and_stride(cfg: Config, causal: bool) -> tuple[int, int]:
     return (cfg.data.window, cfg.data.stride) if causal else (cfg.data.seed_window, 1)
 
 
-def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
-    """Multiplier of the peak lr at ``step``: linear warm-up, then cosine down to MIN_LR_FRACTION."""
+def lr_factor(step: int, warmup_steps: int, total_steps: int, time_fraction: float = 0.0) -> float:
+    """Multiplier of the peak lr at ``step``: linear warm-up, then cosine down to MIN_LR_FRACTION.
+
+    ``time_fraction``: share of the time budget spent; after warm-up the cosine follows whichever
+    of steps and time is further along, so it reaches its floor when the budget ends.
+    """
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    if total_steps <= warmup_steps:
+    if total_steps <= warmup_steps and not time_fraction:
         return 1.0
-    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    by_steps = (step - warmup_steps) / (total_steps - warmup_steps) if total_steps > warmup_steps else 0.0
+    progress = min(1.0, max(by_steps, time_fraction))
     return MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -85,9 +94,10 @@ def make_schedule(tc: TrainConfig, n_batches: int) -> dict:
             "min_lr_fraction": MIN_LR_FRACTION}
 
 
-def get_lr(peak_lr: float, step: int, schedule: dict) -> float:
-    """The learning rate at optimizer step ``step`` of ``schedule`` (:func:`make_schedule`)."""
-    return peak_lr * lr_factor(step, schedule["warmup_steps"], schedule["total_steps"])
+def get_lr(peak_lr: float, step: int, schedule: dict, time_fraction: float = 0.0) -> float:
+    """The learning rate at optimizer step ``step`` of ``schedule`` (:func:`make_schedule`), with
+    ``time_fraction`` of the time budget spent (see :func:`lr_factor`)."""
+    return peak_lr * lr_factor(step, schedule["warmup_steps"], schedule["total_steps"], time_fraction)
 
 
 def _notes_in(batch: dict, causal: bool) -> int:
@@ -156,6 +166,7 @@ class TrainState:
     history: dict = field(default_factory=dict)  # see new_history: one entry per evaluation
     best_val_loss: float = float("inf")  # the lowest validation (else training) loss so far
     running: dict = field(default_factory=_new_running)  # loss, notes and seconds since the last history entry
+    trained_s: float = 0.0  # seconds of earlier sessions of this run (time_budget_s counts them); saved by save()
 
     KEYS = ("epoch", "batch_in_epoch", "step", "history", "best_val_loss", "running")
 
@@ -171,7 +182,7 @@ class TrainState:
             raise ValueError(f"checkpoint {path} holds no training state ({', '.join(missing)} missing), so training "
                              f"cannot resume from it; pass --no-resume (resume=False) or choose another out_dir")
         set_rng_state(ckpt["rng"])
-        return cls(**{k: ckpt[k] for k in cls.KEYS})
+        return cls(**{k: ckpt[k] for k in cls.KEYS}, trained_s=ckpt.get("trained_s", 0.0))
 
     def epochs_done(self, n_batches: int) -> float:
         return self.epoch + self.batch_in_epoch / n_batches
@@ -196,6 +207,7 @@ class Run:
     show: bool  # the progress bar and per-epoch lines
     t_start: float = 0.0
     bar: object = None  # one progress bar (tqdm) for the whole run, in optimizer steps; None when not shown
+    clock: Callable[[], float] = time.time  # seconds now; tests pass a fake one
 
     @property
     def n_batches(self) -> int:
@@ -232,7 +244,7 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     return train_loader, val_loader
 
 
-def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool) -> Run:
+def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock: Callable[[], float]) -> Run:
     """Device, model (seeded: reproducible initial weights), loaders, optimiser and schedule."""
     tc = cfg.train
     device = resolve_device(tc.device)
@@ -251,7 +263,7 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool) -> Run
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bf16 and fp32 need no scaling
     return Run(cfg, cache.vocab, model, optimizer, scaler, ctx, device, train_loader, val_loader,
-               make_schedule(tc, len(train_loader)), out_dir, main, show)
+               make_schedule(tc, len(train_loader)), out_dir, main, show, clock=clock)
 
 
 def _resume(run: Run, path: Path) -> TrainState:
@@ -298,14 +310,26 @@ def save(run: Run, state: TrainState, path: Path) -> None:
     """One checkpoint of the model, optimiser and training state (only the main process writes)."""
     if run.main:
         save_checkpoint(path, run.model, run.cfg, run.vocab, run.optimizer, scaler=run.scaler.state_dict(),
-                        scheduler=run.schedule, device=str(run.device), **state.to_checkpoint())
+                        scheduler=run.schedule, device=str(run.device), **state.to_checkpoint(),
+                        trained_s=elapsed_s(run, state))
 
 
-def should_stop(tc: TrainConfig, state: TrainState, t_start: float) -> str | None:
-    """The limit the run has reached (``"train.max_steps=60"``), or None to go on."""
+def elapsed_s(run: Run, state: TrainState) -> float:
+    """Seconds of training in this run, its earlier sessions included (what time_budget_s counts)."""
+    return state.trained_s + run.clock() - run.t_start
+
+
+def time_fraction(run: Run, state: TrainState) -> float:
+    """Share of ``train.time_budget_s`` spent (0 without a budget): the lr schedule follows it too."""
+    budget = run.cfg.train.time_budget_s
+    return elapsed_s(run, state) / budget if budget else 0.0
+
+
+def should_stop(tc: TrainConfig, state: TrainState, elapsed: float) -> str | None:
+    """The limit the run has reached (``"train.max_steps=60"``) after ``elapsed`` seconds, or None to go on."""
     if tc.max_steps and state.step >= tc.max_steps:
         return f"train.max_steps={tc.max_steps}"
-    if tc.time_budget_s and time.time() - t_start >= tc.time_budget_s:
+    if tc.time_budget_s and elapsed >= tc.time_budget_s:
         return f"train.time_budget_s={tc.time_budget_s:g}"
     return None
 
@@ -351,9 +375,9 @@ def record(run: Run, state: TrainState, t_eval: float) -> bool:
     h["val_loss"].append(val_loss)
     for f in run.vocab.fields:
         h[f"val_{f}"].append(val_heads.get(f, float("nan")))
-    h["lr"].append(get_lr(run.cfg.train.lr, max(state.step - 1, 0), run.schedule))
+    h["lr"].append(run.optimizer.param_groups[0]["lr"])  # the last step's
     h["notes_per_s"].append(running["notes"] / max(running["seconds"], 1e-9))
-    h["seconds"].append(running["seconds"] + time.time() - t_eval)
+    h["seconds"].append(running["seconds"] + run.clock() - t_eval)
     state.running = _new_running()
     score = val_loss if math.isfinite(val_loss) else train_loss
     improved = score < state.best_val_loss
@@ -368,7 +392,7 @@ def record(run: Run, state: TrainState, t_eval: float) -> bool:
 
 def _end_of_epoch(run: Run, state: TrainState, on_epoch) -> None:
     """Record one history entry and save: ckpt_best.pt (at a new best), history.json, ckpt_last.pt."""
-    improved = record(run, state, time.time())
+    improved = record(run, state, run.clock())
     # ckpt_last.pt goes last: a run killed between these writes resumes from the previous
     # ckpt_last.pt and redoes this epoch, rewriting ckpt_best.pt and history.json (else a kill
     # right after ckpt_last.pt would lose this epoch's best checkpoint and history entry).
@@ -385,7 +409,7 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
     """Train on the rest of the current epoch; returns the limit that stopped it, if any."""
     tc, n_batches, causal = run.cfg.train, run.n_batches, distributed.unwrap(run.model).causal
     run.train_loader.sampler.set_epoch(state.epoch)  # the order depends on (seed, epoch) only: resumable
-    t_seg = last_save = time.time()
+    t_seg = last_save = run.clock()
     bar = run.bar
     if bar is not None:
         bar.set_description(f"epoch {state.epoch + 1}/{tc.epochs}", refresh=False)
@@ -394,7 +418,7 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
     stop = None
     for batch in batches:
         batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
-        lr = get_lr(tc.lr, state.step, run.schedule)
+        lr = get_lr(tc.lr, state.step, run.schedule, time_fraction(run, state))
         loss_value = train_step(run, batch, lr, state.step)
         state.step += 1
         state.batch_in_epoch += 1
@@ -404,17 +428,17 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
-        stop = should_stop(tc, state, run.t_start)
+        stop = should_stop(tc, state, elapsed_s(run, state))
         if tc.time_budget_s and distributed.any_rank(stop is not None):  # all ranks stop at the same step
             stop = stop or f"train.time_budget_s={tc.time_budget_s:g}"
         if stop:
             break
-        if checkpoint_every_s and time.time() - last_save >= checkpoint_every_s and state.batch_in_epoch < n_batches:
-            state.running["seconds"] += time.time() - t_seg
-            t_seg = time.time()
+        if checkpoint_every_s and run.clock() - last_save >= checkpoint_every_s and state.batch_in_epoch < n_batches:
+            state.running["seconds"] += run.clock() - t_seg
+            t_seg = run.clock()
             save(run, state, run.out_dir / CHECKPOINT_LAST)  # mid-epoch: resumes at this batch
-            last_save = time.time()
-    state.running["seconds"] += time.time() - t_seg
+            last_save = run.clock()
+    state.running["seconds"] += run.clock() - t_seg
     if state.batch_in_epoch >= n_batches:
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
     return stop
@@ -422,7 +446,7 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
 
 def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
-          init=None) -> dict:
+          init=None, clock: Callable[[], float] = time.time) -> dict:
     """Train the model ``cfg`` describes on ``cache``; returns the history (see :func:`new_history`).
 
     Writes ``ckpt_last.pt``, ``ckpt_best.pt`` and ``history.json`` to ``out_dir`` (default
@@ -433,9 +457,10 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     ``on_epoch(history)`` is called after every history entry (e.g. a live loss plot).
     ``init``: a checkpoint whose weights a new run starts from (fine-tuning; ``cache`` tokenized
     with its vocabulary); a resumed run continues from its own ``ckpt_last.pt`` instead.
+    ``clock``: seconds now (tests pass a fake one to run a time budget without waiting).
     """
     tc = cfg.train
-    run = _setup(cfg, cache, Path(out_dir or tc.out_dir), progress)
+    run = _setup(cfg, cache, Path(out_dir or tc.out_dir), progress, clock)
     last_path = run.out_dir / CHECKPOINT_LAST
     if resume and last_path.is_file():
         state = _resume(run, last_path)
@@ -445,8 +470,8 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
             _load_init(run, Path(init))
     if distributed.is_initialized():  # after resuming: DDP averages gradients over ranks (see distributed.py)
         run.model = distributed.wrap_model(run.model, run.device)
-    run.t_start = time.time()
-    stop = should_stop(tc, state, run.t_start)
+    run.t_start = clock()
+    stop = should_stop(tc, state, elapsed_s(run, state))
     if state.epoch >= tc.epochs or stop:
         if run.show:
             print(f"nothing to train: {last_path} already reached {stop or f'train.epochs={tc.epochs}'}; "

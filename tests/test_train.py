@@ -65,6 +65,42 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
     assert T.lr_factor(10_000, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)  # no wrap-around past the end
 
 
+def test_time_budget_ends_the_cosine_at_its_floor():
+    assert T.lr_factor(20, 10, 10_000, time_fraction=1.0) == pytest.approx(T.MIN_LR_FRACTION)
+    assert T.lr_factor(20, 10, 10_000, time_fraction=0.5) == pytest.approx(T.lr_factor(5005, 10, 10_000))
+    assert T.lr_factor(9_000, 10, 10_000, time_fraction=0.1) == T.lr_factor(9_000, 10, 10_000)  # the further along wins
+    assert T.lr_factor(5, 10, 10_000, time_fraction=0.9) == pytest.approx(0.6)  # warm-up stays by steps
+
+
+class FakeClock:
+    """Seconds that advance by ``tick`` at every reading (a time budget without waiting); the
+    ``kill_at``-th reading raises, like a run killed mid-way."""
+
+    def __init__(self, tick: float, kill_at: int = 0):
+        self.now, self.tick, self.readings, self.kill_at = 1000.0, tick, 0, kill_at
+
+    def __call__(self) -> float:
+        self.readings += 1
+        if self.readings == self.kill_at:
+            raise KeyboardInterrupt
+        self.now += self.tick
+        return self.now
+
+
+def test_a_time_budget_anneals_to_the_floor_and_counts_across_resumes(cache, tmp_path):
+    cfg = tiny_cfg(**{"train.epochs": 1000, "train.time_budget_s": 30.0, "train.warmup_steps": 2})
+    with pytest.raises(KeyboardInterrupt):  # killed half-way through the budget
+        T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5, kill_at=30))
+    first = json.loads((tmp_path / T.HISTORY_FILE).read_text())
+    assert len(first["lr"]) >= 1 and first["lr"][-1] > 2e-3 * T.MIN_LR_FRACTION  # killed before the floor
+    h = T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5))  # resumed: the first seconds count
+    assert h["step"][-1] < 1000 * 4  # stopped by the budget, not the epochs
+    assert h["lr"][-1] == pytest.approx(2e-3 * T.MIN_LR_FRACTION, rel=0.05)  # the last step ran at the floor
+    assert all(a > b for a, b in zip(h["lr"][1:], h["lr"][2:]))  # the schedule did not restart on resume
+    again = T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5))
+    assert again["step"] == h["step"]  # the budget is spent: nothing more to train
+
+
 def test_warmup_never_takes_the_whole_run(cache, tmp_path):
     h = T.train(tiny_cfg(**{"train.warmup_steps": 1000, "train.epochs": 3}), cache, tmp_path, progress=False)
     assert h["lr"][0] > h["lr"][-1]  # a short run still decays, even with a long configured warm-up
