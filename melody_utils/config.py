@@ -64,6 +64,8 @@ class ModelConfig:
     dropout: float = 0.1  # dropout between LSTM layers and before the heads
     attn_heads: int = 4  # self-attention heads (MusicLSTM_Advanced)
     chained: bool = True  # step/duration heads see the pitch just chosen (False: three independent heads, like the seed)
+    chain_all: bool = False  # with chained: duration also sees the step, velocity all fields before it (causal model)
+    interval_emb: int = 0  # > 0: embed the interval to the previous note's pitch beside the pitch (causal model)
 
 
 @dataclass

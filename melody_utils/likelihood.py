@@ -80,7 +80,7 @@ def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = Fa
                     x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
                     x = x[:, : y.shape[1]]
                     h, state = model.encode(x, state)
-                    logits = model.heads(h, next_pitch=y[..., 0])
+                    logits = model.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
                     first = max(context - 1 - a, 0)  # position i predicts note a + i + 1
                     if first >= y.shape[1]:
                         continue

@@ -17,8 +17,9 @@ Models:
   bidirectional LSTM -> multi-head self-attention with residual + LayerNorm -> mean over
   positions -> three heads. ~20.6 M parameters at seed sizes.
 - :class:`CausalLSTM` (``arch="causal"``, the default): unidirectional LSTM over the concatenated
-  field embeddings, a next-note prediction at every position, optionally "chained" heads: step,
-  duration (and velocity) see the pitch of the note being predicted.
+  field embeddings (optionally also the interval to the previous note's pitch), a next-note
+  prediction at every position, optionally "chained" heads: step, duration (and velocity) see
+  the pitch of the note being predicted (and, with ``chain_all``, every field chosen before them).
 
 Window models ignore a velocity column (the seed did not model velocity); the causal model adds
 a velocity head when the vocabulary has ``velocity_bins > 0``.
@@ -34,6 +35,8 @@ from .config import Config, ModelConfig
 from .tokens import Vocab
 
 ARCHS = ("causal", "advanced", "baseline")
+INTERVAL_MAX = 24  # interval inputs: semitones to the previous note, clipped to +-this (two octaves)
+NO_INTERVAL = 2 * INTERVAL_MAX + 1  # the interval id of a note with no previous note (a piece's first)
 SEED_FIELDS = 3  # pitch, step, duration: what the seed's window models read and predict
 
 # The seed notebook's sizes, for comparing with it (``seed_model_config``).
@@ -135,6 +138,15 @@ class MusicLSTM_Advanced(_WindowModel):
         return [head(pooled) for head in self.heads]  # [(B, V_f)]
 
 
+def interval_ids(pitch: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+    """(B, T) pitch ids and (B,) the pitch before them (None: none) -> (B, T) interval ids."""
+    before = torch.cat([pitch[:, :1] if prev is None else prev[:, None], pitch[:, :-1]], dim=1)  # (B, T)
+    ids = (pitch - before).clamp(-INTERVAL_MAX, INTERVAL_MAX) + INTERVAL_MAX
+    if prev is None:
+        ids[:, 0] = NO_INTERVAL
+    return ids
+
+
 class CausalLSTM(nn.Module):
     """Unidirectional LSTM language model over notes, predicting the next note at every position.
 
@@ -143,55 +155,79 @@ class CausalLSTM(nn.Module):
     heads read ``relu(W [h; emb_out(pitch)])``, the pitch being that of the predicted note (the
     target in training, the sampled one in generation), so e.g. a low bass note can get a longer
     duration than a high one at the same position. With ``chained=False`` all heads read ``h``
-    and are sampled independently, as in the seed.
+    and are sampled independently, as in the seed. With ``chain_all`` (chained models) each of
+    the other heads also sees the fields chosen before it: duration sees pitch and step, velocity
+    sees pitch, step and duration (each earlier field adds an embedding to the heads' hidden
+    pre-activation). ``interval_emb`` > 0 adds an embedding of the interval to the previous note's
+    pitch (:func:`interval_ids`) to every input; the state then carries the last pitch.
     """
 
     causal = True
 
     def __init__(self, vocab: Vocab, emb: tuple[int, ...] = (64, 32, 32, 16), hidden: int = 256,
-                 layers: int = 2, dropout: float = 0.1, chained: bool = True, window: int = 64):
+                 layers: int = 2, dropout: float = 0.1, chained: bool = True, window: int = 64,
+                 interval_emb: int = 0, chain_all: bool = False):
         super().__init__()
         self.sizes = vocab.sizes  # ids per field, 3 or 4 fields
         self.fields = vocab.fields
         self.n_fields = len(self.sizes)
         self.hidden, self.layers, self.chained = hidden, layers, chained
+        self.chain_all = chained and chain_all
         self.window = window  # training window; generation carries the state past it
         self.embs = _embeddings(vocab, emb[: self.n_fields])
-        self.lstm = nn.LSTM(sum(emb[: self.n_fields]), hidden, num_layers=layers, batch_first=True,
+        self.interval = nn.Embedding(NO_INTERVAL + 1, interval_emb) if interval_emb else None
+        self.lstm = nn.LSTM(sum(emb[: self.n_fields]) + interval_emb, hidden, num_layers=layers, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.pitch_head = nn.Linear(hidden, self.sizes[0])
         if chained:
             self.pitch_out = nn.Embedding(self.sizes[0], emb[0])  # the chosen pitch, as the other heads see it
             self.cond = nn.Linear(hidden + emb[0], hidden)
+        if self.chain_all:  # field k (step, duration, ...) as the heads after it see it
+            self.chain_embs = nn.ModuleList(nn.Embedding(n, hidden) for n in self.sizes[1:-1])
         self.rest_heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes[1:])
 
     # ---- pieces, also used by generation ----
     def encode(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
-        """(B, T, F) ids -> LSTM outputs (B, T, H) and the final state ((L, B, H), (L, B, H))."""
+        """(B, T, F) ids -> LSTM outputs (B, T, H) and the final state ((L, B, H), (L, B, H)[, (B,) last pitch])."""
         _check_tokens(x, self.n_fields)
         e = _embed(self.embs, x[..., : self.n_fields])  # (B, T, E)
+        if self.interval is not None:
+            prev = None if state is None else state[2]
+            e = torch.cat([e, self.interval(interval_ids(x[..., 0], prev))], dim=-1)  # (B, T, E + e_int)
+            state = None if state is None else state[:2]
         out, state = self.lstm(e, state)  # (B, T, H)
+        if self.interval is not None:
+            state = (*state, x[:, -1, 0])
         return self.drop(out), state
 
-    def heads(self, h: torch.Tensor, next_pitch: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def heads(self, h: torch.Tensor, next_pitch: torch.Tensor | None = None,
+              next_rest: torch.Tensor | None = None) -> list[torch.Tensor]:
         """LSTM outputs (..., H) -> logits per field [(..., V_f)].
 
         For chained models the non-pitch heads are conditioned on ``next_pitch`` (..., the pitch
-        id of the note being predicted); when None, the most likely pitch is used.
+        id of the note being predicted); when None, the most likely pitch is used. With
+        ``chain_all`` the head of field f also sees ``next_rest[..., :f-1]`` (the ids of the fields
+        between pitch and f; when None, the most likely ones).
         """
         pitch_logits = self.pitch_head(h)  # (..., V_pitch)
         if not self.chained:
             return [pitch_logits] + [head(h) for head in self.rest_heads]
         if next_pitch is None:
             next_pitch = pitch_logits.argmax(-1)
-        z = F.relu(self.cond(torch.cat([h, self.pitch_out(next_pitch)], dim=-1)))  # (..., H)
-        return [pitch_logits] + [head(z) for head in self.rest_heads]
+        pre = self.cond(torch.cat([h, self.pitch_out(next_pitch)], dim=-1))  # (..., H)
+        out = [pitch_logits]
+        for k, head in enumerate(self.rest_heads):
+            out.append(head(F.relu(pre)))
+            if self.chain_all and k < len(self.chain_embs):  # the fields after k see the id chosen for k
+                pre = pre + self.chain_embs[k](out[-1].argmax(-1) if next_rest is None else next_rest[..., k])
+        return out
 
-    def forward(self, x: torch.Tensor, next_pitch: torch.Tensor | None = None, state=None) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, next_pitch: torch.Tensor | None = None, state=None,
+                next_rest: torch.Tensor | None = None) -> list[torch.Tensor]:
         """(B, T, F) ids -> logits of the next note at every position [(B, T, V_f)]."""
         h, _ = self.encode(x, state)
-        return self.heads(h, next_pitch)
+        return self.heads(h, next_pitch, next_rest)
 
     def step(self, x_t: torch.Tensor, state=None, next_pitch: torch.Tensor | None = None):
         """One note (B, F) -> (logits [(B, V_f)], new state): carries the LSTM state, O(1) per note."""
@@ -203,7 +239,7 @@ class CausalLSTM(nn.Module):
         dev = next(self.parameters()).device
         x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
         y = batch["targets"].to(dev, non_blocking=True)  # (B, T, F)
-        logits = self(x, next_pitch=y[..., 0])  # teacher forcing: the heads see the true next pitch
+        logits = self(x, next_pitch=y[..., 0], next_rest=y[..., 1:])  # teacher forcing: the heads see the true next note
         return _cross_entropies(logits, y, self.fields)
 
 
@@ -216,7 +252,7 @@ def build_model(model_cfg: ModelConfig, vocab: Vocab, window: int) -> nn.Module:
         raise ValueError(f"model.dropout={c.dropout} must be in [0, 1)")
     if c.arch == "causal":
         emb = (c.emb_pitch, c.emb_step, c.emb_dur, c.emb_vel)
-        return CausalLSTM(vocab, emb, c.hidden, c.layers, c.dropout, c.chained, window)
+        return CausalLSTM(vocab, emb, c.hidden, c.layers, c.dropout, c.chained, window, c.interval_emb, c.chain_all)
     emb = (c.emb_pitch, c.emb_step, c.emb_dur)
     if c.arch == "advanced":
         return MusicLSTM_Advanced(vocab, emb, c.hidden, c.layers, c.dropout, c.attn_heads, window)

@@ -52,6 +52,7 @@ import torch
 from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
 from .device import resolve_device
 from .midi import DEFAULT_VELOCITY, Notes
+from .model import INTERVAL_MAX, NO_INTERVAL
 from .tokens import Vocab
 
 DEFAULT_PRIMER_NOTE = (60, 0.0, 0.5, DEFAULT_VELOCITY)  # middle C, half a second: (pitch, step s, duration s, velocity)
@@ -186,7 +187,8 @@ class NumpyStepper:
     """A CausalLSTM's inference in numpy (float32), one note at a time with carried state.
 
     Same maths as the model in eval mode (dropout off); exported once from its weights.
-    ``state`` is ``(h, c)``, two lists of ``layers`` arrays (B, H).
+    ``state`` is ``(h, c, last)``: two lists of ``layers`` arrays (B, H) and the last pitch ids
+    (B,) fed (None before the first note; read by models with interval inputs).
     """
 
     def __init__(self, model):
@@ -194,7 +196,7 @@ class NumpyStepper:
         as_np = lambda t: np.ascontiguousarray(t.numpy())  # noqa: E731
         as_np_t = lambda t: t.t().contiguous().numpy()  # transposed (torch transposes large matrices faster)  # noqa: E731
         H = model.hidden
-        self.hidden, self.layers, self.chained = H, model.layers, model.chained
+        self.hidden, self.layers, self.chained, self.chain_all = H, model.layers, model.chained, model.chain_all
         self.sizes = tuple(model.sizes)
         # layer 0: gates = sum_f table_f[id_f] + h0 @ w_hh0, table_f = emb_f @ W_ih0[:, cols_f].T  (V_f, 4H)
         w_ih0 = sd["lstm.weight_ih_l0"]  # (4H, E)
@@ -203,6 +205,7 @@ class NumpyStepper:
             emb = sd[f"embs.{i}.weight"]  # (V_f, e_f)
             self.tables.append(as_np(emb @ w_ih0[:, col: col + emb.shape[1]].T))
             col += emb.shape[1]
+        self.interval_table = as_np(sd["interval.weight"] @ w_ih0[:, col:].T) if model.interval is not None else None
         self.tables[0] += as_np(sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])  # both biases ride on the pitch table
         self.w_hh0 = as_np_t(sd["lstm.weight_hh_l0"])  # (H, 4H)
         # layers >= 1: gates = [h_below, h_l] @ w_l + b_l
@@ -223,24 +226,28 @@ class NumpyStepper:
             w_cond = sd["cond.weight"]  # (H, H + e_pitch)
             self.w_cond = as_np_t(w_cond[:, :H])  # (H, H)
             self.cond_table = as_np(sd["pitch_out.weight"] @ w_cond[:, H:].T + sd["cond.bias"])  # (V_pitch, H)
+        self.chain_tables = [as_np(sd[f"chain_embs.{k}.weight"]) for k in range(len(rest) - 1)] if self.chain_all else []
         # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5: halving the i, f, o gate columns here lets one tanh
         # over all four gates serve both nonlinearities (fewer passes over the gates per step)
         half = np.ones(4 * H, np.float32)
         half[: 2 * H] = half[3 * H:] = 0.5
-        for a in self.tables + [self.w_hh0] + self.w + self.b:
+        for a in self.tables + [self.w_hh0] + self.w + self.b + [t for t in [self.interval_table] if t is not None]:
             a *= half
 
     def zero_state(self, batch: int):
         z = lambda: [np.zeros((batch, self.hidden), np.float32) for _ in range(self.layers)]  # noqa: E731
-        return z(), z()
+        return z(), z(), None
 
     def step(self, ids: np.ndarray, state):
         """Feed one note per row, ids (B, F) -> (top layer output (B, H), new state)."""
-        h, c = state
+        h, c, last = state
         H = self.hidden
         g = h[0] @ self.w_hh0  # (B, 4H)
         for f, table in enumerate(self.tables):
             g += table[ids[:, f]]
+        if self.interval_table is not None:  # as model.interval_ids
+            g += self.interval_table[NO_INTERVAL if last is None else
+                                     np.clip(ids[:, 0] - last, -INTERVAL_MAX, INTERVAL_MAX) + INTERVAL_MAX]
         new_h, new_c = [], []
         for l in range(self.layers):
             if l:
@@ -254,23 +261,35 @@ class NumpyStepper:
             x = s[:, 3 * H:] * np.tanh(cl)  # (B, H)
             new_h.append(x)
             new_c.append(cl)
-        return x, (new_h, new_c)
+        return x, (new_h, new_c, np.array(ids[:, 0]))
 
     def pitch_logits(self, h: np.ndarray) -> np.ndarray:
         """(B, H) -> (B, V_pitch)."""
         return h @ self.w_pitch + self.b_pitch
 
-    def rest_logits(self, h: np.ndarray, pitch: np.ndarray) -> np.ndarray:
-        """(B, H), chosen pitch ids (B,) -> (B, K, V_max) logits of the other fields (-inf padded)."""
-        if self.chained:
-            z = h @ self.w_cond
-            z += self.cond_table[pitch]
-            h = np.maximum(z, 0.0, out=z)
-        return (h @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+    def rest_logits(self, h: np.ndarray, pitch: np.ndarray, chosen: np.ndarray | None = None) -> np.ndarray:
+        """(B, H), chosen pitch ids (B,) -> (B, K, V_max) logits of the other fields (-inf padded).
 
-    def heads(self, h: np.ndarray, pitch: np.ndarray) -> list[np.ndarray]:
+        With ``chain_all``, field k also sees ``chosen[:, :k]`` (ids of the fields before it; where
+        missing, the most likely ones), as ``CausalLSTM.heads`` with ``next_rest``."""
+        if not self.chained:
+            return (h @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+        pre = h @ self.w_cond
+        pre += self.cond_table[pitch]
+        if not self.chain_all:
+            return (np.maximum(pre, 0.0) @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+        out = np.empty((len(h), len(self.sizes) - 1, self.v_max), np.float32)
+        for k in range(out.shape[1]):
+            cols = slice(k * self.v_max, (k + 1) * self.v_max)
+            out[:, k] = np.maximum(pre, 0.0) @ self.w_rest[:, cols] + self.b_rest[cols]
+            if k < len(self.chain_tables):
+                ids = chosen[:, k] if chosen is not None and k < chosen.shape[1] else out[:, k].argmax(-1)
+                pre = pre + self.chain_tables[k][ids]
+        return out
+
+    def heads(self, h: np.ndarray, pitch: np.ndarray, chosen: np.ndarray | None = None) -> list[np.ndarray]:
         """Logits per field like ``CausalLSTM.heads``: [(B, V_f)] (for checking against the model)."""
-        rest = self.rest_logits(h, pitch)
+        rest = self.rest_logits(h, pitch, chosen)
         return [self.pitch_logits(h)] + [rest[:, k, :n] for k, n in enumerate(self.sizes[1:])]
 
 
@@ -366,9 +385,15 @@ def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: S
         pitch = sample_logits(steer.adjust(0, stepper.pitch_logits(h), out[:, :i]), u[0], *knobs)  # (B,)
         logits = stepper.rest_logits(h, pitch)  # (B, F-1, V_max), step first
         logits[:, 0] = mask.apply(logits[:, 0], pitch, _prev_pitch(prim, out, i))
-        for f, n in enumerate(stepper.sizes[1:], 1):
-            logits[:, f - 1, :n] = steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
-        rest = sample_logits(logits, u[1:].T, *knobs)  # (B, F-1)
+        if not stepper.chain_all:
+            for f, n in enumerate(stepper.sizes[1:], 1):
+                logits[:, f - 1, :n] = steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
+            rest = sample_logits(logits, u[1:].T, *knobs)  # (B, F-1)
+        else:  # one field after the other, each seeing those chosen before it
+            rest = np.zeros((B, F - 1), np.int64)
+            for k, n in enumerate(stepper.sizes[1:]):
+                lg = logits[:, k, :n] if k == 0 else stepper.rest_logits(h, pitch, rest[:, :k])[:, k, :n]
+                rest[:, k] = sample_logits(steer.adjust(k + 1, lg, out[:, :i], pitch), u[1 + k], *knobs)
         out[:, i, 0] = pitch
         out[:, i, 1:] = rest
         if i + 1 < len(out[0]):
@@ -383,11 +408,13 @@ def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: S
     for i in steps:
         u = rng.random((F, B))
         pitch = sample_logits(steer.adjust(0, model.pitch_head(h).cpu().numpy(), out[:, :i]), u[0], *knobs)  # (B,)
-        logits = model.heads(h, torch.as_tensor(pitch, device=device))  # [(B, V_f)] conditioned on the pitch
-        logits = [lg.cpu().numpy() for lg in logits]
-        logits[1] = mask.apply(logits[1], pitch, _prev_pitch(prim, out, i))
         out[:, i, 0] = pitch
-        for f in range(1, F):
+        for f in range(1, F):  # conditioned on the pitch (with chain_all, on every field chosen before f)
+            if f == 1 or model.chain_all:
+                rest = torch.as_tensor(out[:, i, 1:], device=device)
+                logits = [lg.cpu().numpy() for lg in model.heads(h, torch.as_tensor(pitch, device=device), rest)]
+            if f == 1:
+                logits[1] = mask.apply(logits[1], pitch, _prev_pitch(prim, out, i))
             out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], pitch), u[f], *knobs)
         if i + 1 < len(out[0]):
             hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state)  # (B, 1, H)

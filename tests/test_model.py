@@ -81,11 +81,12 @@ def test_causal_outputs_do_not_see_the_future():
         assert not torch.allclose(la[:, 7:], lb[:, 7:])
 
 
-@pytest.mark.parametrize("chained", [True, False])
-def test_stateful_step_equals_full_forward(chained):
+@pytest.mark.parametrize("chained,extra", [(True, {}), (False, {}), (True, dict(interval_emb=4, chain_all=True)),
+                                           (False, dict(interval_emb=4))])
+def test_stateful_step_equals_full_forward(chained, extra):
     vocab = seed_vocab(4)
     torch.manual_seed(0)
-    model = build_model(tiny("causal", chained=chained), vocab, 9).eval()
+    model = build_model(tiny("causal", chained=chained, **extra), vocab, 9).eval()
     seq = random_tokens(vocab, 3, 9)
     with torch.no_grad():
         full = model(seq[:, :-1], next_pitch=seq[:, 1:, 0])  # [(B, T, V)]
@@ -107,6 +108,37 @@ def test_chained_heads_depend_on_the_chosen_pitch():
             a, b = model(x, next_pitch=p0), model(x, next_pitch=p1)
         assert torch.equal(a[0], b[0])  # the pitch head never sees the chosen pitch
         assert torch.equal(a[1], b[1]) != chained
+
+
+def test_chain_all_heads_see_the_fields_chosen_before_them():
+    vocab = seed_vocab(4)
+    torch.manual_seed(0)
+    model = build_model(tiny("causal", chain_all=True), vocab, 6).eval()
+    x, p = random_tokens(vocab, 2, 6), torch.zeros(2, 6, dtype=torch.long)
+    for k in range(3):  # change the chosen id of field k (step, duration, velocity)
+        r0 = torch.zeros(2, 6, 3, dtype=torch.long)
+        r1 = r0.clone()
+        r1[..., k] = 3
+        with torch.no_grad():
+            a, b = model(x, next_pitch=p, next_rest=r0), model(x, next_pitch=p, next_rest=r1)
+        assert [torch.equal(la, lb) for la, lb in zip(a, b)] == [f <= k + 1 for f in range(4)]  # only later heads move
+
+
+def test_interval_inputs_see_the_previous_pitch_across_calls():
+    vocab = seed_vocab()
+    torch.manual_seed(0)
+    model = build_model(tiny("causal", interval_emb=4), vocab, 6).eval()
+    x = random_tokens(vocab, 1, 6)
+    x[0, 2:4, 0] = torch.tensor([40, 42])
+    y = x.clone()
+    y[0, 2, 0] = 44  # only the third note's pitch differs: the fourth note is a step up or a step down
+    with torch.no_grad():
+        _, sx = model.encode(x[:, :3])
+        _, sy = model.encode(y[:, :3])
+        sy = (sx[0], sx[1], sy[2])  # same LSTM state, other last pitch: the interval of note 4 differs
+        hx, _ = model.encode(x[:, 3:4], sx)
+        hy, _ = model.encode(x[:, 3:4], sy)
+    assert torch.equal(sx[2], x[:, 2, 0]) and not torch.allclose(hx, hy)
 
 
 @pytest.mark.parametrize("arch", ["causal", "baseline", "advanced"])

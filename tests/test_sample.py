@@ -109,19 +109,23 @@ def test_sample_logits_top_k_1_is_argmax_and_never_draws_minus_inf():
 
 
 # ---- the numpy stepper against the torch model ----
+EXTRAS = [{}, dict(interval_emb=4), dict(chain_all=True), dict(interval_emb=4, chain_all=True)]
+
+
+@pytest.mark.parametrize("extra", EXTRAS)
 @pytest.mark.parametrize("chained,velocity_bins,layers", [(True, 0, 2), (False, 0, 2), (True, 6, 1), (False, 6, 3)])
-def test_numpy_stepper_matches_full_forward(chained, velocity_bins, layers):
-    model, vocab = tiny_model(chained=chained, velocity_bins=velocity_bins, layers=layers)
+def test_numpy_stepper_matches_full_forward(chained, velocity_bins, layers, extra):
+    model, vocab = tiny_model(chained=chained, velocity_bins=velocity_bins, layers=layers, **extra)
     model.eval()
     seq = np.stack([random_tokens(vocab, 12, seed=s) for s in range(3)])  # (B, T, F)
     with torch.no_grad():
         x = torch.as_tensor(seq)
-        ref = model(x[:, :-1], next_pitch=x[:, 1:, 0])  # [(B, T-1, V)]: logits after each prefix
+        ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_rest=x[:, 1:, 1:])  # [(B, T-1, V)]: after each prefix
     stepper = NumpyStepper(model)
     state = stepper.zero_state(3)
     for t in range(11):  # carried state: one note at a time
         h, state = stepper.step(seq[:, t], state)
-        for f, lg in enumerate(stepper.heads(h, seq[:, t + 1, 0])):
+        for f, lg in enumerate(stepper.heads(h, seq[:, t + 1, 0], seq[:, t + 1, 1:])):
             np.testing.assert_allclose(lg, ref[f][:, t].numpy(), atol=1e-4)
 
 
@@ -139,10 +143,11 @@ def greedy_reference(model, vocab, primer, n):
     return seq[0, len(primer):].numpy()
 
 
+@pytest.mark.parametrize("extra", EXTRAS)
 @pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("chained", [True, False])
-def test_greedy_generation_matches_the_full_prefix_argmax(fast, chained):
-    model, vocab = tiny_model(chained=chained, velocity_bins=4)
+def test_greedy_generation_matches_the_full_prefix_argmax(fast, chained, extra):
+    model, vocab = tiny_model(chained=chained, velocity_bins=4, **extra)
     primer = random_tokens(vocab, 5)
     out = generate(model, vocab, 12, primer=primer, top_k=1, fast=fast)
     assert out.shape == (1, 12, 4)
@@ -164,8 +169,9 @@ def test_generate_shapes_ranges_and_seeds(arch):
         assert len(np.unique(a[..., 3])) == 1
 
 
-def test_fast_and_torch_paths_draw_the_same_notes():
-    model, vocab = tiny_model(velocity_bins=4)
+@pytest.mark.parametrize("extra", EXTRAS)
+def test_fast_and_torch_paths_draw_the_same_notes(extra):
+    model, vocab = tiny_model(velocity_bins=4, **extra)
     primer = random_tokens(vocab, 4)
     kw = dict(primer=primer, batch=2, seed=3, temperature=1.3, top_p=0.9)
     assert np.array_equal(generate(model, vocab, 20, **kw), generate(model, vocab, 20, fast=False, **kw))
@@ -181,10 +187,11 @@ def test_fast_path_is_picked_for_causal_models_on_cpu(monkeypatch):
     assert len(made) == 1
 
 
-@pytest.mark.parametrize("arch,fast", [("causal", True), ("causal", False), ("advanced", False)])
-def test_continuing_from_generated_notes_equals_carrying_on(arch, fast):
+@pytest.mark.parametrize("arch,fast,extra", [("causal", True, {}), ("causal", False, {}), ("advanced", False, {}),
+                                             ("causal", True, EXTRAS[3]), ("causal", False, EXTRAS[3])])
+def test_continuing_from_generated_notes_equals_carrying_on(arch, fast, extra):
     # The carried state after feeding primer + notes equals re-reading that whole prefix.
-    model, vocab = tiny_model(arch, window=32)
+    model, vocab = tiny_model(arch, window=32, **extra)
     primer = random_tokens(vocab, 6)
     out = generate(model, vocab, 10, primer=primer, top_k=1, fast=fast)[0]
     rest = generate(model, vocab, 6, primer=np.concatenate([primer, out[:4]]), top_k=1, fast=fast)[0]
@@ -256,11 +263,11 @@ def chord_vocab():
     return Vocab(log_bins(6, 0.05, 1.0, zero=True), seed_duration_bins(), name="log")
 
 
-def chord_happy_model(arch, chained=True, seed=0):
+def chord_happy_model(arch, chained=True, seed=0, **extra):
     """A model that loves 0 steps and low pitches, so it would often repeat or descend at one onset."""
     torch.manual_seed(seed)
     vocab = chord_vocab()
-    model = build_model(ModelConfig(arch=arch, chained=chained, **TINY), vocab, 8)
+    model = build_model(ModelConfig(arch=arch, chained=chained, **TINY, **extra), vocab, 8)
     with torch.no_grad():
         step_head = model.rest_heads[0] if arch == "causal" else model.heads[1]
         step_head.bias[0] += 4.0
@@ -275,11 +282,12 @@ def grammar_violations(primer, new) -> int:
     return int(((t[1:, 1] == 0) & (t[1:, 0] <= t[:-1, 0])).sum())
 
 
-@pytest.mark.parametrize("arch,chained,fast", [("causal", True, True), ("causal", True, False),
-                                               ("causal", False, True), ("causal", False, False),
-                                               ("baseline", False, False), ("advanced", False, False)])
-def test_no_generated_note_repeats_or_descends_at_one_onset(arch, chained, fast):
-    model, vocab = chord_happy_model(arch, chained)
+@pytest.mark.parametrize("arch,chained,fast,extra", [
+    ("causal", True, True, {}), ("causal", True, False, {}), ("causal", False, True, {}), ("causal", False, False, {}),
+    ("causal", True, True, EXTRAS[3]), ("causal", True, False, EXTRAS[3]),
+    ("baseline", False, False, {}), ("advanced", False, False, {})])
+def test_no_generated_note_repeats_or_descends_at_one_onset(arch, chained, fast, extra):
+    model, vocab = chord_happy_model(arch, chained, **extra)
     rng = np.random.default_rng(0)
     removed = []
     for trial in range(6):  # random seeds and sampling settings, greedy included
