@@ -8,6 +8,10 @@ context is the whole past (that is part of what the comparison measures). Count-
 baselines and the uniform model are scored on the same targets.
 
     python benchmarks/bench_quality.py --budget 180
+    python benchmarks/bench_quality.py --source /path/to/midis --steps 800 --seed-steps 1300   # fixed steps
+
+``--source`` picks another corpus (sustain off); ``--steps``/``--seed-steps`` train for a fixed
+number of optimizer steps instead of seconds, to compare setups on a busy machine.
 """
 
 from __future__ import annotations
@@ -55,22 +59,26 @@ def ngram_same_target(train_pieces, val_pieces, test_pieces, vocab, order: int, 
     return {**r["nats"], "n_notes": r["n_notes"]}
 
 
-def train_seed_style(cache: TokenCache, budget: float) -> tuple[torch.nn.Module, int]:
+def train_seed_style(cache: TokenCache, budget: float, max_steps: int = 0) -> tuple[torch.nn.Module, int]:
+    """The seed's loop for ``budget`` seconds, or for ``max_steps`` optimizer steps when > 0."""
     torch.manual_seed(0)
     model = build_model(seed_model_config("baseline"), cache.vocab, SEED_WINDOW)
     opt = torch.optim.Adam(model.parameters(), lr=SEED_LR)
     t0, steps = time.time(), 0
-    while time.time() - t0 < budget:
+    done = (lambda: steps >= max_steps) if max_steps else (lambda: time.time() - t0 >= budget)  # noqa: E731
+    while not done():
         for x, y in seed_loader(cache.split_tokens("train"), seed=steps):
             seed_train_step(model, opt, x, y)
             steps += 1
-            if time.time() - t0 >= budget:
+            if done():
                 break
     return model, steps
 
 
-def train_ours(cache: TokenCache, budget: float, overrides: dict) -> tuple[torch.nn.Module, int]:
-    cfg = get_config("small", **{"data.bins": "seed", "train.time_budget_s": budget, "train.device": "cpu", **overrides})
+def train_ours(cache: TokenCache, budget: float, overrides: dict, max_steps: int = 0) -> tuple[torch.nn.Module, int]:
+    """Our training loop for ``budget`` seconds (the schedule annealing over it), or ``max_steps`` steps."""
+    limit = {"train.max_steps": max_steps, "train.time_budget_s": 0.0} if max_steps else {"train.time_budget_s": budget}
+    cfg = get_config("small", **{"data.bins": "seed", "train.device": "cpu", **limit, **overrides})
     with tempfile.TemporaryDirectory() as out:
         history = train(cfg, cache, out_dir=out, resume=False, progress=False)
         model, _, _, _ = load_checkpoint(Path(out) / "ckpt_best.pt")  # lowest validation loss
@@ -78,8 +86,8 @@ def train_ours(cache: TokenCache, budget: float, overrides: dict) -> tuple[torch
 
 
 SETUPS = {
-    # name: overrides of the small preset (seed bins). Epoch counts are set so the cosine
-    # schedule ends near the budget at this machine's speed (see --budget).
+    # name: overrides of the small preset (seed bins). The learning-rate schedule ends with the
+    # budget (train.time_budget_s), or with --steps.
     "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal"},
     "causal 2x256 chained, batch 64, window 64, bf16 autocast": {"model.arch": "causal", "train.cpu_bf16": True},
     "causal 2x256 chained, batch 32, window 128": {"model.arch": "causal", "train.batch_size": 32, "data.window": 128, "data.stride": 64},
@@ -94,9 +102,15 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=180.0, help="training seconds per setup")
     ap.add_argument("--epochs", type=int, default=30, help="epochs the cosine schedule spans (the budget stops earlier)")
     ap.add_argument("--only", nargs="*", help="substrings of setup names to run (default: all)")
+    ap.add_argument("--source", default="chorales",
+                    help="corpus: 'chorales', 'piano' (the embedded corpora) or a folder of MIDI files (sustain off)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train our setups for this many optimizer steps instead of --budget seconds (a shared machine)")
+    ap.add_argument("--seed-steps", type=int, default=0, help="the same for the seed-style model")
     args = ap.parse_args(argv)
     print(machine_header("bench_quality", argv))
-    cache = prepare(get_config("small", **{"data.bins": "seed", "data.source": "chorales"}).data, progress=False)
+    data_cfg = get_config("small", **{"data.bins": "seed", "data.source": args.source, "data.sustain": False}).data
+    cache = prepare(data_cfg, progress=False)
     vocab = cache.vocab
     tr, va, te = cache.split_tokens("train"), cache.split_tokens("validation"), cache.split_tokens("test")
     rows = [("uniform", 0, 0, {**uniform_nll(vocab)["nats"]})]
@@ -104,7 +118,7 @@ def main(argv=None) -> int:
         rows.append((f"{order}-gram (count-based)", 0, 0, ngram_same_target(tr, va, te, vocab, order)))
         print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
 
-    model, steps = train_seed_style(cache, args.budget)
+    model, steps = train_seed_style(cache, args.budget, args.seed_steps)
     rows.append(("seed-style MusicLSTM (seed training loop)", count_parameters(model), steps, same_target_nll(model, cache)))
     print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
     seed_total = rows[-1][3]["total"]
@@ -114,7 +128,7 @@ def main(argv=None) -> int:
         if overrides.get("train.cpu_bf16") and not cpu_has_native_bf16():
             print(f"  skipped {name!r}: this CPU has no native bf16 (AVX512-BF16 or AMX)", flush=True)
             continue
-        model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides})
+        model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides}, args.steps)
         rows.append((name, count_parameters(model), steps, same_target_nll(model, cache)))
         print(f"  {name}: {rows[-1][3]['total']:.3f}", flush=True)
 

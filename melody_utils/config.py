@@ -76,7 +76,7 @@ class TrainConfig:
     epochs: int = 5  # passes over the training windows
     epoch_windows: int = 0  # 0 = an epoch is every training window; else a fresh random sample of this many per epoch
     max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
-    time_budget_s: float = 0.0  # 0 = no limit; otherwise stop training after this many seconds
+    time_budget_s: float = 0.0  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = 1.0  # max global grad norm (0 = off)
     amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)
