@@ -173,6 +173,9 @@ def _evaluate_args(parser) -> None:
     g.add_argument("--samples", type=_at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
     g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
+    g.add_argument("--context", type=NON_NEGATIVE_INT, default=0, metavar="N",
+                   help="score only notes with at least N notes before them, so causal and window models are scored "
+                        "on the same notes (default 0: every note the model can score)")
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
@@ -445,6 +448,7 @@ def cmd_evaluate(args) -> int:
         checkpoint, n_samples=args.samples, n_notes=args.n_notes, split=args.split, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, device=str(resolve_device(cfg.train.device)),
         seed=args.seed if args.seed is not None else 0, cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep,
+        context=args.context,
     )
     if not report_path:
         print(metrics.format_report(result))

@@ -51,17 +51,32 @@ def _stats_to_json(stats: dict) -> dict:
 NGRAM_ORDERS = (1, 2, 3)
 
 
-def held_out_nats(model, cfg, cache, split: str = "test", batch_size: int = 64, device="cpu", progress: bool = False) -> dict:
-    """The model's NLL on ``split`` (:func:`likelihood.nll_result`: ``["nats"]["total"]`` per note, per field).
+def context_nll(model, cfg, vocab, pieces, context: int = 0, batch_size: int = 64, device="cpu",
+                progress: bool = False) -> dict:
+    """A model's NLL on the notes of ``pieces`` (token arrays of ``vocab``) with at least ``context`` notes before them.
 
-    Causal models read whole pieces with carried state (the notes the n-grams score); window
-    models every window at stride 1 (the notes with a full window before them).
+    Causal models read each piece from its start with carried state (:func:`piece_nll`); window
+    models read the ``data.seed_window`` notes before each note. ``context=0``: every note a model
+    can score (causal: all but each piece's first, the notes the n-grams score; window models:
+    those with a full window before them). The same ``context`` for both kinds scores the same notes.
     """
     if model.causal:
-        return piece_nll(model, cache.split_tokens(split), device, progress=progress)
+        return piece_nll(model, pieces, device, context=max(context, 1), progress=progress)
     window, stride = window_and_stride(cfg, model.causal)
-    return model_nll(model, data.make_loader(cache, split, window, stride, batch_size, shuffle=False), device,
+    if context and context < window:
+        raise ValueError(f"context={context} is shorter than the window model's {window} notes, which it reads before "
+                         f"every note it scores; use a context >= {window} (or 0)")
+    cut = max(context - window, 0)  # windows start here: their next notes are those with >= context before them
+    held = corpus.TokenCache.from_pieces([np.asarray(t)[cut:] for t in pieces], vocab, ["test"] * len(pieces))
+    return model_nll(model, data.make_loader(held, "test", window, stride, batch_size, shuffle=False), device,
                      progress=progress)
+
+
+def held_out_nats(model, cfg, cache, split: str = "test", batch_size: int = 64, device="cpu", progress: bool = False,
+                  context: int = 0) -> dict:
+    """The model's NLL on ``split`` (:func:`likelihood.nll_result`: ``["nats"]["total"]`` per note, per field),
+    on the notes :func:`context_nll` scores."""
+    return context_nll(model, cfg, cache.vocab, cache.split_tokens(split), context, batch_size, device, progress)
 
 
 def compare_with_shipped(checkpoint, cache, device="cpu") -> list[str]:
@@ -82,11 +97,12 @@ def compare_with_shipped(checkpoint, cache, device="cpu") -> list[str]:
     return lines + [f"held-out {split} split: the shipped model {nats:.3f} nats/note ({shipped}, {ckpts.describe(state)})"]
 
 
-def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool) -> dict:
-    """:func:`evaluate`'s ``"nll"``: the model, the uniform model and the n-grams on ``split``."""
+def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool,
+                  context: int = 0) -> dict:
+    """:func:`evaluate`'s ``"nll"``: the model (see :func:`context_nll`), the uniform model and the n-grams on ``split``."""
     n_fields = len(model.sizes)
     sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
-    scored = held_out_nats(model, cfg, cache, split, batch_size, device, progress)
+    scored = held_out_nats(model, cfg, cache, split, batch_size, device, progress, context)
     nll = {"model": scored, "uniform": uniform_nll(list(sizes.values()))}
     train_pieces, val_pieces = cache.split_tokens("train"), cache.split_tokens("validation")
     test_pieces = cache.split_tokens(split)
@@ -125,7 +141,7 @@ def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
-             sweep=None, likelihood: bool = True) -> dict:
+             sweep=None, likelihood: bool = True, context: int = 0) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`~melody_utils.likelihood.model_nll`, causal models on
@@ -133,7 +149,9 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       ``data.seed_window`` notes), of the uniform model and of n-grams of orders 1-3 fitted on the
       train split and tuned on the validation split, all on the fields the model predicts.
       Empty when ``likelihood`` is False (it takes the longest on a large corpus; a notebook
-      that only wants the sampling statistics skips it).
+      that only wants the sampling statistics skips it). ``context`` > 0: the model scores only
+      the notes with at least that many notes before them (:func:`context_nll`), so a causal and
+      a window model are compared on the same notes; the n-grams keep scoring every note but the first.
     - ``"stats"``: :func:`~melody_utils.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
@@ -170,7 +188,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     sweep_opts = None if sweep is None or sweep is False else sweep_options(sweep, n_samples, n_notes)
 
     # 1. likelihood: the model and the baselines, on the fields the model predicts
-    nll = _held_out_nll(model, vocab, cfg, cache, split, batch_size, device, progress) if likelihood else {}
+    nll = _held_out_nll(model, vocab, cfg, cache, split, batch_size, device, progress, context) if likelihood else {}
 
     # 2. generated pieces against held-out excerpts of the same length
     n_primer = primer_length(model, sc.primer_notes)

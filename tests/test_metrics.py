@@ -646,3 +646,33 @@ def test_piece_nll_reads_whole_pieces_with_carried_state():
     assert chunked["nats"]["total"] == pytest.approx(whole["nats"]["total"], rel=1e-5)
     later = likelihood.piece_nll(model, pieces, context=10)
     assert later["n_notes"] == 3 * 23
+
+
+@pytest.mark.parametrize("context", [20, 30])
+def test_context_scores_exactly_the_notes_with_that_many_before_them(evaluated, context):
+    import torch
+    import torch.nn.functional as F
+
+    model, cfg, cache = evaluated["model"].eval(), evaluated["cfg"], evaluated["cache"]
+    pieces = cache.split_tokens("test")
+    got = M.context_nll(model, cfg, cache.vocab, pieces, context=context)
+    # reference: every note i >= context of every piece, one at a time, from what the model reads before it
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for t in (torch.as_tensor(p.astype(np.int64)) for p in pieces):
+            for i in range(context, len(t)):
+                if model.causal:
+                    logits = [lg[0, -1] for lg in model(t[None, :i], next_pitch=t[None, 1: i + 1, 0])]
+                else:
+                    logits = [lg[0] for lg in model(t[None, i - model.window: i])]
+                total += sum(float(F.cross_entropy(lg[None], t[i, f][None])) for f, lg in enumerate(logits))
+                n += 1
+    assert got["n_notes"] == n == sum(len(p) - context for p in pieces)
+    assert got["nats"]["total"] == pytest.approx(total / n, rel=1e-4)
+
+
+def test_context_shorter_than_a_window_models_window_is_refused(evaluated):
+    if evaluated["model"].causal:
+        pytest.skip("causal models score any context")
+    with pytest.raises(ValueError, match="context=8 is shorter than the window model's 16 notes"):
+        M.context_nll(evaluated["model"], evaluated["cfg"], evaluated["cache"].vocab, evaluated["cache"].split_tokens("test"), 8)
