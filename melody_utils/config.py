@@ -150,6 +150,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
         "train.epochs": 20, "train.batch_size": 64, "train.warmup_steps": 20,
+        # interval inputs and the full head chain: -0.67 nats/note at 150 fixed steps on real piano (docs/benchmarks.md)
+        "model.interval_emb": 16, "model.chain_all": True,
     },
     # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
     "colab": {
