@@ -32,8 +32,8 @@ from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_tr
 from melody_utils.checkpoint import load_checkpoint  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.corpus import TokenCache, prepare  # noqa: E402
-from melody_utils.data import make_loader  # noqa: E402
-from melody_utils.likelihood import NGramModel, model_nll, piece_nll, uniform_nll  # noqa: E402
+from melody_utils.likelihood import NGramModel, uniform_nll  # noqa: E402
+from melody_utils.metrics import context_nll  # noqa: E402
 from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
 from melody_utils.device import cpu_has_native_bf16  # noqa: E402
 from melody_utils.train import train  # noqa: E402
@@ -42,11 +42,10 @@ CONTEXT = SEED_WINDOW  # targets need this many notes before them
 
 
 def same_target_nll(model, cache: TokenCache, context: int = CONTEXT) -> dict:
-    """Mean nats per head over every test note with >= ``context`` notes before it."""
-    if model.causal:  # the piece from its start, state carried
-        r = piece_nll(model, cache.split_tokens("test"), context=context)
-    else:  # the ``context`` notes before each target: every window at stride 1
-        r = model_nll(model, make_loader(cache, "test", context, 1, 256, shuffle=False))
+    """Mean nats per head over every test note with >= ``context`` notes before it: causal models
+    read the piece from its start with carried state, window models the ``context`` notes before."""
+    cfg = get_config("small", **{"data.seed_window": context})
+    r = context_nll(model, cfg, cache.vocab, cache.split_tokens("test"), context, batch_size=256)
     return {**r["nats"], "n_notes": r["n_notes"]}
 
 
