@@ -31,10 +31,11 @@ from .midi import MidiError, Notes, atomic_write_bytes, midi_to_notes
 from .quantize import fit_log_bins, seed_duration_bins, seed_step_bins
 from .sources import (EMBEDDED, PIANO_PATH, FolderCorpus, embedded_name, folder_corpus, list_midi_files,  # noqa: F401
                       load_embedded, warn_random_split)
+from .composers import piece_composer_ids, with_composers
 from .tokens import Vocab
 
 CACHE_DIR = DATA_DIR / "cache"
-CACHE_FORMAT = 2  # bump when the cache layout changes
+CACHE_FORMAT = 3  # bump when the cache layout changes
 # A corpus whose most common velocity covers this share of the training notes carries no
 # dynamics (score renderings: the chorales play 92 % of their notes at velocity 90): its
 # vocabulary gets no velocity field, and the output plays one constant velocity.
@@ -85,6 +86,11 @@ class TokenCache:
     def piece_composer(self, i: int) -> str:
         return self.pieces[i].get("composer", "")
 
+    @property
+    def composer_ids(self) -> np.ndarray:
+        """(P,) int64 composer id of each piece (``vocab.composers``; 0 = "any", see composers.py)."""
+        return piece_composer_ids(self.pieces, self.vocab.composers)
+
     def piece_tokens(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
@@ -111,13 +117,16 @@ class TokenCache:
         raise KeyError(f"no piece named {name!r} in the cache")
 
     @classmethod
-    def from_pieces(cls, token_arrays, vocab: Vocab, splits=None, names=None) -> "TokenCache":
-        """Build a cache from per-piece (N_i, F) token arrays (tests, tools)."""
+    def from_pieces(cls, token_arrays, vocab: Vocab, splits=None, names=None, composers=None) -> "TokenCache":
+        """Build a cache from per-piece (N_i, F) token arrays (tests, tools); with ``composers`` (one
+        name per piece) the vocabulary carries the training pieces' composers."""
         arrays = [np.asarray(t, dtype=np.int16).reshape(-1, len(vocab.sizes)) for t in token_arrays]
         splits = splits or ["train"] * len(arrays)
         names = names or [f"piece{i}" for i in range(len(arrays))]
         offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
-        pieces = [{"name": n, "split": s, "composer": "", "title": n} for n, s in zip(names, splits)]
+        composers = composers or [""] * len(arrays)
+        pieces = [{"name": n, "split": s, "composer": c, "title": n} for n, s, c in zip(names, splits, composers)]
+        vocab = with_composers(vocab, pieces) if any(composers) else vocab
         tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(vocab.sizes)), np.int16)
         vocab.check(tokens)
         return cls(tokens, offsets, pieces, vocab)
@@ -369,7 +378,7 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     cfg = cfg or DataConfig()
     source = resolve_source(cfg)
     name, files, split_of, meta_of, how = _gather(cfg, source)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source")}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source", "composer_dropout")}
     key = {"source": name or ("maestro" if how == "maestro" else str(source)), "fingerprint": _source_fingerprint(name, files),
            "settings": settings, "format": CACHE_FORMAT}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -396,7 +405,7 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     for m, s in zip(meta, splits):
         m["split"] = s
     vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress and vocab is None)
-    fitted = make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"])
+    fitted = with_composers(make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"]), meta)
     if vocab is not None and vocab != fitted:
         path, key = given_path, {**key, "vocab": vocab.to_dict()}
     cache = encode_pieces(notes, meta, vocab or fitted, report)

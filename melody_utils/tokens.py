@@ -37,6 +37,7 @@ class Vocab:
     min_pitch: int = MIN_PIANO_PITCH
     max_pitch: int = MAX_PIANO_PITCH
     name: str = field(default="custom", compare=False)  # "seed", "log", ... for display only
+    composers: tuple = ()  # composer names of the training pieces: composer id i + 1 (id 0 = "any"), see composers.py
 
     @property
     def n_pitch(self) -> int:
@@ -122,6 +123,7 @@ class Vocab:
             "min_pitch": self.min_pitch,
             "max_pitch": self.max_pitch,
             "name": self.name,
+            "composers": list(self.composers),
         }
 
     @classmethod
@@ -133,6 +135,7 @@ class Vocab:
             int(d["min_pitch"]),
             int(d["max_pitch"]),
             d.get("name", "custom"),
+            tuple(d.get("composers", ())),
         )
 
 
@@ -168,6 +171,8 @@ def vocab_differences(old: Vocab, new: Vocab) -> list[str]:
             diffs.append(f"{what} bins differ: fitted on another corpus")
     if old.velocity_bins != new.velocity_bins:
         diffs.append(f"velocity bins {old.velocity_bins} vs {new.velocity_bins}")
+    if old.composers != new.composers:
+        diffs.append(f"composers {len(old.composers)} vs {len(new.composers)} names")
     if (old.min_pitch, old.max_pitch) != (new.min_pitch, new.max_pitch):
         diffs.append(f"pitch range {old.min_pitch}-{old.max_pitch} vs {new.min_pitch}-{new.max_pitch}")
     return diffs
