@@ -216,3 +216,16 @@ def init_config(ckpt: dict, cfg: Config, explicit: dict, path) -> Config:
         raise ValueError(f"--init {path}: fine-tuning keeps the checkpoint's model and vocabulary, and {'; '.join(clashes)}; "
                          f"drop those settings, or train from scratch without --init")
     return cfg.override(**taken)
+
+
+def composer_names(source) -> list[str]:
+    """The composers a model can be asked for (without "any"; empty when it takes no composer).
+
+    ``source``: a model, a checkpoint dict, or a checkpoint's path (e.g. for a notebook dropdown).
+    """
+    if isinstance(source, (str, Path)):
+        source = read_checkpoint(source)
+    if isinstance(source, dict):
+        on = source.get("config", {}).get("model", {}).get("composers", False)
+        return list(source.get("vocab", {}).get("composers", [])) if on else []
+    return list(getattr(source, "composer_names", ())) if getattr(source, "composers", 0) else []

@@ -24,6 +24,7 @@ from pathlib import Path
 from . import audio, corpus, metrics
 from . import checkpoint as ckpts
 from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
+from .composers import describe_composer
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
 from .device import resolve_device
@@ -163,6 +164,8 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
     g.add_argument("--seconds", type=_number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
+    g.add_argument("--composer", metavar="NAME", help="compose like this composer (models trained with composers; "
+                   "case-insensitive, a unique prefix of a name or surname will do; 'any' = no composer)")
     g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
 
@@ -362,7 +365,8 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     keep = s.keep_primer or args.keep_primer
     info = {}
     generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds, info=info)
+                                    controls=args.controls, seconds=args.seconds, info=info,
+                                    composer=args.composer)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)
     notes_to_midi(notes, output)
@@ -381,6 +385,8 @@ def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
     cache is at hand."""
     if args.controls is not None:
         print(f"controls: {args.controls.describe()}")
+    if args.composer is not None:
+        print(f"composer: {describe_composer(args.composer, vocab.composers)}")
     if args.wav:
         print(f"WAV: {audio.write_wav(audio.synthesize(notes), Path(args.wav).expanduser())}")
     if cache is None:

@@ -50,6 +50,7 @@ class DataConfig:
     test_fraction: float = 0.1
     split_seed: int = 0  # seed of that by-piece split
     max_files: int = 0  # 0 = all files; otherwise the first N (sorted) files, for quick runs
+    composer_dropout: float = 0.2  # with model.composers: share of training windows shown as composer "any" (drawn per epoch)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ModelConfig:
     chained: bool = True  # step/duration heads see the pitch just chosen (False: three independent heads, like the seed)
     chain_all: bool = False  # with chained: duration also sees the step, velocity all fields before it (causal model)
     interval_emb: int = 0  # > 0: embed the interval to the previous note's pitch beside the pitch (causal model)
+    composers: bool = False  # causal model reads each piece's composer (ids: vocab.composers, 0 = "any"); see composers.py
 
 
 @dataclass

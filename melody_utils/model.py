@@ -23,6 +23,11 @@ Models:
 
 Window models ignore a velocity column (the seed did not model velocity); the causal model adds
 a velocity head when the vocabulary has ``velocity_bins > 0``.
+
+Composer conditioning (``model.composers``, causal model only): ``model.composers`` is then the
+number of composer ids (``vocab.composers`` plus id 0, "any"; see :mod:`melody_utils.composers`),
+0 when off; batches carry a ``composer`` id per window. The window models take no composer
+(``composers = 0``): they re-read a fixed window and are kept as the seed's baselines.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ class _WindowModel(nn.Module):
     """Shared plumbing of the seed-style models: window (B, T, F) -> logits of the next note."""
 
     causal = False
+    composers, composer_names = 0, ()  # no composer input (see the module docstring)
 
     def __init__(self, vocab: Vocab, emb: tuple[int, int, int], hidden: int, layers: int, dropout: float, window: int):
         super().__init__()
@@ -160,13 +166,18 @@ class CausalLSTM(nn.Module):
     sees pitch, step and duration (each earlier field adds an embedding to the heads' hidden
     pre-activation). ``interval_emb`` > 0 adds an embedding of the interval to the previous note's
     pitch (:func:`interval_ids`) to every input; the state then carries the last pitch.
+
+    With ``composers`` (names; id 0 = "any"), a learned vector per composer id is added to the
+    note embeddings at every step, not only to the initial state: generation carries the state
+    for thousands of notes past the training window, and an input seen at every step keeps the
+    composer present however long the piece. The vectors start at zero (the unconditional model).
     """
 
     causal = True
 
     def __init__(self, vocab: Vocab, emb: tuple[int, ...] = (64, 32, 32, 16), hidden: int = 256,
                  layers: int = 2, dropout: float = 0.1, chained: bool = True, window: int = 64,
-                 interval_emb: int = 0, chain_all: bool = False):
+                 interval_emb: int = 0, chain_all: bool = False, composers=()):
         super().__init__()
         self.sizes = vocab.sizes  # ids per field, 3 or 4 fields
         self.fields = vocab.fields
@@ -186,12 +197,22 @@ class CausalLSTM(nn.Module):
         if self.chain_all:  # field k (step, duration, ...) as the heads after it see it
             self.chain_embs = nn.ModuleList(nn.Embedding(n, hidden) for n in self.sizes[1:-1])
         self.rest_heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes[1:])
+        self.composer_names = tuple(composers)
+        self.composers = len(self.composer_names) + 1 if self.composer_names else 0  # ids, 0 = "any"; 0 = off
+        self.composer = nn.Embedding(self.composers, sum(emb[: self.n_fields])) if self.composers else None
+        if self.composer is not None:
+            nn.init.zeros_(self.composer.weight)
 
     # ---- pieces, also used by generation ----
-    def encode(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
-        """(B, T, F) ids -> LSTM outputs (B, T, H) and the final state ((L, B, H), (L, B, H)[, (B,) last pitch])."""
+    def encode(self, x: torch.Tensor, state=None, composer: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
+        """(B, T, F) ids -> LSTM outputs (B, T, H) and the final state ((L, B, H), (L, B, H)[, (B,) last pitch]).
+
+        ``composer``: (B,) composer ids (None = 0, "any"); ignored by a model without composers."""
         _check_tokens(x, self.n_fields)
         e = _embed(self.embs, x[..., : self.n_fields])  # (B, T, E)
+        if self.composer is not None:  # on the note embeddings, before the interval's columns
+            c = torch.zeros(len(x), dtype=torch.long, device=x.device) if composer is None else composer
+            e = e + self.composer(c)[:, None]  # (B, T, E): the same composer at every step
         if self.interval is not None:
             prev = None if state is None else state[2]
             e = torch.cat([e, self.interval(interval_ids(x[..., 0], prev))], dim=-1)  # (B, T, E + e_int)
@@ -224,14 +245,15 @@ class CausalLSTM(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, next_pitch: torch.Tensor | None = None, state=None,
-                next_rest: torch.Tensor | None = None) -> list[torch.Tensor]:
+                next_rest: torch.Tensor | None = None, composer: torch.Tensor | None = None) -> list[torch.Tensor]:
         """(B, T, F) ids -> logits of the next note at every position [(B, T, V_f)]."""
-        h, _ = self.encode(x, state)
+        h, _ = self.encode(x, state, composer)
         return self.heads(h, next_pitch, next_rest)
 
-    def step(self, x_t: torch.Tensor, state=None, next_pitch: torch.Tensor | None = None):
+    def step(self, x_t: torch.Tensor, state=None, next_pitch: torch.Tensor | None = None,
+             composer: torch.Tensor | None = None):
         """One note (B, F) -> (logits [(B, V_f)], new state): carries the LSTM state, O(1) per note."""
-        h, state = self.encode(x_t[:, None], state)  # (B, 1, H)
+        h, state = self.encode(x_t[:, None], state, composer)  # (B, 1, H)
         p = None if next_pitch is None else next_pitch[:, None]  # (B, 1)
         return [lg[:, 0] for lg in self.heads(h, p)], state
 
@@ -239,7 +261,10 @@ class CausalLSTM(nn.Module):
         dev = next(self.parameters()).device
         x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
         y = batch["targets"].to(dev, non_blocking=True)  # (B, T, F)
-        logits = self(x, next_pitch=y[..., 0], next_rest=y[..., 1:])  # teacher forcing: the heads see the true next note
+        c = batch.get("composer")
+        c = None if c is None else c.to(dev, non_blocking=True)  # (B,)
+        # teacher forcing: the heads see the true next note
+        logits = self(x, next_pitch=y[..., 0], next_rest=y[..., 1:], composer=c)
         return _cross_entropies(logits, y, self.fields)
 
 
@@ -250,9 +275,14 @@ def build_model(model_cfg: ModelConfig, vocab: Vocab, window: int) -> nn.Module:
         raise ValueError(f"model.hidden ({c.hidden}) and model.layers ({c.layers}) must be >= 1")
     if not 0.0 <= c.dropout < 1.0:
         raise ValueError(f"model.dropout={c.dropout} must be in [0, 1)")
+    if c.composers and (c.arch != "causal" or not vocab.composers):
+        why = f"model.arch={c.arch!r} takes no composer" if c.arch != "causal" else "the corpus names no composer"
+        raise ValueError(f"model.composers=true: {why}; use the causal model on a corpus that names composers "
+                         f"(the piano corpus, MAESTRO, a metadata.csv composer column), or set model.composers=false")
     if c.arch == "causal":
         emb = (c.emb_pitch, c.emb_step, c.emb_dur, c.emb_vel)
-        return CausalLSTM(vocab, emb, c.hidden, c.layers, c.dropout, c.chained, window, c.interval_emb, c.chain_all)
+        return CausalLSTM(vocab, emb, c.hidden, c.layers, c.dropout, c.chained, window, c.interval_emb, c.chain_all,
+                          vocab.composers if c.composers else ())
     emb = (c.emb_pitch, c.emb_step, c.emb_dur)
     if c.arch == "advanced":
         return MusicLSTM_Advanced(vocab, emb, c.hidden, c.layers, c.dropout, c.attn_heads, window)

@@ -24,6 +24,10 @@ Generation paths (:func:`generate` picks one):
 
 Chained models sample the pitch first, then the other fields conditioned on it.
 
+Models trained with composers (:mod:`melody_utils.composers`) generate for the ``composer``
+asked for (a name, "any" or None = id 0, the unconditional distribution); the fast path folds
+that composer's input vector into its tables once, so it costs nothing per note.
+
 Sampling-time controls (key, range, density, per-field temperature, repetition guard; see
 :mod:`melody_utils.controls`) reach every path through one call per note and field,
 ``steer.adjust(field, logits, history, pitch)``, before the filtering above; ``seconds``
@@ -49,6 +53,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .composers import composer_id
 from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
 from .device import resolve_device
 from .midi import DEFAULT_VELOCITY, Notes
@@ -186,12 +191,13 @@ class GrammarMask:
 class NumpyStepper:
     """A CausalLSTM's inference in numpy (float32), one note at a time with carried state.
 
-    Same maths as the model in eval mode (dropout off); exported once from its weights.
+    Same maths as the model in eval mode (dropout off); exported once from its weights, for one
+    ``composer`` id (models with composers; 0 = "any").
     ``state`` is ``(h, c, last)``: two lists of ``layers`` arrays (B, H) and the last pitch ids
     (B,) fed (None before the first note; read by models with interval inputs).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, composer: int = 0):
         sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
         as_np = lambda t: np.ascontiguousarray(t.numpy())  # noqa: E731
         as_np_t = lambda t: t.t().contiguous().numpy()  # transposed (torch transposes large matrices faster)  # noqa: E731
@@ -207,6 +213,8 @@ class NumpyStepper:
             col += emb.shape[1]
         self.interval_table = as_np(sd["interval.weight"] @ w_ih0[:, col:].T) if model.interval is not None else None
         self.tables[0] += as_np(sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])  # both biases ride on the pitch table
+        if model.composers:  # so does the composer's vector, added to the note embeddings at every step
+            self.tables[0] += as_np(sd["composer.weight"][composer] @ w_ih0[:, : sd["composer.weight"].shape[1]].T)
         self.w_hh0 = as_np_t(sd["lstm.weight_hh_l0"])  # (H, 4H)
         # layers >= 1: gates = [h_below, h_l] @ w_l + b_l
         self.w = [as_np_t(torch.cat([sd[f"lstm.weight_ih_l{l}"], sd[f"lstm.weight_hh_l{l}"]], 1))
@@ -323,7 +331,7 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
              progress: bool = False, controls=None, seconds: float | None = None,
-             info: dict | None = None) -> np.ndarray:
+             info: dict | None = None, composer=None) -> np.ndarray:
     """Sample ``n_notes`` new notes after ``primer``: (batch, n_notes, F) int16 tokens, new notes only.
 
     ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
@@ -334,7 +342,9 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     :class:`~melody_utils.controls.Controls` (None = off). ``seconds``: generate until every row's
     latest onset reaches this many seconds (``n_notes`` is then ignored; the last note is the first
     at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds. ``info``: a dict that
-    receives ``masked_mass``, the mean per note of the probability the grammar mask removed.
+    receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``:
+    a name (case-insensitive, a unique prefix will do), an id, "any" or None, for models trained
+    with composers (ValueError naming the composers the model knows otherwise).
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)
@@ -342,6 +352,7 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     _check_model_vocab(model, vocab)
+    comp = composer_id(model, composer)
     device = resolve_device(device)
     prim = _primer_tokens(primer, vocab)  # (P, F)
     n_fields = len(vocab.sizes)
@@ -355,12 +366,12 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     model.eval()
     try:
         if model.causal and fast and device.type == "cpu":
-            _generate_fast(NumpyStepper(model), prim, out, rng, knobs, steps, steer, mask)
+            _generate_fast(NumpyStepper(model, comp), prim, out, rng, knobs, steps, steer, mask)
         else:
             model.to(device)
             with torch.no_grad():
                 if model.causal:
-                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer, mask)
+                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer, mask, comp)
                 else:
                     _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer, mask)
     finally:
@@ -400,10 +411,12 @@ def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: S
             h, state = stepper.step(out[:, i], state)
 
 
-def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask) -> None:
+def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask,
+                           composer: int = 0) -> None:
     B, F = out.shape[0], out.shape[2]
     x = torch.as_tensor(prim, device=device)[None].expand(B, -1, -1)  # (B, P, F)
-    hs, state = model.encode(x)  # the primer once: (B, P, H)
+    comp = torch.full((B,), composer, dtype=torch.long, device=device)
+    hs, state = model.encode(x, composer=comp)  # the primer once: (B, P, H)
     h = hs[:, -1]  # (B, H)
     for i in steps:
         u = rng.random((F, B))
@@ -417,7 +430,7 @@ def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: S
                 logits[1] = mask.apply(logits[1], pitch, _prev_pitch(prim, out, i))
             out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], pitch), u[f], *knobs)
         if i + 1 < len(out[0]):
-            hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state)  # (B, 1, H)
+            hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state, comp)  # (B, 1, H)
             h = hs[:, 0]
 
 
@@ -467,20 +480,22 @@ def primer_length(model, primer_notes: int) -> int:
 
 def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: str = "cpu",
                       progress: bool = False, controls=None, seconds: float | None = None,
-                      info: dict | None = None) -> GenerateFn:
+                      info: dict | None = None, composer=None) -> GenerateFn:
     """The one generation contract, for a trained model: ``generate_fn(temperature=, top_k=, top_p=,
     n_notes=, seed=, primer=) -> Notes`` (:func:`generate_notes` with those knobs).
 
     The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
     sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
-    all call a model through it, so a test can pass a fake with the same keywords. ``controls``
-    and ``seconds`` (see :func:`generate`) are bound here, so the contract stays the same. ``info``: a dict
-    that receives each call's ``masked_mass`` (see :func:`generate`).
+    all call a model through it, so a test can pass a fake with the same keywords. ``controls``,
+    ``seconds`` and ``composer`` (see :func:`generate`) are bound here, so the contract stays the same.
+    ``info``: a dict that receives each call's ``masked_mass`` (see :func:`generate`).
     """
+    composer_id(model, composer)  # a bad composer fails here, before any note is generated
 
     def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
-                              controls=controls, seconds=seconds, info=info)
+                              controls=controls, seconds=seconds, info=info,
+                              composer=composer)
 
     return generate_fn

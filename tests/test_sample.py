@@ -180,7 +180,7 @@ def test_fast_and_torch_paths_draw_the_same_notes(extra):
 def test_fast_path_is_picked_for_causal_models_on_cpu(monkeypatch):
     model, vocab = tiny_model()
     made = []
-    monkeypatch.setattr(sample, "NumpyStepper", lambda m: made.append(m) or NumpyStepper(m))
+    monkeypatch.setattr(sample, "NumpyStepper", lambda m, *a: made.append(m) or NumpyStepper(m, *a))
     generate(model, vocab, 3)
     assert len(made) == 1
     generate(model, vocab, 3, fast=False)
