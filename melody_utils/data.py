@@ -6,6 +6,9 @@ A window starting at note ``s`` of a piece gives
 - ``targets`` (T, F): notes s+1 .. s+T, the next note after every position (causal models)
 - ``next``    (F,):   note s+T, the single next note after the window (the seed's window->next
   models); equal to ``targets[-1]``.
+- ``composer`` ():    the piece's composer id (``cache.composer_ids``; 0 = "any"), replaced by 0
+  in a share ``composer_dropout`` of the windows, drawn per epoch (classifier-free style: the
+  model also learns the unconditional distribution).
 
 Windows never cross a piece boundary, and splits are by piece (see corpus.split_by_piece),
 never by window. Nothing is materialised per window: a window is a start index into the
@@ -51,16 +54,24 @@ class MusicDataset(Dataset):
     [-transpose, transpose] (the whole window alike, clipped so every pitch stays in range): the
     music stays the music in another key, which multiplies a small corpus's variety. The shifts
     are drawn per epoch from (seed, epoch) (see :meth:`set_epoch`), so runs and resumes are exact.
+    ``composer_dropout`` in [0, 1]: the share of windows whose composer id is replaced by 0 ("any"),
+    drawn alike per epoch (0 for validation and evaluation: the true composer).
     """
 
     def __init__(self, cache: TokenCache, split: str = "train", window: int = 64, stride: int = 1,
-                 transpose: int = 0, seed: int = 0):
+                 transpose: int = 0, seed: int = 0, composer_dropout: float = 0.0):
         self.cache, self.split, self.window, self.stride = cache, split, window, stride
         self.starts = window_starts(cache.offsets, cache.piece_indices(split), window, stride)
         self._tokens = torch.from_numpy(cache.tokens.astype(np.int64))  # (N, F), converted once
         self._span = torch.arange(window + 1)  # (T+1,)
         self.transpose, self.seed = int(transpose), seed
         self.shifts = None  # (n_windows,) semitones for the current epoch, or None
+        if not 0.0 <= composer_dropout <= 1.0:
+            raise ValueError(f"data.composer_dropout must be in [0, 1] (a share of windows), got {composer_dropout}")
+        self.composer_dropout = float(composer_dropout)
+        piece = np.searchsorted(cache.offsets, self.starts, side="right") - 1  # (n_windows,) piece of each window
+        self.true_composer = torch.from_numpy(cache.composer_ids[piece] if len(cache) else np.zeros(0, np.int64))
+        self.composer = self.true_composer  # (n_windows,) ids for the current epoch
         if self.transpose < 0:
             raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
         if self.transpose and len(self.starts):
@@ -68,9 +79,12 @@ class MusicDataset(Dataset):
             idx = self.starts[:, None] + np.arange(window + 1)  # (n_windows, T+1)
             self._room_down = pitch[idx].min(1)  # semitones each window can move down ...
             self._room_up = cache.vocab.n_pitch - 1 - pitch[idx].max(1)  # ... and up
-            self.set_epoch(0)
+        self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        if self.composer_dropout:
+            keep = np.random.default_rng([self.seed, epoch, 11]).random(len(self.starts)) >= self.composer_dropout
+            self.composer = self.true_composer * torch.from_numpy(keep)
         if self.transpose and len(self.starts):
             rng = np.random.default_rng([self.seed, epoch, 7])
             shifts = rng.integers(-self.transpose, self.transpose + 1, len(self.starts))
@@ -84,7 +98,8 @@ class MusicDataset(Dataset):
         seq = self._tokens[starts[:, None] + self._span]  # (B, T+1, F)
         if self.shifts is not None:
             seq[..., 0] += self.shifts[np.asarray(indices, dtype=np.int64)][:, None]
-        return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "next": seq[:, -1]}
+        composer = self.composer[np.asarray(indices, dtype=np.int64)]  # (B,)
+        return {"inputs": seq[:, :-1], "targets": seq[:, 1:], "next": seq[:, -1], "composer": composer}
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         return {k: v[0] for k, v in self.__getitems__([idx]).items()}
@@ -123,13 +138,13 @@ class EpochShuffle(Sampler):
 
 def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_size: int, shuffle: bool,
                 seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None,
-                transpose: int = 0, epoch_windows: int = 0) -> DataLoader:
+                transpose: int = 0, epoch_windows: int = 0, composer_dropout: float = 0.0) -> DataLoader:
     """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles
     (and redraws the transpositions, when ``transpose`` > 0); ``epoch_windows`` > 0 makes each
-    shuffled epoch a random sample of that many windows."""
+    shuffled epoch a random sample of that many windows; ``composer_dropout`` see :class:`MusicDataset`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed)
+    ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed, composer_dropout=composer_dropout)
     if len(ds) == 0:
         raise ValueError(
             f"the {split!r} split has no piece with more than {window} notes; use a smaller data.window "

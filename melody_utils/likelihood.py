@@ -54,13 +54,15 @@ def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
     return nll_result(heads, n)
 
 
-def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = False) -> dict:
+def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = False, composers=None) -> dict:
     """Held-out NLL of a causal model that reads each piece from its start, carrying its state.
 
     Scores every note with at least ``context`` notes before it (``context=1``: every note but
     each piece's first, the notes :func:`ngram_nll` scores too), each predicted from the whole
     piece before it: the context a model has when it generates. Pieces are read in chunks of
     :data:`PIECE_CHUNK` notes, the LSTM state carried across chunks, so memory stays bounded.
+    ``composers``: each piece's composer id (``cache.composer_ids``; None = 0, "any") for models
+    trained with composers.
     """
     if not model.causal:
         raise ValueError("piece_nll needs a causal model; score window models with model_nll")
@@ -73,13 +75,15 @@ def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = Fa
     n = 0
     try:
         with torch.no_grad():
-            for toks in tqdm(pieces, desc="held-out NLL", disable=not progress, leave=False):
+            ids = np.zeros(len(pieces), np.int64) if composers is None else np.asarray(composers, np.int64)
+            for toks, c in zip(tqdm(pieces, desc="held-out NLL", disable=not progress, leave=False), ids):
                 t = torch.as_tensor(np.asarray(toks, dtype=np.int64), device=device)
+                comp = torch.full((1,), int(c), dtype=torch.long, device=device)
                 state = None
                 for a in range(0, len(t) - 1, PIECE_CHUNK):
                     x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
                     x = x[:, : y.shape[1]]
-                    h, state = model.encode(x, state)
+                    h, state = model.encode(x, state, comp)
                     logits = model.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
                     first = max(context - 1 - a, 0)  # position i predicts note a + i + 1
                     if first >= y.shape[1]:

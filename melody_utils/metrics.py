@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpts
 from . import corpus, data, plots
 from .checkpoint import load_checkpoint
+from .composers import piece_composer_ids
 from .likelihood import model_nll, ngram_nll, piece_nll, uniform_nll
 from .midi import atomic_write_bytes
 from .sample import model_generate_fn, primer_length
@@ -52,16 +53,17 @@ NGRAM_ORDERS = (1, 2, 3)
 
 
 def context_nll(model, cfg, vocab, pieces, context: int = 0, batch_size: int = 64, device="cpu",
-                progress: bool = False) -> dict:
+                progress: bool = False, composers=None) -> dict:
     """A model's NLL on the notes of ``pieces`` (token arrays of ``vocab``) with at least ``context`` notes before them.
 
     Causal models read each piece from its start with carried state (:func:`piece_nll`); window
     models read the ``data.seed_window`` notes before each note. ``context=0``: every note a model
     can score (causal: all but each piece's first, the notes the n-grams score; window models:
     those with a full window before them). The same ``context`` for both kinds scores the same notes.
+    ``composers``: each piece's composer id, as the model names them (None = "any"; causal models).
     """
     if model.causal:
-        return piece_nll(model, pieces, device, context=max(context, 1), progress=progress)
+        return piece_nll(model, pieces, device, context=max(context, 1), progress=progress, composers=composers)
     window, stride = window_and_stride(cfg, model.causal)
     if context and context < window:
         raise ValueError(f"context={context} is shorter than the window model's {window} notes, which it reads before "
@@ -75,8 +77,10 @@ def context_nll(model, cfg, vocab, pieces, context: int = 0, batch_size: int = 6
 def held_out_nats(model, cfg, cache, split: str = "test", batch_size: int = 64, device="cpu", progress: bool = False,
                   context: int = 0) -> dict:
     """The model's NLL on ``split`` (:func:`likelihood.nll_result`: ``["nats"]["total"]`` per note, per field),
-    on the notes :func:`context_nll` scores."""
-    return context_nll(model, cfg, cache.vocab, cache.split_tokens(split), context, batch_size, device, progress)
+    on the notes :func:`context_nll` scores, each piece with its true composer (models trained with composers)."""
+    composers = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
+    return context_nll(model, cfg, cache.vocab, cache.split_tokens(split), context, batch_size, device, progress,
+                       composers)
 
 
 def compare_with_shipped(checkpoint, cache, device="cpu") -> list[str]:

@@ -232,7 +232,7 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     window, stride = window_and_stride(cfg, causal)
     train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
                                     num_workers=tc.num_workers, transpose=cfg.data.transpose,
-                                    epoch_windows=tc.epoch_windows)
+                                    epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout)
     train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,
