@@ -49,18 +49,19 @@ def validate_controls(temperature, top_k, top_p, n_notes, seed) -> dict:
 
 
 def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_notes, seed, primer, output_path,
-                        *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto") -> dict:
+                        *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", composer=None) -> dict:
     """Check the values, generate, write the MIDI, synthesize and draw it.
 
     Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
     name (see :data:`audio.SYNTH_NAMES`), "figure": Figure}``.
     Raises ValueError naming the parameter and its range before ``generate_fn`` runs, and when
-    ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method.
+    ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method. ``composer``:
+    passed on to ``generate_fn`` when not None (models trained with composers).
     """
     knobs = validate_controls(temperature, top_k, top_p, n_notes, seed)
     if output_path is None or not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
         raise ValueError(f"output_path must be a file path for the MIDI file, got {output_path!r}")
-    notes = generate_fn(**knobs, primer=primer)
+    notes = generate_fn(**knobs, primer=primer, **({} if composer is None else {"composer": composer}))
     if not isinstance(notes, Notes):
         raise TypeError(f"generate_fn must return melody_utils.midi.Notes, got {type(notes).__name__}")
     if len(notes) == 0:
@@ -110,12 +111,15 @@ def _defaults(defaults) -> dict:
 
 
 def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, defaults=None,
-                      sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None):
+                      sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None,
+                      composers=()):
     """Sliders + primer dropdown + Generate button + an output area (piano roll, audio, download).
 
     ``primers``: display name -> primer passed to ``generate_fn`` (Notes, tokens, or None).
     ``defaults``: a :class:`~melody_utils.config.SampleConfig` (or dict) for the starting values.
-    ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). Returns a ``VBox``; its ``controls`` dict
+    ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). ``composers``: names for a
+    composer dropdown ("any" first; :func:`melody_utils.checkpoint.composer_names` of a model; empty = no
+    dropdown). Returns a ``VBox``; its ``controls`` dict
     holds the widgets by name and ``last_result`` the latest :func:`generate_and_render` result.
     Nothing is generated until the button is pressed.
     """
@@ -142,6 +146,8 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
                                        style=style, layout=layout),
         # names as options (not the primer objects): a None primer would read as "nothing selected"
         "primer": widgets.Dropdown(options=list(primers), description="primer", style=style, layout=layout),
+        **({"composer": widgets.Dropdown(options=["any", *composers], description="composer", style=style,
+                                         layout=layout)} if composers else {}),
         "generate": widgets.Button(description="Generate", button_style="primary", icon="music"),
     }
     status = widgets.Label("")
@@ -160,7 +166,8 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
                 try:
                     result = generate_and_render(generate_fn, c["temperature"].value, c["top_k"].value, c["top_p"].value,
                                                  c["n_notes"].value, c["seed"].value, primers[c["primer"].value],
-                                                 output_path, sample_rate=sample_rate, synth=synth)
+                                                 output_path, sample_rate=sample_rate, synth=synth,
+                                                 composer=c["composer"].value if "composer" in c else None)
                 except ValueError as exc:  # a bad value: the message says what to change
                     print(f"Error: {exc}")
                     status.value = "failed"

@@ -149,3 +149,20 @@ def test_apply_setting_clips_to_the_sliders_and_refuses_no_suggestion(tmp_path):
         ui.apply_setting(box.controls, None)
     with pytest.raises(ValueError, match="no setting to apply"):
         ui.apply_setting_button(box, None)
+
+
+def test_composer_dropdown_only_for_models_with_composers(tmp_path):
+    calls = []
+
+    def fake(*, composer=None, **knobs):
+        calls.append(composer)
+        return random_notes(knobs["n_notes"], seed=knobs["seed"], chord_every=1000)
+
+    box = ui.make_generator_ui(fake, {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000,
+                               composers=["Chopin", "Liszt"])
+    assert box.controls["composer"].options == ("any", "Chopin", "Liszt")
+    box.controls["composer"].value = "Liszt"
+    box.controls["generate"].click()
+    assert calls == ["Liszt"]
+    plain = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert "composer" not in plain.controls  # and the generator is called without a composer keyword
