@@ -7,8 +7,9 @@ import torch
 from melody_utils import cli
 from melody_utils.checkpoint import CHECKPOINT_LAST, composer_names, load_checkpoint, save_checkpoint
 from melody_utils.composers import composer_id, resolve_composer
-from melody_utils.config import Config, ModelConfig, get_config
-from melody_utils.corpus import TokenCache
+from helpers import write_midi_folder
+from melody_utils.config import Config, DataConfig, ModelConfig, get_config
+from melody_utils.corpus import TokenCache, prepare
 from melody_utils.data import MusicDataset, make_loader
 from melody_utils.model import build_model
 from melody_utils.sample import NumpyStepper, generate
@@ -43,6 +44,18 @@ def test_cache_maps_composers_to_ids_and_keeps_them(tmp_path):
     np.testing.assert_array_equal(cache.composer_ids, [2, 1, 0, 1, 0])  # unnamed and unknown -> 0 "any"
     back = TokenCache.load(cache.save(tmp_path / "c.npz"))
     assert back.vocab == cache.vocab and back.vocab.composers == ("Bach", "Schubert")
+
+
+def test_prepare_reads_composers_from_a_folder_metadata_csv(tmp_path):
+    folder = tmp_path / "midi"
+    write_midi_folder(folder, n_good=4)
+    rows = ["path,split,composer", "piece00.mid,train,Satie", "piece01.mid,train,Debussy",
+            "piece02.mid,validation,Satie", "piece03.mid,test,Ravel"]
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    cache = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "cache", progress=False, workers=1)
+    assert cache.vocab.composers == ("Debussy", "Satie")
+    ids = dict(zip([p["name"] for p in cache.pieces], cache.composer_ids.tolist()))
+    assert ids == {"piece00": 2, "piece01": 1, "piece02": 2, "piece03": 0}  # Ravel: only held out -> "any"
 
 
 def test_composer_dropout_rate_and_reproducibility():
