@@ -48,7 +48,7 @@ def _table(title: str, header: tuple, rows: list) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
 
-def nats_table(model, cache) -> str:
+def nats_table(model, cache, device: str = "cpu") -> str:
     rows = []
     for split in HELD_OUT:
         idx = cache.piece_indices(split)
@@ -57,8 +57,8 @@ def nats_table(model, cache) -> str:
         if not len(known):
             continue
         pieces = [cache.piece_tokens(i) for i in known]
-        true = piece_nll(model, pieces, composers=ids[ids > 0])
-        anyc = piece_nll(model, pieces)
+        true = piece_nll(model, pieces, device, composers=ids[ids > 0])
+        anyc = piece_nll(model, pieces, device)
         t, a = true["nats"]["total"], anyc["nats"]["total"]
         rows.append((split, len(known), f"{true['n_notes']:,}", f"{t:.3f}", f"{a:.3f}", f"{a - t:+.3f}"))
     return _table("Held-out nats/note: true composer vs any",
@@ -105,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--source", default="embedded", help="corpus to train on when no --checkpoint (default: the embedded one)")
     ap.add_argument("--preset", default="tiny", help="size preset of the model trained here (default tiny)")
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps of the model trained here (default 400)")
+    ap.add_argument("--device", default="cpu", help="where the model trains and scores (generation runs on the CPU)")
     ap.add_argument("--cache-dir", help="token caches (default: data/cache, or a temporary one when training here)")
     ap.add_argument("--pieces", type=int, default=8, help="pieces generated per composer")
     ap.add_argument("--notes", type=int, default=200, help="notes per generated piece and held-out excerpt")
@@ -117,16 +118,16 @@ def main(argv=None) -> int:
         if checkpoint is None:
             cache_dir = cache_dir or Path(tmp) / "cache"
             cfg = get_config(args.preset, **{"data.source": args.source, "data.max_files": 0, "model.composers": True,
-                                             "train.max_steps": steps, "train.epochs": 1000, "train.device": "cpu"})
+                                             "train.max_steps": steps, "train.epochs": 1000, "train.device": args.device})
             train(cfg, prepare(cfg.data, cache_dir=cache_dir, progress=False), Path(tmp) / "out", resume=False, progress=False)
             checkpoint = Path(tmp) / "out" / CHECKPOINT_LAST
-        model, vocab, cfg, state = load_checkpoint(checkpoint)
+        model, vocab, cfg, state = load_checkpoint(checkpoint, device=args.device)
         if not model.composers:
             raise SystemExit(f"error: {checkpoint} was trained without composers; nothing to measure")
         cache = prepare(cfg.data, cache_dir=cache_dir, progress=False)
         print(f"model: {checkpoint} ({cfg.preset} preset, {state.get('step', 0)} steps, {model.composers - 1} composers, "
               f"composer dropout {cfg.data.composer_dropout:g}); source {cfg.data.source}")
-        print(nats_table(model, cache))
+        print(nats_table(model, cache, str(next(model.parameters()).device)))
         print(closeness_table(model, vocab, cache, pieces, notes))
     return 0
 
