@@ -34,6 +34,7 @@ LICENCE = "CC BY-SA 3.0 DE: derived from piano-midi.de by Bernd Krueger"
 SHIPPED_SETTINGS = {
     "data.source": CORPUS, "data.window": 128, "data.stride": 64,
     "model.arch": "causal", "model.hidden": 384, "model.layers": 2, "model.dropout": 0.2,
+    "model.composers": True, "data.composer_dropout": 0.2,  # generate --composer NAME; "any" learnt from 20 % of windows
     "train.batch_size": 256, "train.epochs": 1000, "train.warmup_steps": 200,
 }
 
@@ -60,7 +61,11 @@ def main(argv=None) -> int:
     cfg = build_config(args.device, args.budget, workdir, args.set)
     device = resolve_device(cfg.train.device)
     cache = corpus.prepare(cfg.data, cache_dir=workdir / "cache", progress=not args.quiet)
-    print(f"training {cfg.model.arch} {cfg.model.layers}x{cfg.model.hidden} on {CORPUS} ({len(cache.tokens):,} notes) "
+    if cfg.model.composers and not cache.vocab.composers:  # a corpus (--set data.source=...) that names none
+        cfg = cfg.override(**{"model.composers": False})
+        print("note: the corpus names no composer: the model is trained without composers")
+    print(f"training {cfg.model.arch} {cfg.model.layers}x{cfg.model.hidden} on {CORPUS} ({len(cache.tokens):,} notes, "
+          f"{len(cache.vocab.composers) if cfg.model.composers else 'no'} composers) "
           f"for at most {cfg.train.time_budget_s:g} s on {device}; checkpoints in {cfg.train.out_dir}")
     train(cfg, cache, resume=False, progress=not args.quiet)
     best = Path(cfg.train.out_dir) / CHECKPOINT_BEST

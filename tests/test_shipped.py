@@ -14,7 +14,8 @@ import torch
 
 from melody_utils import checkpoint as ckpts
 from melody_utils import cli, corpus
-from melody_utils.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, export_inference, load_checkpoint, read_checkpoint
+from melody_utils.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, composer_names, export_inference, load_checkpoint,
+                                     read_checkpoint)
 from melody_utils.config import REPO_ROOT, get_config
 from melody_utils.tokens import Vocab
 from melody_utils.train import train
@@ -154,6 +155,7 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     assert "command: python scripts/build_shipped_model.py --device cpu --budget 5" in printed
     model, vocab, cfg, state = load_checkpoint(out)
     assert (cfg.model.hidden, cfg.data.window, cfg.train.time_budget_s) == (32, 32, 5.0)
+    assert cfg.model.composers and composer_names(state) == list(vocab.composers) != []  # the shipped model takes --composer
     assert state["summary"]["held_out_nats_per_note"] > 0 and state["summary"]["licence"].startswith("CC BY-SA 3.0 DE")
 
 
