@@ -64,7 +64,7 @@ import pretty_midi
 from IPython.display import display
 
 from melody_utils import audio, corpus, metrics, plots, runs, sample, sweep, widgets
-from melody_utils.checkpoint import load_checkpoint
+from melody_utils.checkpoint import composer_names, load_checkpoint
 from melody_utils.config import get_config
 
 # %% [markdown]
@@ -144,12 +144,13 @@ assert level > -50, f"the audio is silent ({level:.1f} dB)"
 # %% [markdown]
 # ## Try your own settings
 #
-# Move the sliders, pick a primer and press **Generate**: each press writes the MIDI file again
+# Move the sliders, pick a primer (and a composer, when the model was trained with composers) and
+# press **Generate**: each press writes the MIDI file again
 # (same path) and shows its piano roll, a player and a download link. The same seed with the same
 # settings gives the same piece. Nothing runs until you press the button.
 
 # %%
-generator = widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s)
+generator = widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s, composers=composer_names(model))
 generator
 
 # %% [markdown]
