@@ -80,31 +80,32 @@ def test_composer_dropout_rate_and_reproducibility():
         MusicDataset(cache, "train", 8, 1, composer_dropout=1.5)
 
 
-def composer_model(chained=True, velocity_bins=4, seed=0):
+def composer_model(chained=True, velocity_bins=4, seed=0, **extra):
     torch.manual_seed(seed)
     vocab = seed_vocab(velocity_bins)
     vocab = type(vocab)(vocab.step_bins, vocab.dur_bins, velocity_bins, name="seed", composers=tuple(NAMES))
-    model = build_model(ModelConfig(composers=True, chained=chained, **{**TINY, "layers": 2, "emb_vel": 4}), vocab, 8)
+    model = build_model(ModelConfig(composers=True, chained=chained, **{**TINY, "layers": 2, "emb_vel": 4, **extra}), vocab, 8)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)  # the composer vectors start at zero; make every part count here
     return model.eval(), vocab
 
 
-@pytest.mark.parametrize("chained", [True, False])
-def test_numpy_stepper_matches_the_model_with_a_composer(chained):
-    model, vocab = composer_model(chained)
+@pytest.mark.parametrize("chained,extra", [(True, {}), (False, {}), (True, dict(interval_emb=4, chain_all=True))])
+def test_numpy_stepper_matches_the_model_with_a_composer(chained, extra):
+    model, vocab = composer_model(chained, **extra)
     rng = np.random.default_rng(0)
     seq = np.stack([rng.integers(0, s, (3, 10)) for s in vocab.sizes], -1)  # (B, T, F)
     for c in (0, 3):
         comp = torch.full((3,), c)
         with torch.no_grad():
-            ref = model(torch.as_tensor(seq[:, :-1]), next_pitch=torch.as_tensor(seq[:, 1:, 0]), composer=comp)
+            x = torch.as_tensor(seq)
+            ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_rest=x[:, 1:, 1:], composer=comp)
         stepper = NumpyStepper(model, c)
         state = stepper.zero_state(3)
         for t in range(9):
             h, state = stepper.step(seq[:, t], state)
-            for f, lg in enumerate(stepper.heads(h, seq[:, t + 1, 0])):
+            for f, lg in enumerate(stepper.heads(h, seq[:, t + 1, 0], seq[:, t + 1, 1:])):
                 np.testing.assert_allclose(lg, ref[f][:, t].numpy(), atol=1e-4)
     with torch.no_grad():  # the composer does change the logits
         a = model(torch.as_tensor(seq), composer=torch.zeros(3, dtype=torch.long))[0]
@@ -113,7 +114,7 @@ def test_numpy_stepper_matches_the_model_with_a_composer(chained):
 
 
 def test_fast_and_torch_paths_agree_for_a_composer():
-    model, vocab = composer_model()
+    model, vocab = composer_model(interval_emb=4, chain_all=True)
     fast = generate(model, vocab, 12, batch=2, seed=1, top_k=1, composer="johann")
     slow = generate(model, vocab, 12, batch=2, seed=1, top_k=1, composer=3, fast=False)
     np.testing.assert_array_equal(fast, slow)
