@@ -164,8 +164,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
     g.add_argument("--seconds", type=_number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
-    g.add_argument("--composer", metavar="NAME", help="compose like this composer (models trained with composers; "
-                   "case-insensitive, a unique prefix of a name or surname will do; 'any' = no composer)")
+    g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
     g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
 
@@ -365,8 +364,7 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     keep = s.keep_primer or args.keep_primer
     info = {}
     generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds, info=info,
-                                    composer=args.composer)
+                                    controls=args.controls, seconds=args.seconds, info=info, composer=args.composer)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)
     notes_to_midi(notes, output)

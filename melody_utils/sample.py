@@ -24,9 +24,8 @@ Generation paths (:func:`generate` picks one):
 
 Chained models sample the pitch first, then the other fields conditioned on it.
 
-Models trained with composers (:mod:`melody_utils.composers`) generate for the ``composer``
-asked for (a name, "any" or None = id 0, the unconditional distribution); the fast path folds
-that composer's input vector into its tables once, so it costs nothing per note.
+Models trained with composers (:mod:`melody_utils.composers`) play like the ``composer`` asked for
+("any" or None: id 0); the fast path folds its input vector into its tables once (no cost per note).
 
 Sampling-time controls (key, range, density, per-field temperature, repetition guard; see
 :mod:`melody_utils.controls`) reach every path through one call per note and field,
@@ -342,9 +341,8 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     :class:`~melody_utils.controls.Controls` (None = off). ``seconds``: generate until every row's
     latest onset reaches this many seconds (``n_notes`` is then ignored; the last note is the first
     at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds. ``info``: a dict that
-    receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``:
-    a name (case-insensitive, a unique prefix will do), an id, "any" or None, for models trained
-    with composers (ValueError naming the composers the model knows otherwise).
+    receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``: a
+    name (:func:`~melody_utils.composers.resolve_composer`), an id, "any" or None (models trained with composers).
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)
@@ -496,7 +494,6 @@ def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: st
     def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer, composer=composer):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
-                              controls=controls, seconds=seconds, info=info,
-                              composer=composer)
+                              controls=controls, seconds=seconds, info=info, composer=composer)
 
     return generate_fn
