@@ -35,3 +35,11 @@ def test_window_models_get_their_own_sizes_and_explicit_values_win():
     assert count_parameters(build_model(base.model, vocab, 50)) == pytest.approx(1.0e6, rel=0.05)
     assert not adv.model.chained
     assert get_config("colab", **{"model.arch": "advanced", "model.hidden": 128}).model.hidden == 128
+
+
+def test_advanced_on_a_gpu_preset_trains_large_batches_of_sampled_windows_unless_told_otherwise():
+    adv = get_config("colab", **{"model.arch": "advanced"})
+    assert adv.train.batch_size >= 1024 and 0 < adv.train.epoch_windows  # the GPU throughput setting
+    assert get_config("colab").train.epoch_windows == 0  # the causal default keeps whole epochs
+    told = get_config("colab", **{"model.arch": "advanced", "train.batch_size": 64, "train.epoch_windows": 0})
+    assert (told.train.batch_size, told.train.epoch_windows) == (64, 0)  # explicit train.* values win too
