@@ -29,3 +29,13 @@ def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
         assert not bf16_rows and "skipped 'causal 2x256 chained, batch 64, window 64, bf16 autocast'" in out
     else:
         assert bf16_rows  # this CPU has native bf16: the bf16 rows are measured
+
+
+def test_quality_table_compares_the_seed_fields_and_shows_velocity_apart():
+    from benchmarks.bench_quality import format_table
+
+    seed = {"pitch": 3.0, "step": 1.0, "duration": 1.0, "total": 5.0}
+    ours = {"pitch": 2.5, "step": 0.5, "duration": 1.0, "velocity": 1.5, "total": 5.5}
+    table = format_table([("seed-style MusicLSTM", 1e6, 10, seed), ("causal", 1e6, 10, ours)])
+    assert "| seed-style MusicLSTM | 1.00 M | 10 | 3.000 | 1.000 | 1.000 | 5.000 | 100.0% | – |" in table
+    assert "| causal | 1.00 M | 10 | 2.500 | 0.500 | 1.000 | 4.000 | 80.0% | 1.500 |" in table  # velocity not in the ratio
