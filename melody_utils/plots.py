@@ -46,6 +46,9 @@ FEATURE_LABELS = {
     "interval_hist": "Melodic interval (semitones)",
     "step_hist": "Step between onsets (s)",
     "duration_hist": "Duration (s)",
+    "mean_velocity": "Mean velocity (MIDI 1-127)",
+    "velocity_spread": "Velocity spread (std, MIDI units)",
+    "velocity_hist": "Velocity (MIDI 1-127)",
 }
 SWEEP_LINESTYLES = ("-", "--", "-.", ":")  # one per top_p (cycled), with the markers below
 SWEEP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")

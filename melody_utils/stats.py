@@ -43,13 +43,17 @@ SCALAR_FEATURES = (
     "loop_share",  # share of notes inside exact loops (see loop_mask)
     "repeat_ngram",  # share of NGRAM_REPEAT-grams of notes already heard earlier in the piece
     "top_pitch_share",  # share of the most frequent pitch
+    "mean_velocity",  # mean MIDI velocity (loudness), 1-127
+    "velocity_spread",  # standard deviation of the velocities: dynamics, 0 for one constant velocity
 )
 HIST_FEATURES = (
     "pitch_class_hist",  # (12,) C, C#, ..., B
     "interval_hist",  # (2 * MAX_INTERVAL + 1,) intervals of the top-note line, -12..12
     "step_hist",  # (len(STAT_TIME_EDGES),) steps between note onsets, STAT_TIME_EDGES bins
     "duration_hist",  # (len(STAT_TIME_EDGES),) durations, same bins
+    "velocity_hist",  # (VELOCITY_HIST_BINS,) velocities in equal bins over 0..127
 )
+VELOCITY_HIST_BINS = 16
 CIRCULAR_FEATURES = ("pitch_class_hist",)
 
 
@@ -165,10 +169,13 @@ def piece_stats(notes: Notes) -> dict:
         "loop_share": float(loop_mask(ids).mean()),
         "repeat_ngram": repeated_ngram_share(ids),
         "top_pitch_share": float(counts.max() / n),
+        "mean_velocity": float(notes.velocity.mean()),
+        "velocity_spread": float(notes.velocity.std()),
         "pitch_class_hist": _hist(pitch % 12, 12),
         "interval_hist": _hist(np.clip(intervals, -MAX_INTERVAL, MAX_INTERVAL) + MAX_INTERVAL, 2 * MAX_INTERVAL + 1),
         "step_hist": _time_hist(notes.step[1:]),
         "duration_hist": _time_hist(notes.duration),
+        "velocity_hist": _hist(np.clip(notes.velocity.astype(np.int64), 0, 127) * VELOCITY_HIST_BINS // 128, VELOCITY_HIST_BINS),
     }
 
 

@@ -153,7 +153,12 @@ def record(work: Path) -> dict[str, dict]:
         ["evaluate", *common, "--out-dir", str(work / "empty")],
         ["generate", *common, "--out-dir", str(out), "--primer", str(work / "nothing.mid")],
     ]
-    cli_lines["errors"] = [_run_cli(argv, replace) for argv in bad]
+    shipped = checkpoint.SHIPPED_CHECKPOINT
+    checkpoint.SHIPPED_CHECKPOINT = work / "no-shipped-model.pt"  # the error lines of a checkout without one
+    try:
+        cli_lines["errors"] = [_run_cli(argv, replace) for argv in bad]
+    finally:
+        checkpoint.SHIPPED_CHECKPOINT = shipped
     env_columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"  # argparse wraps help text to the terminal's width
     try:

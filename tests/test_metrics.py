@@ -676,3 +676,22 @@ def test_context_shorter_than_a_window_models_window_is_refused(evaluated):
         pytest.skip("causal models score any context")
     with pytest.raises(ValueError, match="context=8 is shorter than the window model's 16 notes"):
         M.context_nll(evaluated["model"], evaluated["cfg"], evaluated["cache"].vocab, evaluated["cache"].split_tokens("test"), 8)
+
+
+def test_velocity_features_tell_dynamics_from_one_constant_velocity():
+    from melody_utils.stats import VELOCITY_HIST_BINS, compare_sets, piece_stats
+
+    rng = np.random.default_rng(0)
+
+    def piece(dynamic: bool) -> Notes:
+        n = 80
+        velocity = rng.integers(30, 110, n) if dynamic else np.full(n, 80)
+        return Notes(rng.integers(40, 80, n), np.cumsum(rng.uniform(0.05, 0.3, n)), np.full(n, 0.2), velocity)
+
+    flat = piece_stats(piece(False))
+    assert flat["mean_velocity"] == 80 and flat["velocity_spread"] == 0
+    assert flat["velocity_hist"].shape == (VELOCITY_HIST_BINS,) and flat["velocity_hist"][80 * VELOCITY_HIST_BINS // 128] == 1
+    same = compare_sets([piece(True) for _ in range(6)], [piece(True) for _ in range(6)])["features"]
+    apart = compare_sets([piece(False) for _ in range(6)], [piece(True) for _ in range(6)])["features"]
+    for name in ("velocity_spread", "velocity_hist"):
+        assert same[name]["oa"] > 0.5 > apart[name]["oa"]  # constant velocity is far from real dynamics
