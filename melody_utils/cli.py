@@ -28,12 +28,13 @@ from .composers import describe_composer
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
 from .device import resolve_device
-from .midi import MidiError, midi_to_notes, notes_to_midi
+from .midi import notes_to_midi
 from .originality import OriginalityIndex, describe
 from .sample import model_generate_fn, primer_length, validate_sampling
 from .sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
 from .tokens import Vocab
 from .train import HISTORY_FILE, train
+from .uploads import primer_from_file
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
 
@@ -345,13 +346,9 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
     if not path.is_file():
         raise FileNotFoundError(f"--primer {spec}: file not found; pass {PRIMER_CHOICES}")
     try:
-        notes = midi_to_notes(path, sustain=train_cfg.data.sustain)
-    except MidiError as exc:
+        return primer_from_file(path, vocab, n_notes, train_cfg.data.sustain), str(path)
+    except ValueError as exc:
         raise ValueError(f"--primer: {exc}") from None
-    notes = notes[vocab.in_range(notes)]
-    if len(notes) == 0:
-        raise ValueError(f"--primer {path}: no notes in the piano range {vocab.min_pitch}-{vocab.max_pitch}")
-    return notes[:n_notes], str(path)
 
 
 def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:

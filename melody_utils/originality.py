@@ -173,3 +173,9 @@ def describe(result: dict) -> str:
     moved = f", transposed {shift:+d}" if shift else ""
     return (f"originality: longest run copied from the training corpus {result['longest_copy']} notes "
             f"(from {result['source']}, note {result['source_note']}{moved}); {share}")
+
+
+def notes_report(index: OriginalityIndex, vocab):
+    """``report(notes) -> str``: :func:`describe` of a generated piece (Notes, encoded with ``vocab``,
+    the vocabulary of the model and of the index's cache); notebook 04 prints it after each piece."""
+    return lambda notes: describe(index.check(vocab.encode(notes)))

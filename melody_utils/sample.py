@@ -485,13 +485,14 @@ def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: st
     The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
     sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
     all call a model through it, so a test can pass a fake with the same keywords. ``controls``,
-    ``seconds`` and ``composer`` (see :func:`generate`) are bound here, so the contract stays the same;
-    a call may still pass ``composer=`` (the notebook's composer dropdown).
-    ``info``: a dict that receives each call's ``masked_mass`` (see :func:`generate`).
+    ``seconds``, ``composer`` and ``keep_primer`` (see :func:`generate`) are bound here, so the contract
+    stays the same; a call may still pass them (notebook 04's widgets). ``info``: a dict that receives
+    each call's ``masked_mass`` (see :func:`generate`).
     """
     composer_id(model, composer)  # a bad composer fails here, before any note is generated
 
-    def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer, composer=composer):
+    def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer, composer=composer, controls=controls,
+                    seconds=seconds, keep_primer=keep_primer):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
                               controls=controls, seconds=seconds, info=info, composer=composer)

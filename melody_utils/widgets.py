@@ -6,6 +6,12 @@ browser. The model comes in as ``generate_fn(temperature, top_k, top_p, n_notes,
 :func:`melody_utils.sample.model_generate_fn` (a trained model + vocabulary; the one contract the
 CLI and the sampling sweep use too). Building the UI runs nothing: it only
 lays out widgets, so it executes headless (nbval) without blocking.
+
+The sampling-time controls (:mod:`melody_utils.controls`: key, pitch range, density, per-field
+temperature, repetition guard) and the length in seconds have widgets too; :func:`control_values`
+turns their values into what ``generate_fn`` takes (every widget at its default = no control).
+A user's MIDI becomes a primer through an upload (:mod:`melody_utils.uploads`): a ``FileUpload``
+button in the generator, or in Colab :func:`colab_upload`.
 """
 
 from __future__ import annotations
@@ -18,14 +24,29 @@ from pathlib import Path
 
 from . import audio, plots
 from .config import SampleConfig
+from .controls import MAX_NOTES_PER_SECOND, MAX_SECONDS, controls_from_widgets, validate_seconds
 from .midi import Notes, notes_to_midi
 from .sample import GenerateFn
+from .scales import KEY_CHOICES
+from .tokens import MAX_PIANO_PITCH, MIN_PIANO_PITCH
+from .uploads import MIDI_SUFFIXES, uploaded_files
+from .workspace import in_colab
 
 TEMPERATURE_RANGE = (0.1, 2.0)  # below 1 sharpens the distributions, above 1 flattens them
 TOP_K_RANGE = (0, 88)  # 0 = off; 88 = every piano key
 TOP_P_RANGE = (0.05, 1.0)  # 1.0 = off
 N_NOTES_RANGE = (1, 1000)  # notes to generate
 SEED_RANGE = (0, 2**31 - 1)
+KEY_STRENGTH_RANGE = (0.0, 10.0)  # nats taken from out-of-key pitches; 0 = masked (hard)
+DENSITY_RANGE = (0.0, float(MAX_NOTES_PER_SECOND))  # notes per second; 0 = the model's own
+FIELD_TEMPERATURE_RANGE = (0.1, 2.0)  # per-field temperature, times the global one
+REPEAT_GUARD_RANGE = (0.0, 10.0)  # nats; 0 = off
+SECONDS_RANGE = (0.0, MAX_SECONDS)  # length of music; 0 = count notes instead
+CONTROL_DEFAULTS = {  # widget name -> its value that changes nothing
+    "key": "any", "key_strength": 0.0, "pitch_range": (MIN_PIANO_PITCH, MAX_PIANO_PITCH), "density": 0.0,
+    "temperature_pitch": 1.0, "temperature_timing": 1.0, "temperature_velocity": 1.0, "repeat_guard": 0.0,
+    "seconds": 0.0, "keep_primer": False,
+}
 
 def _check(name: str, value, lo, hi, integer: bool):
     """Value within [lo, hi] (an integer when ``integer``), else ValueError naming it and the range."""
@@ -48,20 +69,39 @@ def validate_controls(temperature, top_k, top_p, n_notes, seed) -> dict:
     }
 
 
+def control_values(values: dict) -> dict:
+    """Values of the control widgets (names of :data:`CONTROL_DEFAULTS`; missing ones at their
+    default) -> ``{"controls": Controls or None, "seconds": float or None, "keep_primer": bool}``
+    for :func:`generate_and_render`. ValueError (one line naming the value) for a bad one."""
+    v = {**CONTROL_DEFAULTS, **values}
+    low, high = v["pitch_range"]
+    controls = controls_from_widgets(v["key"], v["key_strength"], low, high, v["density"], v["temperature_pitch"],
+                                     v["temperature_timing"], v["temperature_velocity"], v["repeat_guard"])
+    seconds = v["seconds"] or None
+    validate_seconds(seconds)
+    return {"controls": controls if controls.active else None, "seconds": seconds, "keep_primer": bool(v["keep_primer"])}
+
+
 def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_notes, seed, primer, output_path,
-                        *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", composer=None) -> dict:
+                        *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", composer=None, controls=None,
+                        seconds=None, keep_primer: bool = False, originality=None) -> dict:
     """Check the values, generate, write the MIDI, synthesize and draw it.
 
     Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
-    name (see :data:`audio.SYNTH_NAMES`), "figure": Figure}``.
+    name (see :data:`audio.SYNTH_NAMES`), "figure": Figure, "originality": str or None}``.
     Raises ValueError naming the parameter and its range before ``generate_fn`` runs, and when
-    ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method. ``composer``:
-    passed on to ``generate_fn`` when not None (models trained with composers).
+    ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method. ``composer``
+    (models trained with composers), ``controls`` (a :class:`~melody_utils.controls.Controls`),
+    ``seconds`` (length of music, replaces ``n_notes``) and ``keep_primer``: passed on to
+    ``generate_fn`` when set. ``originality``: Notes -> one line
+    (:func:`melody_utils.originality.notes_report`), its result under ``"originality"``.
     """
     knobs = validate_controls(temperature, top_k, top_p, n_notes, seed)
+    validate_seconds(seconds)
     if output_path is None or not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
         raise ValueError(f"output_path must be a file path for the MIDI file, got {output_path!r}")
-    notes = generate_fn(**knobs, primer=primer, **({} if composer is None else {"composer": composer}))
+    extra = {k: v for k, v in (("composer", composer), ("controls", controls), ("seconds", seconds)) if v is not None}
+    notes = generate_fn(**knobs, primer=primer, **extra, **({"keep_primer": True} if keep_primer else {}))
     if not isinstance(notes, Notes):
         raise TypeError(f"generate_fn must return melody_utils.midi.Notes, got {type(notes).__name__}")
     if len(notes) == 0:
@@ -70,8 +110,11 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
     wave, synth_name = audio.synthesize_named(notes, sample_rate, synth)
     title = (f"{len(notes)} notes, temperature {knobs['temperature']:.2f}, top-k {knobs['top_k'] or 'off'}, "
              f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}")
+    if controls is not None:
+        title += f"\n{controls.describe()}"
     figure = plots.piano_roll(notes, title=title)
-    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "synth": synth_name, "figure": figure}
+    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "synth": synth_name, "figure": figure,
+            "originality": originality(notes) if originality is not None else None}
 
 
 def download_widget(path):
@@ -110,64 +153,161 @@ def _defaults(defaults) -> dict:
     }
 
 
+def _knob_widgets(d: dict, style: dict, layout) -> dict:
+    """The sampling knobs of :func:`validate_controls`, at the values ``d``."""
+    import ipywidgets as widgets
+
+    common = dict(style=style, layout=layout)
+    return {
+        "temperature": widgets.FloatSlider(d["temperature"], min=TEMPERATURE_RANGE[0], max=TEMPERATURE_RANGE[1], step=0.05,
+                                           description="temperature", **common),
+        "top_k": widgets.IntSlider(d["top_k"], min=TOP_K_RANGE[0], max=TOP_K_RANGE[1], description="top-k (0 = off)", **common),
+        "top_p": widgets.FloatSlider(d["top_p"], min=TOP_P_RANGE[0], max=TOP_P_RANGE[1], step=0.01,
+                                     description="top-p (1 = off)", **common),
+        "n_notes": widgets.IntSlider(d["n_notes"], min=N_NOTES_RANGE[0], max=N_NOTES_RANGE[1], description="notes", **common),
+        "seed": widgets.BoundedIntText(d["seed"], min=SEED_RANGE[0], max=SEED_RANGE[1], description="random seed", **common),
+    }
+
+
+def control_widgets(style: dict, layout) -> dict:
+    """The widgets of :data:`CONTROL_DEFAULTS` (each at its default: no control), for :func:`control_values`."""
+    import ipywidgets as widgets
+
+    common = dict(style=style, layout=layout)
+    d = CONTROL_DEFAULTS
+
+    def slider(name, bounds, step, description):
+        return widgets.FloatSlider(d[name], min=bounds[0], max=bounds[1], step=step, description=description, **common)
+
+    return {
+        "key": widgets.Dropdown(options=list(KEY_CHOICES), value=d["key"], description="key", **common),
+        "key_strength": slider("key_strength", KEY_STRENGTH_RANGE, 0.5, "key strength (nats, 0 = hard)"),
+        "pitch_range": widgets.IntRangeSlider(value=d["pitch_range"], min=MIN_PIANO_PITCH, max=MAX_PIANO_PITCH,
+                                              description="pitch range (C4 = 60)", **common),
+        "density": slider("density", DENSITY_RANGE, 0.5, "density (notes/s, 0 = off)"),
+        **{f"temperature_{f}": slider(f"temperature_{f}", FIELD_TEMPERATURE_RANGE, 0.05, f"× temperature, {f}")
+           for f in ("pitch", "timing", "velocity")},
+        "repeat_guard": slider("repeat_guard", REPEAT_GUARD_RANGE, 0.5, "repeat guard (nats, 0 = off)"),
+        "seconds": widgets.BoundedFloatText(d["seconds"], min=SECONDS_RANGE[0], max=SECONDS_RANGE[1], step=10,
+                                            description="seconds (0 = use notes)", **common),
+        "keep_primer": widgets.Checkbox(d["keep_primer"], description="keep the primer in the output", **common),
+    }
+
+
+def add_uploaded_primers(files, load_primer, primers: dict) -> list[str]:
+    """Each uploaded ``(name, bytes)`` read by ``load_primer(name, data) -> Notes`` into ``primers``
+    under ``"uploaded: NAME"``; returns the names added. A file that is not MIDI: ValueError (one
+    line naming it and what is allowed), the files before it kept."""
+    added = []
+    for name, data in files:
+        key = f"uploaded: {name}"
+        primers[key] = load_primer(name, data)
+        added.append(key)
+    return added
+
+
+def colab_upload(load_primer, ask: bool = True) -> dict:
+    """In Colab with ``ask``: open Colab's file dialog (the cell waits) and return ``{"uploaded: NAME":
+    primer}`` of the MIDI files chosen; a file that is not MIDI is said in one line and skipped.
+    Elsewhere (or without ``ask``): ``{}``, and a line saying where to upload instead."""
+    if not (ask and in_colab()):
+        where = "set UPLOAD_IN_COLAB = True and run this cell again" if in_colab() else "use the Upload MIDI button of the generator below"
+        print(f"primer from your own MIDI file: {where}")
+        return {}
+    from google.colab import files  # only importable in a Colab runtime
+
+    primers = {}
+    for name, data in uploaded_files(files.upload()):
+        try:
+            add_uploaded_primers([(name, data)], load_primer, primers)
+        except ValueError as exc:
+            print(f"Error: {exc}")
+    print(f"primers from your files: {list(primers) or 'none'}")
+    return primers
+
+
+def _upload_widget(primers: dict, dropdown, load_primer, status):
+    """A FileUpload button whose MIDI file joins ``primers`` and is selected in ``dropdown``."""
+    import ipywidgets as widgets
+
+    upload = widgets.FileUpload(accept=",".join(MIDI_SUFFIXES), multiple=False, description="Upload MIDI")
+
+    def on_upload(change):
+        try:
+            added = add_uploaded_primers(uploaded_files(change["new"]), load_primer, primers)
+        except ValueError as exc:
+            status.value = f"Error: {exc}"
+            return
+        if added:
+            dropdown.options = list(primers)
+            dropdown.value = added[-1]
+            status.value = f"primer: {added[-1]} ({len(primers[added[-1]])} notes)"
+
+    upload.observe(on_upload, names="value")
+    return upload
+
+
 def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, defaults=None,
                       sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None,
-                      composers=()):
-    """Sliders + primer dropdown + Generate button + an output area (piano roll, audio, download).
+                      composers=(), load_primer=None, originality=None):
+    """Sliders + primer dropdown + controls + Generate button + an output area (roll, audio, download).
 
     ``primers``: display name -> primer passed to ``generate_fn`` (Notes, tokens, or None).
     ``defaults``: a :class:`~melody_utils.config.SampleConfig` (or dict) for the starting values.
     ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). ``composers``: names for a
     composer dropdown ("any" first; :func:`melody_utils.checkpoint.composer_names` of a model; empty = no
-    dropdown). Returns a ``VBox``; its ``controls`` dict
+    dropdown). ``load_primer``: ``(name, bytes) -> Notes`` (:class:`melody_utils.uploads.PrimerLoader`)
+    adds an **Upload MIDI** button (not in Colab: see :func:`colab_upload`). ``originality``: as in
+    :func:`generate_and_render`, printed after each piece. Returns a ``VBox``; its ``controls`` dict
     holds the widgets by name and ``last_result`` the latest :func:`generate_and_render` result.
     Nothing is generated until the button is pressed.
     """
     import ipywidgets as widgets
-    from IPython.display import display
 
     if not callable(generate_fn):
         raise TypeError(f"generate_fn must be callable, got {type(generate_fn).__name__}")
     if not isinstance(primers, dict) or not primers:
         raise ValueError("primers must be a non-empty dict of name -> primer (e.g. {'none': None})")
-    d = _defaults(defaults)
-    style = {"description_width": "110px"}
-    layout = widgets.Layout(width="480px")
-    controls = {
-        "temperature": widgets.FloatSlider(d["temperature"], min=TEMPERATURE_RANGE[0], max=TEMPERATURE_RANGE[1], step=0.05,
-                                           description="temperature", style=style, layout=layout),
-        "top_k": widgets.IntSlider(d["top_k"], min=TOP_K_RANGE[0], max=TOP_K_RANGE[1], description="top-k (0 = off)",
-                                   style=style, layout=layout),
-        "top_p": widgets.FloatSlider(d["top_p"], min=TOP_P_RANGE[0], max=TOP_P_RANGE[1], step=0.01,
-                                     description="top-p (1 = off)", style=style, layout=layout),
-        "n_notes": widgets.IntSlider(d["n_notes"], min=N_NOTES_RANGE[0], max=N_NOTES_RANGE[1], description="notes",
-                                     style=style, layout=layout),
-        "seed": widgets.BoundedIntText(d["seed"], min=SEED_RANGE[0], max=SEED_RANGE[1], description="random seed",
-                                       style=style, layout=layout),
-        # names as options (not the primer objects): a None primer would read as "nothing selected"
-        "primer": widgets.Dropdown(options=list(primers), description="primer", style=style, layout=layout),
-        **({"composer": widgets.Dropdown(options=["any", *composers], description="composer", style=style,
-                                         layout=layout)} if composers else {}),
-        "generate": widgets.Button(description="Generate", button_style="primary", icon="music"),
-    }
+    primers = dict(primers)  # uploads join this copy
+    style, layout = {"description_width": "150px"}, widgets.Layout(width="520px")
+    knobs, steering = _knob_widgets(_defaults(defaults), style, layout), control_widgets(style, layout)
+    # names as options (not the primer objects): a None primer would read as "nothing selected"
+    knobs["primer"] = widgets.Dropdown(options=list(primers), description="primer", style=style, layout=layout)
+    if composers:
+        knobs["composer"] = widgets.Dropdown(options=["any", *composers], description="composer", style=style, layout=layout)
     status = widgets.Label("")
+    if load_primer is not None and not in_colab():
+        knobs["upload"] = _upload_widget(primers, knobs["primer"], load_primer, status)
+    generate = widgets.Button(description="Generate", button_style="primary", icon="music")
+    more = widgets.Accordion(children=[widgets.VBox(list(steering.values()))])
+    more.set_title(0, "controls: key, pitch range, density, per-field temperature, repetition guard, length")
     out = widgets.Output()
-    box = widgets.VBox([*controls.values(), status, out])
-    box.controls = controls
+    box = widgets.VBox([*knobs.values(), more, generate, status, out])
+    box.controls = {**knobs, **steering, "generate": generate}
     box.last_result = None
+    run = _generate_callback(box, generate_fn, primers, output_path, status, out,
+                             dict(sample_rate=sample_rate, synth=synth, originality=originality), max_seconds)
+    generate.on_click(run)
+    return box
+
+
+def _generate_callback(box, generate_fn, primers: dict, output_path, status, out, render: dict, max_seconds):
+    """The Generate button's work: read the widgets, :func:`generate_and_render`, show the result."""
+    from IPython.display import display
 
     def on_generate(_=None):
-        c = controls
+        c = box.controls
         c["generate"].disabled = True
         status.value = "generating..."
         try:
             with out:
                 out.clear_output(wait=True)
                 try:
+                    steer = control_values({name: c[name].value for name in CONTROL_DEFAULTS})
                     result = generate_and_render(generate_fn, c["temperature"].value, c["top_k"].value, c["top_p"].value,
                                                  c["n_notes"].value, c["seed"].value, primers[c["primer"].value],
-                                                 output_path, sample_rate=sample_rate, synth=synth,
-                                                 composer=c["composer"].value if "composer" in c else None)
+                                                 output_path, composer=c["composer"].value if "composer" in c else None,
+                                                 **steer, **render)
                 except ValueError as exc:  # a bad value: the message says what to change
                     print(f"Error: {exc}")
                     status.value = "failed"
@@ -178,15 +318,16 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
                     return
                 box.last_result = result
                 display(result["figure"])
-                audio.listen(result["wave"], result["synth"], sample_rate, max_seconds=max_seconds)
+                audio.listen(result["wave"], result["synth"], render["sample_rate"], max_seconds=max_seconds)
+                if result["originality"]:
+                    print(result["originality"])
                 print(f"MIDI written to {result['midi_path']}")
                 display(download_widget(result["midi_path"]))
-                status.value = f"{len(result['notes'])} notes"
+                status.value = f"{len(result['notes'])} notes, {result['notes'].seconds():.0f} s"
         finally:
             c["generate"].disabled = False
 
-    controls["generate"].on_click(on_generate)
-    return box
+    return on_generate
 
 
 def setting_values(setting: dict) -> dict:

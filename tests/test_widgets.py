@@ -30,7 +30,8 @@ def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     primer = random_notes(4, seed=99)
     out = ui.generate_and_render(fake, **GOOD, primer=primer, output_path=tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
     assert fake.calls == [{**GOOD, "primer": primer}]
-    assert set(out) == {"notes", "midi_path", "wave", "synth", "figure"} and out["synth"] == "numpy"
+    assert set(out) == {"notes", "midi_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
+    assert out["originality"] is None  # no report asked for
     back = midi_to_notes(out["midi_path"])
     assert len(back) == len(out["notes"]) > 0
     np.testing.assert_array_equal(back.pitch, out["notes"].pitch)
@@ -166,3 +167,134 @@ def test_composer_dropdown_only_for_models_with_composers(tmp_path):
     assert calls == ["Liszt"]
     plain = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
     assert "composer" not in plain.controls  # and the generator is called without a composer keyword
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling controls and your own MIDI
+# ---------------------------------------------------------------------------------------------
+def _vocab():
+    from melody_utils.quantize import log_bins
+    from melody_utils.tokens import Vocab
+
+    return Vocab(log_bins(32, 0.02, 4, True), log_bins(32, 0.02, 4, False), 16)
+
+
+def _midi_bytes(tmp_path, pitches=(60, 64, 67, 72, 76), name="mine.mid") -> bytes:
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes = [pretty_midi.Note(velocity=80, pitch=p, start=0.25 * i, end=0.25 * i + 0.2) for i, p in enumerate(pitches)]
+    pm.instruments.append(piano)
+    pm.write(str(tmp_path / name))
+    return (tmp_path / name).read_bytes()
+
+
+def _upload_value(name: str, data: bytes) -> tuple:
+    """What an ipywidgets 8 FileUpload holds after the browser sent one file."""
+    import datetime
+
+    return ({"name": name, "type": "", "size": len(data), "content": memoryview(data),
+             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+
+def test_control_values_default_to_no_control_and_map_every_widget():
+    assert ui.control_values({}) == {"controls": None, "seconds": None, "keep_primer": False}
+    v = ui.control_values({"key": "D minor", "key_strength": 2.0, "pitch_range": (48, 72), "density": 6.0,
+                           "temperature_pitch": 0.8, "temperature_timing": 1.2, "temperature_velocity": 0.5,
+                           "repeat_guard": 3.0, "seconds": 60.0, "keep_primer": True})
+    c = v["controls"]
+    assert (c.scale, c.key_strength, c.pitches, c.density, c.repeat_guard) == ((0, 2, 4, 5, 7, 9, 10), 2.0, (48, 72), 6.0, 3.0)
+    assert (c.temperature_pitch, c.temperature_timing, c.temperature_velocity) == (0.8, 1.2, 0.5)
+    assert (v["seconds"], v["keep_primer"]) == (60.0, True)
+    assert ui.control_values({"key": "C major"})["controls"].key_strength is None  # strength 0 = hard mask
+
+
+@pytest.mark.parametrize("values, name", [({"key": "H major"}, "key"), ({"density": -1.0}, "density"),
+                                          ({"seconds": -5.0}, "seconds"), ({"key": "C major", "pitch_range": (61, 61)}, "key")])
+def test_bad_control_values_name_the_value(values, name):
+    with pytest.raises(ValueError, match=name):
+        ui.control_values(values)
+
+
+def test_control_widgets_start_at_no_control_and_span_their_ranges():
+    import ipywidgets
+
+    w = ui.control_widgets({}, ipywidgets.Layout())
+    assert set(w) == set(ui.CONTROL_DEFAULTS)
+    assert ui.control_values({k: x.value for k, x in w.items()})["controls"] is None
+    assert w["key"].options[0] == "any" and "D minor" in w["key"].options
+    assert (w["pitch_range"].min, w["pitch_range"].max) == (21, 108)
+    assert (w["density"].min, w["density"].max) == ui.DENSITY_RANGE
+
+
+def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
+    calls = []
+
+    def fake(*, controls=None, seconds=None, keep_primer=False, **knobs):
+        calls.append((controls, seconds, keep_primer))
+        return random_notes(knobs["n_notes"], seed=knobs["seed"], chord_every=1000)
+
+    box = ui.make_generator_ui(fake, {"none": None}, tmp_path / "g.mid", synth="numpy", sample_rate=8000,
+                               originality=lambda notes: f"originality of {len(notes)} notes")
+    c = box.controls
+    c["generate"].click()
+    assert calls[-1] == (None, None, False)  # controls at their defaults: nothing passed
+    c["key"].value, c["pitch_range"].value, c["seconds"].value, c["keep_primer"].value = "A minor", (40, 80), 30.0, True
+    c["generate"].click()
+    controls, seconds, keep = calls[-1]
+    assert controls.scale == (0, 2, 4, 5, 7, 9, 11) and controls.pitches == (40, 80) and (seconds, keep) == (30.0, True)
+    assert box.last_result["originality"] == f"originality of {len(box.last_result['notes'])} notes"
+    c["density"].value = 0.0
+    c["key"].value, c["pitch_range"].value = "C major", (61, 61)  # no C-major pitch in C#4-C#4
+    c["generate"].click()
+    assert len(calls) == 2 and box.children[-2].value == "failed"
+
+
+def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
+    from melody_utils.uploads import PrimerLoader, primer_from_bytes
+
+    data = _midi_bytes(tmp_path, pitches=(10, 60, 64, 67, 72, 76))  # pitch 10 is below the piano: dropped
+    notes = primer_from_bytes("mine.mid", data, _vocab(), n_notes=3)
+    np.testing.assert_array_equal(notes.pitch, [60, 64, 67])
+    calls = []
+    fake = FakeGenerator()
+    box = ui.make_generator_ui(lambda **k: calls.append(k["primer"]) or fake(**k), {"none": None}, tmp_path / "g.mid",
+                               synth="numpy", sample_rate=8000, load_primer=PrimerLoader(_vocab(), 4))
+    c = box.controls
+    c["upload"].value = _upload_value("mine.mid", data)
+    assert c["primer"].value == "uploaded: mine.mid" and "4 notes" in box.children[-2].value
+    c["generate"].click()
+    np.testing.assert_array_equal(calls[0].pitch, [60, 64, 67, 72])
+
+
+@pytest.mark.parametrize("name, data, says", [
+    ("song.mid", b"MThd this is not midi", "song.mid is not readable as MIDI"),
+    ("song.mid", b"", "song.mid is empty"),
+    ("notes.txt", b"C D E", "notes.txt is not a MIDI file"),
+])
+def test_an_upload_that_is_not_midi_is_one_line_naming_it(tmp_path, name, data, says):
+    from melody_utils.uploads import PrimerLoader, primer_from_bytes
+
+    with pytest.raises(ValueError, match=says) as err:
+        primer_from_bytes(name, data, _vocab(), 8)
+    assert "\n" not in str(err.value) and ".mid or .midi" in str(err.value)
+    box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "g.mid", load_primer=PrimerLoader(_vocab(), 8))
+    box.controls["upload"].value = _upload_value(name, data)
+    assert box.children[-2].value.startswith(f"Error: {says}")
+    assert list(box.controls["primer"].options) == ["none"]
+
+
+def test_uploaded_files_reads_colab_and_both_ipywidgets_layouts():
+    from melody_utils.uploads import uploaded_files
+
+    assert uploaded_files({"a.mid": b"x"}) == [("a.mid", b"x")]  # Colab's files.upload()
+    assert uploaded_files({"a.mid": {"metadata": {}, "content": b"x"}}) == [("a.mid", b"x")]  # ipywidgets 7
+    assert uploaded_files(({"name": "a.mid", "content": memoryview(b"x")},)) == [("a.mid", b"x")]  # ipywidgets 8
+    assert uploaded_files(()) == []
+
+
+def test_colab_upload_outside_colab_asks_nothing(monkeypatch, capsys):
+    monkeypatch.setenv("MELODY_COLAB", "0")
+    assert ui.colab_upload(lambda name, data: 1 / 0) == {}
+    assert "Upload MIDI button" in capsys.readouterr().out
