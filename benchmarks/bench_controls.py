@@ -49,7 +49,7 @@ def key_and_range(run, key: str = "C major", pitch_range: str = "C3-C5") -> str:
     for name, c in (("off", None), (pitch_range, Controls(pitch_range=pitch_range))):
         pitch = run(c)[..., 0] + run.vocab.min_pitch
         rows.append((name, f"{((pitch >= lo) & (pitch <= hi)).mean():.1%}", f"{pitch.min()}-{pitch.max()}"))
-    return out + _table("Pitch range", ("range", "notes inside C3-C5", "lowest-highest pitch"), rows)
+    return out + "\n" + _table("Pitch range", ("range", "notes inside C3-C5", "lowest-highest pitch"), rows)
 
 
 def density(run, targets=(2.0, 4.0, 8.0, 16.0), temperatures=(0.8, 1.0, 1.2)) -> str:
