@@ -19,15 +19,19 @@
 # **Reads:** the newest checkpoint of notebook 03 (`ckpt_best.pt` of the newest run in the outputs
 # folder: `outputs/`, or in Colab `MyDrive/melody-forge/outputs` on Google Drive, see `USE_DRIVE`
 # below), else the shipped model (`data/pretrained/piano_lstm.pt`), and the token cache it was
-# trained on, for primers (rebuilt if missing). The output names the checkpoint it uses.
+# trained on, for primers (rebuilt if missing) and the originality check; optionally a MIDI file
+# of your own as the primer. The output names the checkpoint it uses.
 # **Writes:** `improved_generated_output.midi` in the outputs folder, and the same music as
-# `improved_generated_output.wav`.
+# `improved_generated_output.wav`; `controlled_output.midi` (the controls at work).
 #
 # Generation feeds a few notes of a piece (the **primer**) to the model, then samples one note at a
 # time: its pitch, then its step and duration, each drawn from the model's probabilities reshaped
 # by three knobs. **Temperature** divides the logits (below 1: safer, above 1: wilder); **top-k**
 # keeps only the k likeliest ids (0 = off); **top-p** keeps the smallest set of ids holding that
-# much probability (1 = off).
+# much probability (1 = off). The **controls** (key, pitch range, note density, per-field
+# temperature, repetition guard, length in seconds, composer) reshape the same probabilities at
+# sampling time, with no retraining. After each piece, an **originality** line says how much of it
+# occurs in the training corpus.
 
 # %%
 # Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
@@ -60,10 +64,11 @@ print(workspace.setup(use_drive=USE_DRIVE))
 # %%
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 from IPython.display import display
 
-from melody_utils import audio, corpus, metrics, plots, runs, sample, sweep, widgets
+from melody_utils import audio, corpus, metrics, originality, plots, runs, sample, scales, sweep, uploads, widgets
 from melody_utils.checkpoint import composer_names, load_checkpoint
 from melody_utils.config import get_config
 
@@ -98,7 +103,8 @@ print(f"preset {train_cfg.preset}, {type(model).__name__}, trained {state['histo
 #
 # The first notes of a **held-out** piece (from the test split, or validation when a small corpus
 # has no test piece: music the model never trained on), of a training piece, or **none** (the
-# model starts from a single middle C). The generated file holds only the new notes.
+# model starts from a single middle C). The generated file holds only the new notes, unless you tick
+# **keep the primer in the output** in the generator below.
 
 # %%
 cache = corpus.prepare(train_cfg.data, vocab=vocab)  # the corpus the model was trained on, in its vocabulary
@@ -111,17 +117,35 @@ primers = {f"held-out: {cache.pieces[held_out]['title']}": held_out_primer,
 print(list(primers))
 
 # %% [markdown]
+# ### Your own MIDI as the primer (optional)
+#
+# A MIDI file of your own (`.mid` or `.midi`) can be the primer: its first notes in the piano range
+# start the music. Outside Colab, use the **Upload MIDI** button of the generator below. In Colab,
+# set `UPLOAD_IN_COLAB = True` and run this cell: a file dialog opens and the cell waits for your
+# file. A file that is not MIDI is named in one line and skipped; without an upload the held-out
+# primer plays.
+
+# %%
+UPLOAD_IN_COLAB = False  # True: in Colab, this cell asks for your MIDI file
+load_primer = uploads.PrimerLoader(vocab, n_primer, train_cfg.data.sustain)
+primers = {**widgets.colab_upload(load_primer, ask=UPLOAD_IN_COLAB), **primers}
+
+# %% [markdown]
 # ## Generate with the defaults
 #
 # One piece with the preset's sampling settings after the held-out primer: its piano roll, a player
 # (the whole piece; the line above it names the synthesizer), and the MIDI file (a download button
-# on Colab).
+# on Colab). The originality line: the longest run of notes copied from the training corpus (8-note
+# sequences compared, transpositions included) and the share of the piece's 8-note sequences found
+# there; music the model makes up scores about 0 on both.
 
 # %%
 s = cfg.sample
 generate_fn = sample.model_generate_fn(model, vocab)
+report = originality.notes_report(originality.OriginalityIndex.for_cache(cache), vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
-                                     held_out_primer, s.output)
+                                     held_out_primer, s.output, originality=report)
+print(result["originality"])
 result["figure"]
 
 # %%
@@ -142,15 +166,44 @@ assert midi_notes > 0, f"{result['midi_path']} holds no notes"
 assert level > -50, f"the audio is silent ({level:.1f} dB)"
 
 # %% [markdown]
-# ## Try your own settings
+# ## The controls at work
 #
-# Move the sliders, pick a primer (and a composer, when the model was trained with composers) and
-# press **Generate**: each press writes the MIDI file again
-# (same path) and shows its piano roll, a player and a download link. The same seed with the same
-# settings gives the same piece. Nothing runs until you press the button.
+# The same settings with a few controls on: D minor (hard), pitches C3-C6 (48-84), 20 seconds of
+# music. The widgets below set the same values; here the notebook checks that the key and the range
+# hold for every note.
 
 # %%
-generator = widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s, composers=composer_names(model))
+steer = widgets.control_values({"key": "D minor", "pitch_range": (48, 84), "seconds": 20.0})
+controlled = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed, held_out_primer,
+                                         Path(s.output).with_name("controlled_output.midi"), originality=report, **steer)
+pitch = controlled["notes"].pitch
+in_key = np.isin(pitch % 12, scales.parse_key("D minor")).mean()
+print(f"{steer['controls'].describe()}: {len(pitch)} notes, {controlled['notes'].seconds():.1f} s, {in_key:.0%} in key, "
+      f"pitches {pitch.min()}-{pitch.max()}\n{controlled['originality']}")
+assert in_key == 1 and 48 <= pitch.min() and pitch.max() <= 84, "a hard key or a pitch range was left"
+audio.listen(controlled["wave"], controlled["synth"])
+
+# %% [markdown]
+# ## Try your own settings
+#
+# Move the sliders, pick a primer (or upload your own MIDI; and a composer, when the model was
+# trained with composers) and press **Generate**: each press writes the MIDI file again (same path)
+# and shows its piano roll, a player, the originality line and a download link. The same seed with
+# the same settings gives the same piece. Nothing runs until you press the button.
+#
+# Under **controls**, each at its starting value changes nothing:
+# - **key**: keep to a key; out-of-key pitches are removed (**key strength** 0, hard) or lowered by
+#   that many nats (soft: an occasional chromatic note stays possible).
+# - **pitch range**: MIDI pitches (C4 = 60) the music never leaves.
+# - **density**: a target in notes per second (chord notes count); 0 = the model's own.
+# - **× temperature** for pitch, timing (step and duration) and velocity: multiplies the global one.
+# - **repeat guard**: nats taken from notes that would continue a loop (about 3 stops most loops).
+# - **seconds**: generate this many seconds of music instead of a number of notes (several minutes
+#   are fine: the cost per note is constant).
+
+# %%
+generator = widgets.make_generator_ui(generate_fn, primers, s.output, defaults=s, composers=composer_names(model),
+                                      load_primer=load_primer, originality=report)
 generator
 
 # %% [markdown]
