@@ -7,6 +7,7 @@ import pretty_midi
 import pytest
 import torch
 
+from melody_utils import checkpoint as ckpts
 from melody_utils import cli
 from melody_utils.config import REPO_ROOT
 from melody_utils.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
@@ -93,10 +94,11 @@ def _fails(argv, capsys, *needles):
     return err
 
 
-def test_missing_files_and_unwritable_output(run, tmp_path, capsys):
+def test_missing_files_and_unwritable_output(run, tmp_path, capsys, monkeypatch):
     common, out = run
     missing = tmp_path / "nowhere" / "ckpt.pt"
     _fails(["generate", *common, "--checkpoint", str(missing)], capsys, str(missing), "python -m melody_utils train")
+    monkeypatch.setattr(ckpts, "SHIPPED_CHECKPOINT", tmp_path / "absent.pt")  # else the shipped model plays
     _fails(["generate", *common, "--out-dir", str(tmp_path / "empty")], capsys, CHECKPOINT_BEST)
     _fails(["generate", *common, "--out-dir", str(out), "--primer", str(tmp_path / "no.mid")], capsys, "--primer", "no.mid")
     blocker = tmp_path / "file.txt"
