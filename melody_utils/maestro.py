@@ -276,22 +276,28 @@ def read_metadata(root: str | os.PathLike) -> list[dict]:
     path = root if root.suffix == ".csv" else root / METADATA_CSV
     if not path.is_file():
         raise FileNotFoundError(f"MAESTRO metadata not found: {path} (run maestro.ensure_maestro() to download it)")
+    rows = []
+    for line, row in enumerate(csv_rows(path, METADATA_COLUMNS, "is it the MAESTRO v3.0.0 metadata CSV?"), start=2):
+        try:
+            row["year"] = int(row["year"])
+            row["duration"] = float(row["duration"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{path} line {line}: bad year {row['year']!r} or duration {row['duration']!r}") from None
+        if row["split"] not in SPLITS:
+            raise ValueError(f"{path} line {line}: split {row['split']!r} is not one of {SPLITS}")
+        rows.append({c: row[c] for c in METADATA_COLUMNS})
+    return rows
+
+
+def csv_rows(path: Path, columns, fix: str) -> list[dict]:
+    """The rows of a UTF-8 CSV file with a header holding ``columns``; else a ValueError naming the
+    file, the missing columns and ``fix`` (what the file should be)."""
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path} lacks column(s) {missing}; is it the MAESTRO v3.0.0 metadata CSV?")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                row["year"] = int(row["year"])
-                row["duration"] = float(row["duration"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path} line {line}: bad year {row['year']!r} or duration {row['duration']!r}") from None
-            if row["split"] not in SPLITS:
-                raise ValueError(f"{path} line {line}: split {row['split']!r} is not one of {SPLITS}")
-            rows.append({c: row[c] for c in METADATA_COLUMNS})
-    return rows
+            raise ValueError(f"{path} lacks column(s) {missing}; {fix}")
+        return [dict(r) for r in reader]
 
 
 def summary(rows: list[dict]) -> dict[str, dict]:

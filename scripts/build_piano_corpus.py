@@ -42,7 +42,6 @@ the most composers in validation and test (then the smallest deviation) wins.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import re
@@ -58,6 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from melody_utils.sources import PIANO_PATH  # noqa: E402
+from melody_utils.maestro import csv_rows  # noqa: E402
 from melody_utils.midi import atomic_write_bytes, midi_to_notes  # noqa: E402
 
 DEFAULT_FOLDER = REPO_ROOT / ".." / "shared" / "corpora" / "piano-midi"
@@ -84,12 +84,7 @@ def read_metadata(folder: Path) -> list[dict]:
     path = folder / "metadata.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; pass the piano-midi folder (holding metadata.csv and midis/)")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in METADATA_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} lacks column(s) {missing}; expected composer,title,year,midi,duration")
-        rows = [dict(r) for r in reader]
+    rows = csv_rows(path, METADATA_COLUMNS, "expected composer,title,year,midi,duration")
     return sorted(rows, key=lambda r: r["midi"])
 
 
