@@ -373,8 +373,8 @@ def record(run: Run, state: TrainState, t_eval: float) -> bool:
     h["step"].append(state.step)
     h["train_loss"].append(train_loss)
     h["val_loss"].append(val_loss)
-    for f in run.vocab.fields:
-        h[f"val_{f}"].append(val_heads.get(f, float("nan")))
+    for f in distributed.unwrap(run.model).fields:  # the heads the model has: window models predict no velocity
+        h[f"val_{f}"].append(val_heads.get(f, float("nan")))  # NaN without validation
     h["lr"].append(run.optimizer.param_groups[0]["lr"])  # the last step's
     h["notes_per_s"].append(running["notes"] / max(running["seconds"], 1e-9))
     h["seconds"].append(running["seconds"] + run.clock() - t_eval)
@@ -465,7 +465,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     if resume and last_path.is_file():
         state = _resume(run, last_path)
     else:
-        state = TrainState(history=new_history(run.vocab.fields))
+        state = TrainState(history=new_history(distributed.unwrap(run.model).fields))
         if init is not None:
             _load_init(run, Path(init))
     if distributed.is_initialized():  # after resuming: DDP averages gradients over ranks (see distributed.py)
