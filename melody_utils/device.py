@@ -57,8 +57,19 @@ def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool = Fa
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16), torch.bfloat16
     if device.type != "cuda" or not amp:
         return nullcontext(), torch.float32
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if cuda_has_native_bf16() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype), dtype
+
+
+def cuda_has_native_bf16() -> bool:
+    """True on GPUs that compute in bf16 natively (compute capability 8.0 and later: A100, L4, H100).
+
+    ``torch.cuda.is_bf16_supported()`` also says True where bf16 is only emulated (a Colab T4),
+    where bf16 autocast runs slower than fp32; such GPUs train in fp16 with a gradient scaler."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch before the argument existed: decide by compute capability
+        return torch.cuda.is_available() and torch.cuda.get_device_properties(torch.cuda.current_device()).major >= 8
 
 
 def seed_everything(seed: int) -> None:

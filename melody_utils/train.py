@@ -1,7 +1,7 @@
 """The training loop and the loss history.
 
 One function, :func:`train`, one code path for CPU and GPU (as in nanoGPT): on CUDA the
-forward pass runs under ``torch.autocast`` (bf16 where supported, else fp16 with a gradient
+forward pass runs under ``torch.autocast`` (bf16 on GPUs that compute it natively, else fp16 with a gradient
 scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
 
 - Optimiser: Adam at ``cfg.train.lr``, linear warm-up (``warmup_steps``, at most a fifth of
