@@ -12,7 +12,8 @@ from melody_utils.config import Config, DataConfig, ModelConfig, get_config
 from melody_utils.corpus import TokenCache, prepare
 from melody_utils.data import MusicDataset, make_loader
 from melody_utils.model import build_model
-from melody_utils.sample import NumpyStepper, generate
+from melody_utils.sample import generate
+from melody_utils.stepper import NumpyStepper
 from melody_utils.tokens import seed_vocab
 from melody_utils.train import train
 

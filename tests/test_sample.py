@@ -7,8 +7,8 @@ from melody_utils.config import ModelConfig
 from melody_utils.midi import Notes
 from melody_utils.model import build_model
 from melody_utils.quantize import log_bins, seed_duration_bins
-from melody_utils.sample import (NumpyStepper, filter_logits, generate, generate_notes, sample_logits,
-                                 validate_sampling)
+from melody_utils.sample import filter_logits, generate, generate_notes, sample_logits, validate_sampling
+from melody_utils.stepper import NumpyStepper
 from melody_utils.tokens import Vocab, seed_vocab
 
 torch.set_num_threads(1)

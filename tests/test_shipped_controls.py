@@ -22,7 +22,8 @@ from melody_utils.config import REPO_ROOT
 from melody_utils.controls import Controls
 from melody_utils.midi import midi_to_notes
 from melody_utils.originality import OriginalityIndex
-from melody_utils.sample import NumpyStepper, generate, model_generate_fn
+from melody_utils.sample import generate, model_generate_fn
+from melody_utils.stepper import NumpyStepper
 from melody_utils.scales import parse_key
 from melody_utils.uploads import primer_from_bytes
 
