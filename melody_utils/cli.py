@@ -28,6 +28,7 @@ from .composers import describe_composer
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
 from .device import resolve_device
+from .memory import MAX_MEMORY
 from .midi import notes_to_midi
 from .originality import OriginalityIndex, describe
 from .sample import model_generate_fn, primer_length, validate_sampling
@@ -67,6 +68,7 @@ NON_NEGATIVE_INT = _number(int, 0, what=">= 0 (0 = off)")
 NON_NEGATIVE_FLOAT = _number(float, 0.0, what=">= 0 (0 = off)")
 POSITIVE_FLOAT = _number(float, 0.0, lo_open=True, what="> 0")
 PROBABILITY = _number(float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
+MEMORY = _number(float, 0.0, MAX_MEMORY, what=f"in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)")
 
 
 def _at_least_two(text):
@@ -158,6 +160,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
+    g.add_argument("--memory", type=MEMORY, help="piece memory: 0 = off, 1 = the fitted weights, up to 2 = stronger repeats")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes to generate")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
     g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
@@ -182,6 +185,7 @@ def _evaluate_args(parser) -> None:
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
+    g.add_argument("--memory", type=MEMORY, help="piece memory strength in [0, 2] (default: the checkpoint's)")
     g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH, the JSON and PNG figures beside it")
     g = parser.add_argument_group("sampling sweep")
     g.add_argument("--sweep", action="store_true",
@@ -241,7 +245,7 @@ def config_from_args(args, **defaults) -> Config:
         "max_steps": "train.max_steps", "time_budget": "train.time_budget_s", "batch_size": "train.batch_size",
         "lr": "train.lr", "device": "train.device", "out_dir": "train.out_dir", "temperature": "sample.temperature",
         "top_k": "sample.top_k", "top_p": "sample.top_p", "n_notes": "sample.n_notes", "primer_notes": "sample.primer_notes",
-    }
+        "memory": "sample.memory"}
     flags = {key: getattr(args, name, None) for name, key in flag_keys.items()}  # commands lack some flags
     flags["train.seed"] = flags["sample.seed"] = args.seed
     changes = dict(defaults)
@@ -361,7 +365,7 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     keep = s.keep_primer or args.keep_primer
     info = {}
     generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds, info=info, composer=args.composer)
+                                    controls=args.controls, seconds=args.seconds, info=info, composer=args.composer, memory=s.memory)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)
     notes_to_midi(notes, output)
@@ -449,7 +453,7 @@ def cmd_evaluate(args) -> int:
         checkpoint, n_samples=args.samples, n_notes=args.n_notes, split=args.split, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, device=str(resolve_device(cfg.train.device)),
         seed=args.seed if args.seed is not None else 0, cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep,
-        context=args.context,
+        context=args.context, memory=args.memory,
     )
     if not report_path:
         print(metrics.format_report(result))

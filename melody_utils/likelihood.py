@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .memory import memory_nll
 from .tokens import FIELDS
 from .train import evaluate_counted
 
@@ -54,6 +55,34 @@ def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
     return nll_result(heads, n)
 
 
+def _piece_outputs(model, pieces, device, progress: bool, composers):
+    """For each piece read from its start (state carried across chunks of :data:`PIECE_CHUNK` notes):
+    (piece index, chunk start a, logits [(T, V_f)] of notes a+1.., their targets (T, F))."""
+    if not model.causal:
+        raise ValueError("piece_nll needs a causal model; score window models with model_nll")
+    return _piece_chunks(model, pieces, device, progress, composers)
+
+
+def _piece_chunks(model, pieces, device, progress: bool, composers):
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            ids = np.zeros(len(pieces), np.int64) if composers is None else np.asarray(composers, np.int64)
+            for p, (toks, c) in enumerate(zip(tqdm(pieces, desc="held-out NLL", disable=not progress, leave=False), ids)):
+                t = torch.as_tensor(np.asarray(toks, dtype=np.int64), device=device)
+                comp = torch.full((1,), int(c), dtype=torch.long, device=device)
+                state = None
+                for a in range(0, len(t) - 1, PIECE_CHUNK):
+                    x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
+                    x = x[:, : y.shape[1]]
+                    h, state = model.encode(x, state, comp)
+                    logits = model.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
+                    yield p, a, [lg[0] for lg in logits], y[0]
+    finally:
+        model.train(was_training)
+
+
 def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = False, composers=None) -> dict:
     """Held-out NLL of a causal model that reads each piece from its start, carrying its state.
 
@@ -64,38 +93,43 @@ def piece_nll(model, pieces, device="cpu", context: int = 1, progress: bool = Fa
     ``composers``: each piece's composer id (``cache.composer_ids``; None = 0, "any") for models
     trained with composers.
     """
-    if not model.causal:
-        raise ValueError("piece_nll needs a causal model; score window models with model_nll")
     if context < 1:
         raise ValueError(f"context must be >= 1, got {context}")
-    was_training = model.training
-    model.eval()
-    fields = model.fields
-    sums = dict.fromkeys(fields, 0.0)
+    chunks = _piece_outputs(model, pieces, device, progress, composers)
+    sums = dict.fromkeys(model.fields, 0.0)
     n = 0
-    try:
-        with torch.no_grad():
-            ids = np.zeros(len(pieces), np.int64) if composers is None else np.asarray(composers, np.int64)
-            for toks, c in zip(tqdm(pieces, desc="held-out NLL", disable=not progress, leave=False), ids):
-                t = torch.as_tensor(np.asarray(toks, dtype=np.int64), device=device)
-                comp = torch.full((1,), int(c), dtype=torch.long, device=device)
-                state = None
-                for a in range(0, len(t) - 1, PIECE_CHUNK):
-                    x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
-                    x = x[:, : y.shape[1]]
-                    h, state = model.encode(x, state, comp)
-                    logits = model.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
-                    first = max(context - 1 - a, 0)  # position i predicts note a + i + 1
-                    if first >= y.shape[1]:
-                        continue
-                    for k, f in enumerate(fields):
-                        sums[f] += float(F.cross_entropy(logits[k][0, first:], y[0, first:, k], reduction="sum"))
-                    n += y.shape[1] - first
-    finally:
-        model.train(was_training)
+    for _, a, logits, y in chunks:
+        first = max(context - 1 - a, 0)  # position i predicts note a + i + 1
+        if first >= len(y):
+            continue
+        for k, f in enumerate(model.fields):
+            sums[f] += float(F.cross_entropy(logits[k][first:], y[first:, k], reduction="sum"))
+        n += len(y) - first
     if n == 0:
         raise ValueError(f"no held-out piece has more than {context} notes to score")
     return nll_result({f: v / n for f, v in sums.items()}, n)
+
+
+def piece_logprobs(model, pieces, device="cpu", progress: bool = False, composers=None) -> list[np.ndarray]:
+    """Per piece, the log-probability the causal model gives each field of each note but the first:
+    (N - 1, F) float64 arrays, row i for note i + 1 (read as in :func:`piece_nll`; what a piece
+    memory is mixed with, :func:`melody_utils.memory.memory_nll`)."""
+    out = [np.zeros((max(len(t) - 1, 0), len(model.fields))) for t in pieces]
+    for p, a, logits, y in _piece_outputs(model, pieces, device, progress, composers):
+        for k, lg in enumerate(logits):
+            lp = torch.log_softmax(lg.float(), dim=-1).gather(-1, y[:, k: k + 1])[:, 0]  # (T,)
+            out[p][a: a + len(y), k] = lp.double().cpu().numpy()
+    return out
+
+
+def piece_memory_nll(model, pieces, strength: float = 1.0, device="cpu", context: int = 1, progress: bool = False,
+                     composers=None) -> dict:
+    """:func:`piece_nll` of the model mixed with the piece memory at ``strength``
+    (:func:`melody_utils.memory.memory_nll`): the same notes, the shared layout."""
+    if context < 1:
+        raise ValueError(f"context must be >= 1, got {context}")
+    result = memory_nll(piece_logprobs(model, pieces, device, progress, composers), pieces, strength, context)
+    return nll_result({f: result["nats"][k] for k, f in enumerate(model.fields)}, result["n_notes"])
 
 
 def _sizes_fields(vocab) -> tuple[tuple[int, ...], tuple[str, ...]]:

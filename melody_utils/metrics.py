@@ -22,7 +22,8 @@ from . import checkpoint as ckpts
 from . import corpus, data, plots
 from .checkpoint import load_checkpoint
 from .composers import piece_composer_ids
-from .likelihood import model_nll, ngram_nll, piece_nll, uniform_nll
+from .likelihood import model_nll, ngram_nll, piece_memory_nll, piece_nll, uniform_nll
+from .memory import validate_memory
 from .midi import atomic_write_bytes
 from .sample import model_generate_fn, primer_length
 from .stats import DEGENERATE_TAIL, SCALAR_FEATURES, compare_sets, degeneracy, excerpts, piece_stats
@@ -116,6 +117,13 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
     return nll
 
 
+def _memory_nll(model, cache, split: str, device, progress: bool, context: int = 0) -> dict:
+    """:func:`evaluate`'s ``"memory"["nll"]``: the causal model mixed with the piece memory, on the notes
+    :func:`held_out_nats` scores."""
+    composers = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
+    return {"nll": piece_memory_nll(model, cache.split_tokens(split), 1.0, device, max(context, 1), progress, composers)}
+
+
 def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool):
     """(the token cache, the split to score, its piece indices) for :func:`evaluate`, checked."""
     if cache is None:
@@ -142,10 +150,17 @@ def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list
     return reference
 
 
+def _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory) -> tuple:
+    """The knobs given, the checkpoint's ``sample`` section (``sc``) for those that are None; the memory checked."""
+    pick = lambda given, default: default if given is None else given  # noqa: E731
+    return (pick(temperature, sc.temperature), pick(top_k, sc.top_k), pick(top_p, sc.top_p), pick(n_notes, sc.n_notes),
+            validate_memory(pick(memory, sc.memory)))
+
+
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
-             sweep=None, likelihood: bool = True, context: int = 0) -> dict:
+             sweep=None, likelihood: bool = True, context: int = 0, memory: float | None = None) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`~melody_utils.likelihood.model_nll`, causal models on
@@ -156,6 +171,8 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       that only wants the sampling statistics skips it). ``context`` > 0: the model scores only
       the notes with at least that many notes before them (:func:`context_nll`), so a causal and
       a window model are compared on the same notes; the n-grams keep scoring every note but the first.
+    - ``"memory"``: ``"strength"``, the piece memory's in generation (``memory``, default ``sample.memory``), and for
+      a causal model ``"nll"``: the model mixed with the memory (:mod:`melody_utils.memory`), the same notes as ``"nll"``.
     - ``"stats"``: :func:`~melody_utils.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
@@ -185,10 +202,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     model, vocab, cfg, state = load_checkpoint(checkpoint_path, device)
     cache, split, held_out = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress)
     sc = cfg.sample
-    temperature = sc.temperature if temperature is None else temperature
-    top_k = sc.top_k if top_k is None else top_k
-    top_p = sc.top_p if top_p is None else top_p
-    n_notes = sc.n_notes if n_notes is None else n_notes
+    temperature, top_k, top_p, n_notes, memory = _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory)
     sweep_opts = None if sweep is None or sweep is False else sweep_options(sweep, n_samples, n_notes)
 
     # 1. likelihood: the model and the baselines, on the fields the model predicts
@@ -198,7 +212,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     n_primer = primer_length(model, sc.primer_notes)
     primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the sweep below uses the same primers
     knobs = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes}
-    generate_fn = model_generate_fn(model, vocab, device=device)
+    generate_fn = model_generate_fn(model, vocab, device=device, memory=memory)
     generated = [generate_fn(**knobs, seed=seed + i, primer=primers[i % len(primers)])
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
@@ -210,6 +224,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
         "epoch": state.get("epoch"),
         "split": split,
         "nll": nll,
+        "memory": {"strength": memory, **(_memory_nll(model, cache, split, device, progress, context) if nll and model.causal else {})},
         "stats": compare_sets(gen_stats, ref_stats, seed=seed),
         "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
         "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
@@ -256,18 +271,24 @@ def format_report(result: dict, figures: dict | None = None) -> str:
             "| model | " + " | ".join(fields) + " | total (bits) | total (nats) | notes scored |",
             "|---|" + "---:|" * (len(fields) + 3),
         ]
-        for name, r in nll.items():
+        with_memory = result.get("memory", {}).get("nll")
+        rows = [row for name, r in nll.items()
+                for row in [(name, r)] + ([("model + memory", with_memory)] if name == "model" and with_memory else [])]
+        for name, r in rows:
             label = f"model ({result['arch']})" if name == "model" and "arch" in result else name
             cells = [_fmt(r["bits"].get(f)) for f in fields] + [_fmt(r["bits"]["total"]), _fmt(r["nats"]["total"]), str(r["n_notes"] or "-")]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", "Uniform: every id equally likely. n-grams: counts on the train split, one field at a time "
-                  "given the previous n-1 notes, smoothing tuned on the validation split.", ""]
+                  "given the previous n-1 notes, smoothing tuned on the validation split."
+                  + (" Model + memory: the model mixed with the piece memory (melody_utils.memory, fitted weights), "
+                     "on the same notes." if with_memory else ""), ""]
     stats = result.get("stats")
     if stats:
         s = result.get("sampling", {})
         lines += [
             f"## Generated vs held-out pieces ({stats['n_generated']} generated, {stats['n_reference']} held-out excerpts"
-            + (f" of {s['n_notes']} notes; temperature {s['temperature']}, top_k {s['top_k']}, top_p {s['top_p']}" if s else "") + ")",
+            + (f" of {s['n_notes']} notes; temperature {s['temperature']}, top_k {s['top_k']}, top_p {s['top_p']}" if s else "")
+            + (f", memory {result['memory']['strength']:g}" if "memory" in result else "") + ")",
             "",
             "OA: overlap of the two sets' distributions (1 = same). Intra-set OA: overlap of held-out piece-to-piece "
             "distances with generated-to-held-out distances (Yang & Lerch 2018).",

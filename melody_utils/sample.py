@@ -52,6 +52,7 @@ import torch
 from .composers import composer_id
 from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
 from .device import resolve_device
+from .memory import PieceMemory, validate_memory
 from .midi import DEFAULT_VELOCITY, Notes
 from .stepper import NumpyStepper
 from .tokens import Vocab
@@ -211,7 +212,7 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
              progress: bool = False, controls=None, seconds: float | None = None,
-             info: dict | None = None, composer=None) -> np.ndarray:
+             info: dict | None = None, composer=None, memory: float = 0.0) -> np.ndarray:
     """Sample ``n_notes`` new notes after ``primer``: (batch, n_notes, F) int16 tokens, new notes only.
 
     ``primer``: (P, F) tokens, Notes, or None (one default note, see the module docstring); every
@@ -224,9 +225,12 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     at or past it, see ``controls.trim_to_seconds``), with a progress bar in seconds. ``info``: a dict that
     receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``: a
     name (:func:`~melody_utils.composers.resolve_composer`), an id, "any" or None (models trained with composers).
+    ``memory``: strength of the piece memory (:mod:`melody_utils.memory`; 0 = off, 1 = the fitted
+    weights, up to 2), mixed into the model's distribution before everything else above.
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)
+    memory = validate_memory(memory)
     for name, v in (("n_notes", n_notes), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
@@ -238,26 +242,52 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     rng = np.random.default_rng(seed)
     out = np.zeros((batch, max_notes(n_notes, seconds), n_fields), np.int64)
     steps = NoteClock(out, vocab, seconds, progress)
-    knobs = (temperature, top_k, top_p)
-    steer = Steering(controls, vocab, temperature)
-    mask = GrammarMask(zero_step_id(vocab))
+    draw = FieldSampler((temperature, top_k, top_p), Steering(controls, vocab, temperature),
+                        GrammarMask(zero_step_id(vocab)),
+                        PieceMemory(batch, len(prim) + out.shape[1], memory) if memory else None)
+    for note in prim:
+        draw.observe(np.broadcast_to(note, (batch, n_fields)))
     was_training = model.training
     model.eval()
     try:
         if model.causal and fast and device.type == "cpu":
-            _generate_fast(NumpyStepper(model, comp), prim, out, rng, knobs, steps, steer, mask)
+            _generate_fast(NumpyStepper(model, comp), prim, out, rng, steps, draw)
         else:
             model.to(device)
             with torch.no_grad():
                 if model.causal:
-                    _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer, mask, comp)
+                    _generate_causal_torch(model, prim, out, rng, steps, device, draw, comp)
                 else:
-                    _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer, mask)
+                    _generate_window(model, vocab, prim, out, rng, steps, device, draw)
     finally:
         model.train(was_training)
     if info is not None:
-        info["masked_mass"] = mask.mean_mass
+        info["masked_mass"] = draw.mask.mean_mass
     return out[:, : steps.count].astype(np.int16)
+
+
+class FieldSampler:
+    """Draws one field of a batch of notes: the piece memory's mix (when on), the grammar mask
+    (the step field), the controls, then the filters and the draw (:func:`sample_logits`)."""
+
+    def __init__(self, knobs: tuple, steer: Steering, mask: GrammarMask, memory: PieceMemory | None = None):
+        self.knobs, self.steer, self.mask, self.memory = knobs, steer, mask, memory
+
+    def __call__(self, field: int, logits, u, history, pitch=None, prev_pitch=None) -> np.ndarray:
+        """(B, V) logits of ``field`` -> (B,) ids; ``prev_pitch`` (B,): apply the grammar mask (step field)."""
+        if self.memory is not None:
+            logits = self.memory.mix(field, logits)
+        if prev_pitch is not None:
+            logits = self.mask.apply(logits, pitch, prev_pitch)
+        ids = sample_logits(self.steer.adjust(field, logits, history, pitch), u, *self.knobs)
+        if self.memory is not None:
+            self.memory.chose(field, ids)
+        return ids
+
+    def observe(self, notes: np.ndarray) -> None:
+        """A note per row (B, F) joins the piece (the memory's)."""
+        if self.memory is not None:
+            self.memory.observe(notes)
 
 
 def _prev_pitch(prim, out, i: int) -> np.ndarray:
@@ -265,33 +295,34 @@ def _prev_pitch(prim, out, i: int) -> np.ndarray:
     return out[:, i - 1, 0] if i else np.full(len(out), prim[-1, 0])
 
 
-def _generate_fast(stepper: NumpyStepper, prim, out, rng, knobs, steps, steer: Steering, mask: GrammarMask) -> None:
+def _generate_fast(stepper: NumpyStepper, prim, out, rng, steps, draw: FieldSampler) -> None:
     B, F = out.shape[0], out.shape[2]
     state = stepper.zero_state(B)
     for note in prim:  # feed the primer once
         h, state = stepper.step(np.broadcast_to(note, (B, F)), state)
     for i in steps:
         u = rng.random((F, B))  # one uniform per field and row
-        pitch = sample_logits(steer.adjust(0, stepper.pitch_logits(h), out[:, :i]), u[0], *knobs)  # (B,)
+        pitch = draw(0, stepper.pitch_logits(h), u[0], out[:, :i])  # (B,)
         logits = stepper.rest_logits(h, pitch)  # (B, F-1, V_max), step first
-        logits[:, 0] = mask.apply(logits[:, 0], pitch, _prev_pitch(prim, out, i))
-        if not stepper.chain_all:
+        if not stepper.chain_all and draw.memory is None:  # every field at once
+            logits[:, 0] = draw.mask.apply(logits[:, 0], pitch, _prev_pitch(prim, out, i))
             for f, n in enumerate(stepper.sizes[1:], 1):
-                logits[:, f - 1, :n] = steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
-            rest = sample_logits(logits, u[1:].T, *knobs)  # (B, F-1)
-        else:  # one field after the other, each seeing those chosen before it
+                logits[:, f - 1, :n] = draw.steer.adjust(f, logits[:, f - 1, :n], out[:, :i], pitch)
+            rest = sample_logits(logits, u[1:].T, *draw.knobs)  # (B, F-1)
+        else:  # one field after the other, each seeing those chosen before it (the model's or the memory's)
             rest = np.zeros((B, F - 1), np.int64)
             for k, n in enumerate(stepper.sizes[1:]):
-                lg = logits[:, k, :n] if k == 0 else stepper.rest_logits(h, pitch, rest[:, :k])[:, k, :n]
-                rest[:, k] = sample_logits(steer.adjust(k + 1, lg, out[:, :i], pitch), u[1 + k], *knobs)
+                lg = stepper.rest_logits(h, pitch, rest[:, :k])[:, k] if k and stepper.chain_all else logits[:, k]
+                rest[:, k] = draw(k + 1, lg[:, :n], u[1 + k], out[:, :i], pitch,
+                                  _prev_pitch(prim, out, i) if k == 0 else None)
         out[:, i, 0] = pitch
         out[:, i, 1:] = rest
+        draw.observe(out[:, i])
         if i + 1 < len(out[0]):
             h, state = stepper.step(out[:, i], state)
 
 
-def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask,
-                           composer: int = 0) -> None:
+def _generate_causal_torch(model, prim, out, rng, steps, device, draw: FieldSampler, composer: int = 0) -> None:
     B, F = out.shape[0], out.shape[2]
     x = torch.as_tensor(prim, device=device)[None].expand(B, -1, -1)  # (B, P, F)
     comp = torch.full((B,), composer, dtype=torch.long, device=device)
@@ -299,21 +330,20 @@ def _generate_causal_torch(model, prim, out, rng, knobs, steps, device, steer: S
     h = hs[:, -1]  # (B, H)
     for i in steps:
         u = rng.random((F, B))
-        pitch = sample_logits(steer.adjust(0, model.pitch_head(h).cpu().numpy(), out[:, :i]), u[0], *knobs)  # (B,)
+        pitch = draw(0, model.pitch_head(h).cpu().numpy(), u[0], out[:, :i])  # (B,)
         out[:, i, 0] = pitch
         for f in range(1, F):  # conditioned on the pitch (with chain_all, on every field chosen before f)
             if f == 1 or model.chain_all:
                 rest = torch.as_tensor(out[:, i, 1:], device=device)
                 logits = [lg.cpu().numpy() for lg in model.heads(h, torch.as_tensor(pitch, device=device), rest)]
-            if f == 1:
-                logits[1] = mask.apply(logits[1], pitch, _prev_pitch(prim, out, i))
-            out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], pitch), u[f], *knobs)
+            out[:, i, f] = draw(f, logits[f], u[f], out[:, :i], pitch, _prev_pitch(prim, out, i) if f == 1 else None)
+        draw.observe(out[:, i])
         if i + 1 < len(out[0]):
             hs, state = model.encode(torch.as_tensor(out[:, i, None], device=device), state, comp)  # (B, 1, H)
             h = hs[:, 0]
 
 
-def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: Steering, mask: GrammarMask) -> None:
+def _generate_window(model, vocab, prim, out, rng, steps, device, draw: FieldSampler) -> None:
     B, n, F = out.shape
     W = model.window
     n_model = len(model.sizes)  # 3: the seed's models leave velocity to a constant
@@ -325,11 +355,11 @@ def _generate_window(model, vocab, prim, out, rng, knobs, steps, device, steer: 
         window = torch.as_tensor(notes[:, max(0, P + i - W): P + i], device=device)  # (B, <=W, F)
         logits = [lg.cpu().numpy() for lg in model(window)]  # [(B, V_f)]
         u = rng.random((F, B))
-        out[:, i, 0] = sample_logits(steer.adjust(0, logits[0], out[:, :i]), u[0], *knobs)  # the pitch first,
-        logits[1] = mask.apply(logits[1], out[:, i, 0], _prev_pitch(prim, out, i))  # then the step consistent with it
+        out[:, i, 0] = draw(0, logits[0], u[0], out[:, :i])  # the pitch first, then the step consistent with it
         for f in range(1, n_model):
-            out[:, i, f] = sample_logits(steer.adjust(f, logits[f], out[:, :i], out[:, i, 0]), u[f], *knobs)
+            out[:, i, f] = draw(f, logits[f], u[f], out[:, :i], out[:, i, 0], _prev_pitch(prim, out, i) if f == 1 else None)
         notes[:, P + i] = out[:, i]
+        draw.observe(out[:, i])
 
 
 def generate_notes(model, vocab: Vocab, n_notes: int, primer=None, keep_primer: bool = False, **kwargs) -> Notes:
@@ -359,23 +389,24 @@ def primer_length(model, primer_notes: int) -> int:
 
 def model_generate_fn(model, vocab: Vocab, keep_primer: bool = False, device: str = "cpu",
                       progress: bool = False, controls=None, seconds: float | None = None,
-                      info: dict | None = None, composer=None) -> GenerateFn:
+                      info: dict | None = None, composer=None, memory: float = 0.0) -> GenerateFn:
     """The one generation contract, for a trained model: ``generate_fn(temperature=, top_k=, top_p=,
     n_notes=, seed=, primer=) -> Notes`` (:func:`generate_notes` with those knobs).
 
     The CLI, the notebooks' widgets (:func:`melody_utils.widgets.generate_and_render`), the
     sampling sweep (:func:`melody_utils.sweep.sampling_sweep`) and :func:`melody_utils.metrics.evaluate`
     all call a model through it, so a test can pass a fake with the same keywords. ``controls``,
-    ``seconds``, ``composer`` and ``keep_primer`` (see :func:`generate`) are bound here, so the contract
+    ``seconds``, ``composer``, ``memory`` and ``keep_primer`` (see :func:`generate`) are bound here, so the contract
     stays the same; a call may still pass them (notebook 04's widgets). ``info``: a dict that receives
     each call's ``masked_mass`` (see :func:`generate`).
     """
-    composer_id(model, composer)  # a bad composer fails here, before any note is generated
+    composer_id(model, composer)  # a bad composer or memory fails here, before any note is generated
+    validate_memory(memory)
 
     def generate_fn(*, temperature, top_k, top_p, n_notes, seed, primer, composer=composer, controls=controls,
-                    seconds=seconds, keep_primer=keep_primer):
+                    seconds=seconds, keep_primer=keep_primer, memory=memory):
         return generate_notes(model, vocab, n_notes, primer, keep_primer=keep_primer, temperature=temperature,
                               top_k=top_k, top_p=top_p, seed=seed, device=device, progress=progress,
-                              controls=controls, seconds=seconds, info=info, composer=composer)
+                              controls=controls, seconds=seconds, info=info, composer=composer, memory=memory)
 
     return generate_fn

@@ -25,6 +25,7 @@ from pathlib import Path
 from . import audio, plots
 from .config import SampleConfig
 from .controls import MAX_NOTES_PER_SECOND, MAX_SECONDS, controls_from_widgets, validate_seconds
+from .memory import MAX_MEMORY, validate_memory
 from .midi import Notes, notes_to_midi
 from .sample import GenerateFn
 from .scales import KEY_CHOICES
@@ -37,6 +38,7 @@ TOP_K_RANGE = (0, 88)  # 0 = off; 88 = every piano key
 TOP_P_RANGE = (0.05, 1.0)  # 1.0 = off
 N_NOTES_RANGE = (1, 1000)  # notes to generate
 SEED_RANGE = (0, 2**31 - 1)
+MEMORY_RANGE = (0.0, MAX_MEMORY)  # piece memory: 0 = off, 1 = the fitted weights
 KEY_STRENGTH_RANGE = (0.0, 10.0)  # nats taken from out-of-key pitches; 0 = masked (hard)
 DENSITY_RANGE = (0.0, float(MAX_NOTES_PER_SECOND))  # notes per second; 0 = the model's own
 FIELD_TEMPERATURE_RANGE = (0.1, 2.0)  # per-field temperature, times the global one
@@ -84,7 +86,7 @@ def control_values(values: dict) -> dict:
 
 def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_notes, seed, primer, output_path,
                         *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", composer=None, controls=None,
-                        seconds=None, keep_primer: bool = False, originality=None) -> dict:
+                        seconds=None, keep_primer: bool = False, originality=None, memory=None) -> dict:
     """Check the values, generate, write the MIDI, synthesize and draw it.
 
     Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
@@ -93,14 +95,17 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
     ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method. ``composer``
     (models trained with composers), ``controls`` (a :class:`~melody_utils.controls.Controls`),
     ``seconds`` (length of music, replaces ``n_notes``) and ``keep_primer``: passed on to
-    ``generate_fn`` when set. ``originality``: Notes -> one line
+    ``generate_fn`` when set, and so is ``memory`` (the piece memory's strength, :mod:`melody_utils.memory`).
+    ``originality``: Notes -> one line
     (:func:`melody_utils.originality.notes_report`), its result under ``"originality"``.
     """
     knobs = validate_controls(temperature, top_k, top_p, n_notes, seed)
     validate_seconds(seconds)
+    memory = None if memory is None else validate_memory(memory)
     if output_path is None or not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
         raise ValueError(f"output_path must be a file path for the MIDI file, got {output_path!r}")
-    extra = {k: v for k, v in (("composer", composer), ("controls", controls), ("seconds", seconds)) if v is not None}
+    extra = {k: v for k, v in (("composer", composer), ("controls", controls), ("seconds", seconds), ("memory", memory))
+             if v is not None}
     notes = generate_fn(**knobs, primer=primer, **extra, **({"keep_primer": True} if keep_primer else {}))
     if not isinstance(notes, Notes):
         raise TypeError(f"generate_fn must return melody_utils.midi.Notes, got {type(notes).__name__}")
@@ -109,7 +114,7 @@ def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_no
     midi_path = notes_to_midi(notes, output_path)
     wave, synth_name = audio.synthesize_named(notes, sample_rate, synth)
     title = (f"{len(notes)} notes, temperature {knobs['temperature']:.2f}, top-k {knobs['top_k'] or 'off'}, "
-             f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}")
+             f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}" + (f", memory {memory:g}" if memory is not None else ""))
     if controls is not None:
         title += f"\n{controls.describe()}"
     figure = plots.piano_roll(notes, title=title)
@@ -139,7 +144,7 @@ def download_widget(path):
 
 def _defaults(defaults) -> dict:
     d = defaults if defaults is not None else SampleConfig()
-    d = d if isinstance(d, dict) else {k: getattr(d, k) for k in ("temperature", "top_k", "top_p", "n_notes", "seed")}
+    d = d if isinstance(d, dict) else {k: getattr(d, k) for k in ("temperature", "top_k", "top_p", "n_notes", "seed", "memory")}
 
     def clip(v, r):
         return min(max(v, r[0]), r[1])
@@ -150,6 +155,7 @@ def _defaults(defaults) -> dict:
         "top_p": clip(float(d.get("top_p", 0.95)), TOP_P_RANGE),
         "n_notes": clip(int(d.get("n_notes", 200)), N_NOTES_RANGE),
         "seed": clip(int(d.get("seed", 0)), SEED_RANGE),
+        "memory": clip(float(d.get("memory", SampleConfig.memory)), MEMORY_RANGE),
     }
 
 
@@ -166,6 +172,8 @@ def _knob_widgets(d: dict, style: dict, layout) -> dict:
                                      description="top-p (1 = off)", **common),
         "n_notes": widgets.IntSlider(d["n_notes"], min=N_NOTES_RANGE[0], max=N_NOTES_RANGE[1], description="notes", **common),
         "seed": widgets.BoundedIntText(d["seed"], min=SEED_RANGE[0], max=SEED_RANGE[1], description="random seed", **common),
+        "memory": widgets.FloatSlider(d["memory"], min=MEMORY_RANGE[0], max=MEMORY_RANGE[1], step=0.1,
+                                      description="piece memory (0 = off)", **common),
     }
 
 
@@ -307,7 +315,7 @@ def _generate_callback(box, generate_fn, primers: dict, output_path, status, out
                     result = generate_and_render(generate_fn, c["temperature"].value, c["top_k"].value, c["top_p"].value,
                                                  c["n_notes"].value, c["seed"].value, primers[c["primer"].value],
                                                  output_path, composer=c["composer"].value if "composer" in c else None,
-                                                 **steer, **render)
+                                                 memory=c["memory"].value, **steer, **render)
                 except ValueError as exc:  # a bad value: the message says what to change
                     print(f"Error: {exc}")
                     status.value = "failed"

@@ -28,9 +28,12 @@
 # time: its pitch, then its step and duration, each drawn from the model's probabilities reshaped
 # by three knobs. **Temperature** divides the logits (below 1: safer, above 1: wilder); **top-k**
 # keeps only the k likeliest ids (0 = off); **top-p** keeps the smallest set of ids holding that
-# much probability (1 = off). The **controls** (key, pitch range, note density, per-field
-# temperature, repetition guard, length in seconds, composer) reshape the same probabilities at
-# sampling time, with no retraining. After each piece, an **originality** line says how much of it
+# much probability (1 = off). The **piece memory** mixes in what the piece has played so far: when
+# the last notes repeat earlier ones, the notes that followed them there become likelier, so themes
+# come back as in composed music (0 = off, 1 = as fitted on held-out pieces, up to 2 = more
+# repeats). The **controls** (key, pitch range, note density, per-field temperature, repetition
+# guard, length in seconds, composer) reshape the same probabilities at sampling time, with no
+# retraining. After each piece, an **originality** line says how much of it
 # occurs in the training corpus.
 
 # %%
@@ -73,7 +76,7 @@ from melody_utils.checkpoint import composer_names, load_checkpoint
 from melody_utils.config import get_config
 
 # %% [markdown]
-# The preset gives the sampling defaults (temperature, top-k, top-p, number of notes, seed) and the
+# The preset gives the sampling defaults (temperature, top-k, top-p, piece memory, number of notes, seed) and the
 # output folder; the model's own settings come with its checkpoint. As in notebook 03, `PRESET = None`
 # takes `MELODY_PRESET` (else `small`); use the preset you trained with, e.g. `"colab"`.
 
@@ -81,7 +84,7 @@ from melody_utils.config import get_config
 PRESET = None  # None: $MELODY_PRESET or "small"; "colab" on a GPU runtime
 cfg = get_config(PRESET)
 print(f"preset {cfg.preset}: temperature {cfg.sample.temperature}, top-k {cfg.sample.top_k or 'off'}, "
-      f"top-p {cfg.sample.top_p}, {cfg.sample.n_notes} notes, seed {cfg.sample.seed}")
+      f"top-p {cfg.sample.top_p}, memory {cfg.sample.memory}, {cfg.sample.n_notes} notes, seed {cfg.sample.seed}")
 
 # %% [markdown]
 # ## The trained model
@@ -141,7 +144,7 @@ primers = {**widgets.colab_upload(load_primer, ask=UPLOAD_IN_COLAB), **primers}
 
 # %%
 s = cfg.sample
-generate_fn = sample.model_generate_fn(model, vocab)
+generate_fn = sample.model_generate_fn(model, vocab, memory=s.memory)
 report = originality.notes_report(originality.OriginalityIndex.for_cache(cache), vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
                                      held_out_primer, s.output, originality=report)
@@ -189,7 +192,8 @@ audio.listen(controlled["wave"], controlled["synth"])
 # Move the sliders, pick a primer (or upload your own MIDI; and a composer, when the model was
 # trained with composers) and press **Generate**: each press writes the MIDI file again (same path)
 # and shows its piano roll, a player, the originality line and a download link. The same seed with
-# the same settings gives the same piece. Nothing runs until you press the button.
+# the same settings gives the same piece. Nothing runs until you press the button. The **piece
+# memory** slider sets how strongly the piece repeats what it has played (0 = off, 1 = as fitted).
 #
 # Under **controls**, each at its starting value changes nothing:
 # - **key**: keep to a key; out-of-key pitches are removed (**key strength** 0, hard) or lowered by

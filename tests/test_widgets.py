@@ -7,6 +7,7 @@ from matplotlib.collections import PolyCollection
 from helpers import random_notes
 from melody_utils import widgets as ui
 from melody_utils.audio import rms_db
+from melody_utils.config import SampleConfig
 from melody_utils.midi import Notes, midi_to_notes
 
 GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
@@ -19,9 +20,9 @@ class FakeGenerator:
         self.calls = []
         self.notes_fn = notes_fn or (lambda n, seed: random_notes(n, seed=seed, chord_every=1000))
 
-    def __call__(self, temperature, top_k, top_p, n_notes, seed, primer):
+    def __call__(self, temperature, top_k, top_p, n_notes, seed, primer, **extra):  # extra: e.g. memory
         self.calls.append({"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes,
-                           "seed": seed, "primer": primer})
+                           "seed": seed, "primer": primer, **extra})
         return self.notes_fn(n_notes, seed)
 
 
@@ -91,10 +92,12 @@ def test_generate_button_passes_the_slider_values(tmp_path):
     c = box.controls
     c["temperature"].value, c["top_k"].value, c["top_p"].value = 1.3, 5, 0.7
     c["n_notes"].value, c["seed"].value, c["primer"].value = 20, 42, "scale"
+    assert c["memory"].value == SampleConfig().memory  # the configured default
+    c["memory"].value = 1.5
     c["generate"].click()
     assert len(fake.calls) == 1
     call = fake.calls[0]
-    assert call["primer"] is scale
+    assert call["primer"] is scale and call["memory"] == pytest.approx(1.5)
     assert (call["top_k"], call["n_notes"], call["seed"]) == (5, 20, 42)
     assert call["temperature"] == pytest.approx(1.3) and call["top_p"] == pytest.approx(0.7)
     assert box.last_result["midi_path"] == tmp_path / "gen.mid" and (tmp_path / "gen.mid").is_file()

@@ -1,0 +1,163 @@
+"""The piece memory (melody_utils.memory): what it predicts, how it mixes with a model, its knob."""
+
+import numpy as np
+import pytest
+import torch
+
+from melody_utils import cli, likelihood, memory
+from melody_utils.memory import MEMORY_WEIGHTS, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
+from melody_utils.sample import generate, model_generate_fn
+
+from test_sample import chord_happy_model, grammar_violations, random_tokens, tiny_model
+
+torch.set_num_threads(1)
+SIZES = (48, 5, 4)  # a small vocabulary: pitch, step, duration
+
+
+def theme(n=24, seed=0):
+    """n notes with distinct pitches (no match inside it)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(SIZES[0])[:n], rng.integers(0, SIZES[1], n), rng.integers(0, SIZES[2], n)], 1)
+
+
+def feed(mem: PieceMemory, notes):
+    """Notes (N, F) of one row, or (N, B, F)."""
+    for note in notes:
+        mem.observe(note if note.ndim == 2 else note[None])
+
+
+def test_an_exact_repeat_is_continued_with_high_probability():
+    a = theme()
+    piece = np.concatenate([a, a[:20]])  # the theme, then its first 20 notes again
+    mem = PieceMemory(1, len(piece) + 1, 1.0)
+    feed(mem, piece)
+    uniform = np.zeros((1, 48))
+    p = np.exp(mem.mix(0, uniform))[0]
+    assert p.argmax() == a[20, 0] and p[a[20, 0]] >= MEMORY_WEIGHTS[-1]  # the longest match: the fitted weight
+    mem.chose(0, np.array([a[20, 0]]))
+    p_step = np.exp(mem.mix(1, np.zeros((1, 5))))[0]
+    assert p_step.argmax() == a[20, 1] and p_step[a[20, 1]] > 0.9  # Bayes: the pitch agreed, the weight grew
+    lengths, counts = piece_counts(piece, order=16)
+    assert lengths[24 + 16] == 16 and counts[24 + 16].tolist() == [1, 1, 1, 1]  # one candidate, the true note
+
+
+def test_with_no_match_nothing_changes():
+    a = theme()
+    mem = PieceMemory(2, len(a) + 1, 2.0)
+    feed(mem, np.stack([a, a], 1))
+    logits = np.random.default_rng(1).normal(size=(2, 48))
+    assert np.array_equal(mem.mix(0, logits), logits)  # no earlier pitch equals the last: no candidate
+    lp = np.log(np.random.default_rng(2).uniform(0.01, 1, (len(a) - 1, 3)))
+    lengths, counts = piece_counts(a)
+    assert not lengths.any()
+    assert np.array_equal(mixed_logprobs(lp, lengths[1:], counts[1:], scaled_weights(2.0)), lp)
+
+
+def test_mixed_fields_sum_to_one_and_multiply_to_the_joint_mixture():
+    rng = np.random.default_rng(3)
+    a = theme(12)
+    b = a.copy()
+    b[-1, 1:] = (a[-1, 1:] + 1) % SIZES[1:]  # a second hearing that ends with other timing
+    others = np.setdiff1d(np.arange(SIZES[0]), a[:, 0])
+    c1, c2 = theme(3, seed=1), theme(3, seed=2)  # different notes (not in a) before the second and third hearings
+    c1[:, 0], c2[:, 0] = others[:3], others[3:6]
+    piece = np.concatenate([a, c1, b, c2, a])  # the last note: two candidates, one agreeing with it
+    mem = PieceMemory(1, len(piece), 1.5)
+    feed(mem, piece[:-1])
+    joint, lp = 1.0, np.zeros((1, 3))
+    for f, size in enumerate(SIZES):
+        z = rng.normal(size=(1, size))
+        lp[0, f] = z[0, piece[-1, f]] - np.log(np.exp(z).sum())  # the network's log-probability of the true id
+        logp = mem.mix(f, z)
+        assert np.exp(logp).sum() == pytest.approx(1.0)
+        joint *= np.exp(logp[0, piece[-1, f]])
+        mem.chose(f, piece[-1:, f])
+    # generation and scoring agree, and the product over fields is the mixture of the joint distributions
+    lengths, counts = piece_counts(piece)
+    assert lengths[-1] == 11 and counts[-1].tolist() == [2, 2, 1, 1]
+    lam = scaled_weights(1.5)[11]
+    expect = (1 - lam) * np.exp(lp.sum()) + lam * 0.5
+    assert joint == pytest.approx(expect)
+    assert np.exp(mixed_logprobs(lp, lengths[-1:], counts[-1:], scaled_weights(1.5)).sum()) == pytest.approx(expect)
+
+
+def test_strength_scales_the_odds():
+    lam = scaled_weights(1.0)
+    assert lam[0] == 0 and np.allclose(lam[1:], MEMORY_WEIGHTS)
+    assert not scaled_weights(0.0).any()
+    stronger = scaled_weights(2.0)[1:]
+    assert np.all(stronger >= lam[1:]) and np.all(stronger < 1)
+    odds = lambda x: x / (1 - x)  # noqa: E731
+    i = int(np.argmax(lam[1:] > 0))
+    assert odds(stronger[i]) == pytest.approx(2 * odds(lam[1 + i]))
+
+
+def test_fitted_weights_follow_how_well_the_memory_predicts():
+    repeats = [np.concatenate([theme(24, s), theme(24, s)]) for s in range(3)]  # every second half is a repeat
+    useful = [np.log(np.full((len(p) - 1, 3), 0.5)) for p in repeats]
+    weights, support = fit_weights(useful, repeats, order=8)
+    assert weights[-1] >= 0.9 and support[8] > 0
+    wrong = [p.copy() for p in repeats]
+    for p in wrong:
+        p[24:, 1] = (p[:24, 1] + 1) % 5  # the repeats change their timing: the memory misleads
+    weights, _ = fit_weights(useful, wrong, order=8)
+    assert weights[-1] <= 0.05
+
+
+def test_likelihood_of_a_repeating_piece_is_lower_with_the_memory():
+    model, vocab = tiny_model(velocity_bins=4)
+    a = random_tokens(vocab, 40, seed=1)
+    piece = np.concatenate([a, a, a])
+    plain = likelihood.piece_nll(model, [piece])
+    mixed = likelihood.piece_memory_nll(model, [piece])
+    assert mixed["n_notes"] == plain["n_notes"]
+    assert mixed["nats"]["total"] < plain["nats"]["total"] - 1.0
+    off = likelihood.piece_memory_nll(model, [piece], strength=0.0)
+    assert off["nats"]["total"] == pytest.approx(plain["nats"]["total"], rel=1e-5)
+
+
+@pytest.mark.parametrize("arch,fast", [("causal", True), ("causal", False), ("baseline", False)])
+def test_generation_with_memory_repeats_more_and_memory_zero_changes_nothing(arch, fast):
+    model, vocab = tiny_model(arch, velocity_bins=4, chained=arch == "causal")
+    a = random_tokens(vocab, 16, seed=2)
+    primer = np.concatenate([a, a, a])  # a theme heard three times
+    kw = dict(primer=primer, batch=2, seed=5, fast=fast)
+    base = generate(model, vocab, 16, **kw)
+    assert np.array_equal(generate(model, vocab, 16, memory=0.0, **kw), base)
+    strong = generate(model, vocab, 16, memory=2.0, **kw)
+    n_fields = len(model.sizes)
+    assert (strong[:, :, :n_fields] == a[:16, :n_fields]).mean() > (base[:, :, :n_fields] == a[:16, :n_fields]).mean()
+
+
+def test_fast_and_torch_paths_agree_with_memory():
+    model, vocab = tiny_model(velocity_bins=4, chain_all=True)
+    a = random_tokens(vocab, 10, seed=4)
+    kw = dict(primer=np.concatenate([a, a]), batch=3, seed=1, top_p=0.9, memory=1.5)
+    assert np.array_equal(generate(model, vocab, 20, **kw), generate(model, vocab, 20, fast=False, **kw))
+
+
+@pytest.mark.parametrize("arch,fast", [("causal", True), ("causal", False), ("baseline", False)])
+def test_the_grammar_mask_holds_over_the_memory(arch, fast):
+    model, vocab = chord_happy_model(arch, chained=arch == "causal")
+    bad = random_tokens(vocab, 6, seed=3)
+    bad[:, 0] = [40, 30, 20, 40, 30, 20]
+    bad[1:, 1] = 0  # descending at one onset: what the memory would copy
+    primer = np.concatenate([bad] * 4)
+    out = generate(model, vocab, 30, primer, batch=2, seed=0, fast=fast, memory=2.0, top_k=1)
+    for row in out:
+        assert grammar_violations(primer, row) == 0
+
+
+@pytest.mark.parametrize("value", [-0.5, 2.5, float("nan"), "1", True, None])
+def test_bad_memory_values_name_the_parameter(value):
+    model, vocab = tiny_model()
+    with pytest.raises(ValueError, match=r"^memory must be a number in \[0, 2\]"):
+        generate(model, vocab, 4, memory=value)
+    with pytest.raises(ValueError, match="memory"):
+        model_generate_fn(model, vocab, memory=value)
+
+
+def test_cli_rejects_a_bad_memory_in_one_line(capsys):
+    code = cli.main(["generate", "--memory", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--memory" in err and "[0, 2]" in err
