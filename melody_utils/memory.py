@@ -3,39 +3,61 @@
 Composed music repeats itself (themes, sequences, recapitulations); an LSTM carrying its state
 forgets a theme a few hundred notes later. As in music-prediction research (IDyOM's long-term
 model + short-term model of the current piece) and cache / pointer models of language, the
-network's prediction is mixed with a model of the piece itself:
+network's prediction is mixed with a model of the piece itself (settings: :data:`MEMORY`):
 
 - **Match.** Before note t, find the earlier positions j whose preceding notes equal the most
-  recent ones on the match key (:data:`MEMORY_KEY` fields: pitch; performances vary timing and
-  velocity between repeats, pitch repeats exactly), the longest such match ``L`` up to
-  :data:`MEMORY_ORDER` notes. The notes that followed those matches (note j for every j with
+  recent ones on the match key (``key_fields``: pitch only; performances vary timing and velocity
+  between repeats, pitch repeats exactly; pitch, step and duration predicted held-out notes
+  slightly worse), the longest such match ``L`` up to ``order`` notes (among the positions more
+  than ``min_distance`` notes back). The notes that followed those matches (note j for every j with
   match length ``L``) are the memory's candidates; its prediction is their distribution.
 - **Mix field by field in the model's order** (pitch, then step given the pitch, ...): the
   memory's conditional for a field counts only the candidates whose earlier fields equal the ones
   already chosen, and ``p(x_f) = (1 - lam) p_net(x_f) + lam p_mem(x_f)``. The weight starts at
-  ``lam = MEMORY_WEIGHTS[L - 1]`` and after each chosen field is updated by Bayes,
+  ``lam = weights[L - 1]`` and after each chosen field is updated by Bayes,
   ``lam' = lam p_mem(x) / p(x)``, so the product over fields is exactly the mixture of the two joint
   distributions of the note. No match (``L = 0``, or no candidate agreeing with a chosen field):
   the network's distribution, unchanged.
+- **No loops.** Copying from a few notes back makes an exact loop, and a loop feeds the memory
+  more matches of itself: without a check, generated pieces got stuck. While the recent pitches
+  already go round a loop (:func:`melody_utils.stats.is_loop_run`, the definition the degeneracy
+  statistics use), the memory stays silent: it may repeat a passage once, never keep a loop
+  going. On held-out pieces this costs 0.08 nats/note of its gain (docs/eval/shipped_memory.md).
 - **Strength.** The user's knob ``memory`` (0 = off, 1 = the fitted weights, up to
   :data:`MAX_MEMORY`) multiplies the odds ``lam / (1 - lam)`` of every weight.
 
 The weights were fitted by maximum likelihood on the validation split of the embedded piano
-corpus with the shipped model (``python scripts/fit_memory.py``; :func:`fit_weights`); generation
-(:mod:`melody_utils.sample`) and scoring (:func:`memory_nll`, ``evaluate``) read the same constants.
-Numpy only.
+corpus with the shipped model (``python scripts/fit_memory.py --keys 1 --orders 32``;
+:func:`fit_weights`); generation (:mod:`melody_utils.sample`) and scoring
+(:func:`memory_nll`, ``evaluate``) read the same :data:`MEMORY`. Numpy only.
 """
 
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-MEMORY_ORDER = 16  # longest match considered, in notes
-MEMORY_KEY = 1  # fields a match compares: 1 = pitch only; 3 = pitch, step and duration
-# lam per match length 1..MEMORY_ORDER (see the module docstring and scripts/fit_memory.py)
-MEMORY_WEIGHTS = (0.03, 0.06, 0.15, 0.24, 0.35, 0.39, 0.46, 0.47, 0.52, 0.51, 0.54, 0.53, 0.63, 0.64, 0.65, 0.88)
+from .stats import LOOP_MAX_PERIOD, is_loop_run
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """What the memory matches, how far back it copies from, and how much it is trusted."""
+
+    order: int = 32  # longest match considered, in notes
+    key_fields: int = 1  # fields a match compares: 1 = pitch only; 3 = pitch, step and duration
+    min_distance: int = 0  # candidates lie more than this many notes back
+    # silent while the recent pitches already go round a loop (stats.is_loop_run, periods up to
+    # min(order, stats.LOOP_MAX_PERIOD)): the memory may repeat a passage, never keep a loop going
+    no_loops: bool = True
+    # lam per match length 1..order (see the module docstring and scripts/fit_memory.py)
+    weights: tuple = (0.03, 0.06, 0.15, 0.25, 0.36, 0.42, 0.49, 0.53, 0.54, 0.56, 0.59, 0.6, 0.67, 0.67, 0.7, 0.68,
+                      0.67, 0.7, 0.73, 0.71, 0.72, 0.71, 0.74, 0.75, 0.74, 0.75, 0.74, 0.75, 0.75, 0.75, 0.71, 0.92)
+
+
+MEMORY = MemorySettings()  # the fitted settings generation and evaluate use
 MAX_MEMORY = 2.0  # strongest knob setting: odds of the fitted weights doubled
 WEIGHT_GRID = np.round(np.linspace(0.0, 0.99, 100), 2)  # lam values fit_weights tries
 
@@ -49,9 +71,9 @@ def validate_memory(memory) -> float:
     return float(memory)
 
 
-def scaled_weights(strength: float, weights=MEMORY_WEIGHTS) -> np.ndarray:
+def scaled_weights(strength: float, settings: MemorySettings = MEMORY) -> np.ndarray:
     """(order + 1,) lam per match length 0..order at knob ``strength``: odds multiplied by it (lam[0] = 0)."""
-    w = np.asarray(weights, np.float64)
+    w = np.asarray(settings.weights, np.float64)
     lam = strength * w / np.maximum(strength * w + 1.0 - w, 1e-12)
     return np.concatenate([[0.0], lam])
 
@@ -63,8 +85,8 @@ class Matcher:
     """Match lengths of one growing sequence: after :meth:`push` of notes 0..t-1, ``lengths[j]``
     (j < t) is how many notes before j equal the notes before t on the key (at most ``order``)."""
 
-    def __init__(self, capacity: int, order: int = MEMORY_ORDER):
-        self.order = order
+    def __init__(self, capacity: int, order: int = MEMORY.order, min_distance: int = 0, no_loops: bool = False):
+        self.order, self.min_distance, self.no_loops = order, min_distance, no_loops
         self.keys = np.zeros(capacity, np.int64)
         self.lengths = np.zeros(capacity, np.int64)
         self.n = 0
@@ -77,30 +99,39 @@ class Matcher:
         self.keys[t] = key
         self.n = t + 1
 
+    def in_loop(self) -> bool:
+        """Whether the last notes go round a loop: for some period p, the match p notes back is a loop
+        run (at least p long: the last p notes repeat the p before them; see stats.is_loop_run)."""
+        p = np.arange(1, min(self.n, LOOP_MAX_PERIOD) + 1)  # periods = distances back
+        return bool(is_loop_run(self.lengths[self.n - p], p).any())
+
     def candidates(self) -> tuple[int, np.ndarray]:
-        """(longest match L, the positions j < n whose match has length L); (0, empty) without a match."""
-        m = self.lengths[: self.n]
-        L = int(m.max()) if self.n else 0
+        """(longest match L, the positions j whose match has length L, n - j > min_distance);
+        (0, empty) without a match."""
+        if self.no_loops and self.in_loop():
+            return 0, np.zeros(0, np.int64)
+        m = self.lengths[: max(self.n - self.min_distance, 0)]
+        L = int(m.max()) if len(m) else 0
         return L, (np.flatnonzero(m == L) if L else np.zeros(0, np.int64))
 
 
-def note_keys(tokens: np.ndarray, key_fields: int = MEMORY_KEY) -> np.ndarray:
+def note_keys(tokens: np.ndarray, key_fields: int = MEMORY.key_fields) -> np.ndarray:
     """(..., F) tokens -> (...) one int per note from its first ``key_fields`` ids (each < 2**12)."""
     t = np.asarray(tokens, np.int64)[..., :key_fields]
     return t @ (1 << (12 * np.arange(key_fields, dtype=np.int64)))
 
 
-def piece_counts(tokens, order: int = MEMORY_ORDER, key_fields: int = MEMORY_KEY) -> tuple[np.ndarray, np.ndarray]:
+def piece_counts(tokens, settings: MemorySettings = MEMORY) -> tuple[np.ndarray, np.ndarray]:
     """What the memory says about each note of one piece, from the notes before it.
 
     Returns ``(lengths (N,), counts (N, F + 1))``: the longest match before note t, and
     ``counts[t, 0]`` candidates, of which ``counts[t, f + 1]`` agree with note t on fields 0..f.
     """
     tokens = np.asarray(tokens, np.int64)
-    keys = note_keys(tokens, key_fields)
+    keys = note_keys(tokens, settings.key_fields)
     n, n_fields = tokens.shape
     lengths, counts = np.zeros(n, np.int64), np.zeros((n, n_fields + 1), np.int64)
-    matcher = Matcher(n, order)
+    matcher = Matcher(n, settings.order, settings.min_distance, settings.no_loops)
     for t in range(1, n):
         matcher.push(keys[t - 1])
         L, cand = matcher.candidates()
@@ -128,16 +159,15 @@ def mixed_logprobs(logprobs: np.ndarray, lengths: np.ndarray, counts: np.ndarray
     return out
 
 
-def memory_nll(logprobs, pieces, strength: float = 1.0, context: int = 1, weights=MEMORY_WEIGHTS,
-               order: int = MEMORY_ORDER, key_fields: int = MEMORY_KEY) -> dict:
+def memory_nll(logprobs, pieces, strength: float = 1.0, context: int = 1, settings: MemorySettings = MEMORY) -> dict:
     """Per-field nats per note of the network mixed with the memory, on every note with at least
     ``context`` notes before it: ``{"nats": {field index: ..}, "n_notes": ..}`` (the caller names the fields).
 
     ``logprobs``: per piece, the network's (N - 1, F) log-probabilities of notes 1.. (:func:`melody_utils.likelihood.piece_logprobs`)."""
-    lam = scaled_weights(validate_memory(strength), weights)
+    lam = scaled_weights(validate_memory(strength), settings)
     sums, n = 0.0, 0
     for lp, toks in zip(logprobs, pieces):
-        lengths, counts = piece_counts(toks, order, key_fields)
+        lengths, counts = piece_counts(toks, settings)
         first = max(context, 1)
         mixed = mixed_logprobs(np.asarray(lp)[first - 1:], lengths[first:], counts[first:], lam)
         sums = sums - mixed.sum(axis=0)
@@ -147,14 +177,14 @@ def memory_nll(logprobs, pieces, strength: float = 1.0, context: int = 1, weight
     return {"nats": dict(enumerate(np.atleast_1d(sums / n).tolist())), "n_notes": n}
 
 
-def fit_weights(logprobs, pieces, order: int = MEMORY_ORDER, key_fields: int = MEMORY_KEY,
-                grid=WEIGHT_GRID) -> tuple[np.ndarray, dict]:
-    """The lam per match length 1..order that maximises the likelihood of ``pieces`` (validation)
-    under the mixture, each chosen from ``grid`` (the lengths are independent: a note's likelihood
-    depends on its own length's weight only). Returns (weights (order,), {length: notes with it})."""
+def fit_weights(logprobs, pieces, settings: MemorySettings = MEMORY, grid=WEIGHT_GRID) -> tuple[MemorySettings, dict]:
+    """``settings`` with the lam per match length 1..order that maximises the likelihood of ``pieces``
+    (validation) under the mixture, each chosen from ``grid`` (the lengths are independent: a note's
+    likelihood depends on its own length's weight only). Returns (settings, {length: notes with it})."""
+    order = settings.order
     p_net, p_mem, lengths = [], [], []
     for lp, toks in zip(logprobs, pieces):
-        L, c = piece_counts(toks, order, key_fields)
+        L, c = piece_counts(toks, settings)
         p_net.append(np.exp(np.asarray(lp).sum(axis=1)))  # joint probability of the note
         p_mem.append(np.divide(c[1:, -1], c[1:, 0], out=np.zeros(len(c) - 1), where=c[1:, 0] > 0))
         lengths.append(L[1:])
@@ -167,7 +197,7 @@ def fit_weights(logprobs, pieces, order: int = MEMORY_ORDER, key_fields: int = M
         if sel.any():
             ll = np.log((1 - grid[:, None]) * p_net[sel] + grid[:, None] * p_mem[sel]).sum(axis=1)  # (G,)
             weights[L - 1] = grid[int(np.argmax(ll))]
-    return weights, support
+    return replace(settings, weights=tuple(float(w) for w in weights)), support
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,11 +212,10 @@ class PieceMemory:
     :meth:`mix` of a note (field 0) looks up the matches.
     """
 
-    def __init__(self, batch: int, capacity: int, strength: float, weights=MEMORY_WEIGHTS,
-                 order: int = MEMORY_ORDER, key_fields: int = MEMORY_KEY):
-        self.lam = scaled_weights(validate_memory(strength), weights)
-        self.key_fields = key_fields
-        self.rows = [Matcher(capacity, order) for _ in range(batch)]
+    def __init__(self, batch: int, capacity: int, strength: float, settings: MemorySettings = MEMORY):
+        self.lam = scaled_weights(validate_memory(strength), settings)
+        self.key_fields = settings.key_fields
+        self.rows = [Matcher(capacity, settings.order, settings.min_distance, settings.no_loops) for _ in range(batch)]
         self.notes = None  # (B, capacity, F) once the first note is seen
         self.cand = [np.zeros(0, np.int64)] * batch
         self.w = np.zeros(batch)

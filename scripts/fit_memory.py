@@ -1,14 +1,14 @@
-"""Fit the piece memory's weights (melody_utils.memory) for a checkpoint, and compare its match keys.
+"""Fit the piece memory's weights (melody_utils.memory) for a checkpoint, and compare its settings.
 
-For each match key (pitch only; pitch, step and duration) and longest match (``--orders``), the
-weights per match length are fitted on the validation split by maximum likelihood
-(``memory.fit_weights``) and the mixture's held-out nats/note is printed on the validation and
-test splits beside the network's alone (the same notes). The line for the settings in
-``melody_utils/memory.py`` ends with the tuple to paste there. Prints only; writes nothing but the
-token cache (``--cache-dir``).
+For each match key (``--keys``: pitch only; pitch, step and duration), longest match
+(``--orders``) and minimum copy distance (``--min-distances``), the weights per match length are
+fitted on the validation split by maximum likelihood (``memory.fit_weights``) and the mixture's
+held-out nats/note is printed on the validation and test splits beside the network's alone (the
+same notes). Each line ends with the weights to paste into ``MemorySettings`` in
+``melody_utils/memory.py``. Prints only; writes nothing but the token cache (``--cache-dir``).
 
-    python scripts/fit_memory.py                     # the shipped model, the embedded piano corpus
-    python scripts/fit_memory.py --checkpoint outputs/ckpt_best.pt --orders 4,8,16
+    python scripts/fit_memory.py --keys 1          # the shipped model, the embedded piano corpus
+    python scripts/fit_memory.py --checkpoint outputs/ckpt_best.pt --orders 4,8,16 --min-distances 0,32
 """
 
 from __future__ import annotations
@@ -37,15 +37,19 @@ def split_logprobs(model, cache, split: str):
     return pieces, piece_logprobs(model, pieces, composers=comps, progress=True)
 
 
-def nats(logprobs, pieces, weights, order, key) -> float:
-    return sum(memory.memory_nll(logprobs, pieces, 1.0, weights=weights, order=order, key_fields=key)["nats"].values())
+def nats(logprobs, pieces, settings) -> float:
+    return sum(memory.memory_nll(logprobs, pieces, 1.0, settings=settings)["nats"].values())
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
     p.add_argument("--cache-dir", help="token cache folder (default: data/cache)")
-    p.add_argument("--orders", default="4,8,16", help="longest matches to try, comma-separated")
+    p.add_argument("--orders", default=str(memory.MEMORY.order), help="longest matches to try, comma-separated")
+    p.add_argument("--keys", default="1,3", help="match keys to try: 1 = pitch, 3 = pitch, step and duration")
+    p.add_argument("--no-loops", default=str(int(memory.MEMORY.no_loops)), help="1: skip candidates that continue a loop; '0,1': both")
+    p.add_argument("--min-distances", default=str(memory.MEMORY.min_distance),
+                   help="how many notes back copying starts, comma-separated (0 = from the previous note)")
     args = p.parse_args(argv)
     model, vocab, cfg, _ = load_checkpoint(args.checkpoint, "cpu")
     cache = corpus.prepare(cfg.data, cache_dir=args.cache_dir, vocab=vocab)
@@ -54,13 +58,17 @@ def main(argv=None) -> int:
     net = {s: -sum(float(lp.sum()) for lp in lps) / sum(len(lp) for lp in lps)
            for s, lps in (("validation", val_lp), ("test", test_lp))}
     print(f"network alone: validation {net['validation']:.4f}, test {net['test']:.4f} nats/note")
-    for key in KEYS:
-        for order in [int(o) for o in args.orders.split(",")]:
-            weights, support = memory.fit_weights(val_lp, val, order, key)
-            v, t = nats(val_lp, val, weights, order, key), nats(test_lp, test, weights, order, key)
-            print(f"key {KEYS[key]:>20}, order {order:2d}: validation {v:.4f} ({v - net['validation']:+.4f}), "
-                  f"test {t:.4f} ({t - net['test']:+.4f}) nats/note; notes per match length "
-                  f"{list(support.values())}; weights {tuple(float(w) for w in np.round(weights, 2))}")
+    ints = lambda text: [int(x) for x in text.split(",")]  # noqa: E731
+    for key in ints(args.keys):
+        for order in ints(args.orders):
+            for distance, no_loops in [(d, bool(x)) for d in ints(args.min_distances) for x in ints(args.no_loops)]:
+                settings = memory.MemorySettings(order=order, key_fields=key, min_distance=distance, no_loops=no_loops,
+                                                 weights=(0.0,) * order)
+                settings, support = memory.fit_weights(val_lp, val, settings)
+                v, t = nats(val_lp, val, settings), nats(test_lp, test, settings)
+                print(f"key {KEYS[key]}, order {order}, min distance {distance}, no loops {no_loops}: validation {v:.4f} "
+                      f"({v - net['validation']:+.4f}), test {t:.4f} ({t - net['test']:+.4f}) nats/note; notes per "
+                      f"match length {list(support.values())}; weights {settings.weights}", flush=True)
     return 0
 
 

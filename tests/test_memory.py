@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from melody_utils import cli, likelihood, memory
-from melody_utils.memory import MEMORY_WEIGHTS, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
+from melody_utils.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
 from melody_utils.sample import generate, model_generate_fn
 
 from test_sample import chord_happy_model, grammar_violations, random_tokens, tiny_model
@@ -27,18 +27,19 @@ def feed(mem: PieceMemory, notes):
 
 
 def test_an_exact_repeat_is_continued_with_high_probability():
-    a = theme()
-    piece = np.concatenate([a, a[:20]])  # the theme, then its first 20 notes again
+    a = theme(40)
+    piece = np.concatenate([a, a[:20]])  # the theme, then its first 20 notes again (40 notes later)
     mem = PieceMemory(1, len(piece) + 1, 1.0)
     feed(mem, piece)
     uniform = np.zeros((1, 48))
     p = np.exp(mem.mix(0, uniform))[0]
-    assert p.argmax() == a[20, 0] and p[a[20, 0]] >= MEMORY_WEIGHTS[-1]  # the longest match: the fitted weight
+    L = piece_counts(np.concatenate([piece, a[20:21]]))[0][-1]
+    assert L == 20 and p.argmax() == a[20, 0] and p[a[20, 0]] >= MEMORY.weights[L - 1]  # the fitted weight of its length
     mem.chose(0, np.array([a[20, 0]]))
     p_step = np.exp(mem.mix(1, np.zeros((1, 5))))[0]
     assert p_step.argmax() == a[20, 1] and p_step[a[20, 1]] > 0.9  # Bayes: the pitch agreed, the weight grew
-    lengths, counts = piece_counts(piece, order=16)
-    assert lengths[24 + 16] == 16 and counts[24 + 16].tolist() == [1, 1, 1, 1]  # one candidate, the true note
+    lengths, counts = piece_counts(piece, MemorySettings(order=16))
+    assert lengths[40 + 16] == 16 and counts[40 + 16].tolist() == [1, 1, 1, 1]  # one candidate, the true note
 
 
 def test_with_no_match_nothing_changes():
@@ -62,7 +63,8 @@ def test_mixed_fields_sum_to_one_and_multiply_to_the_joint_mixture():
     c1, c2 = theme(3, seed=1), theme(3, seed=2)  # different notes (not in a) before the second and third hearings
     c1[:, 0], c2[:, 0] = others[:3], others[3:6]
     piece = np.concatenate([a, c1, b, c2, a])  # the last note: two candidates, one agreeing with it
-    mem = PieceMemory(1, len(piece), 1.5)
+    near = MemorySettings(min_distance=0)  # they lie 15 and 30 notes back
+    mem = PieceMemory(1, len(piece), 1.5, near)
     feed(mem, piece[:-1])
     joint, lp = 1.0, np.zeros((1, 3))
     for f, size in enumerate(SIZES):
@@ -73,17 +75,17 @@ def test_mixed_fields_sum_to_one_and_multiply_to_the_joint_mixture():
         joint *= np.exp(logp[0, piece[-1, f]])
         mem.chose(f, piece[-1:, f])
     # generation and scoring agree, and the product over fields is the mixture of the joint distributions
-    lengths, counts = piece_counts(piece)
+    lengths, counts = piece_counts(piece, near)
     assert lengths[-1] == 11 and counts[-1].tolist() == [2, 2, 1, 1]
-    lam = scaled_weights(1.5)[11]
+    lam = scaled_weights(1.5, near)[11]
     expect = (1 - lam) * np.exp(lp.sum()) + lam * 0.5
     assert joint == pytest.approx(expect)
-    assert np.exp(mixed_logprobs(lp, lengths[-1:], counts[-1:], scaled_weights(1.5)).sum()) == pytest.approx(expect)
+    assert np.exp(mixed_logprobs(lp, lengths[-1:], counts[-1:], scaled_weights(1.5, near)).sum()) == pytest.approx(expect)
 
 
 def test_strength_scales_the_odds():
     lam = scaled_weights(1.0)
-    assert lam[0] == 0 and np.allclose(lam[1:], MEMORY_WEIGHTS)
+    assert lam[0] == 0 and np.allclose(lam[1:], MEMORY.weights)
     assert not scaled_weights(0.0).any()
     stronger = scaled_weights(2.0)[1:]
     assert np.all(stronger >= lam[1:]) and np.all(stronger < 1)
@@ -95,13 +97,14 @@ def test_strength_scales_the_odds():
 def test_fitted_weights_follow_how_well_the_memory_predicts():
     repeats = [np.concatenate([theme(24, s), theme(24, s)]) for s in range(3)]  # every second half is a repeat
     useful = [np.log(np.full((len(p) - 1, 3), 0.5)) for p in repeats]
-    weights, support = fit_weights(useful, repeats, order=8)
-    assert weights[-1] >= 0.9 and support[8] > 0
+    start = MemorySettings(order=8, min_distance=0, weights=(0.0,) * 8)
+    fitted, support = fit_weights(useful, repeats, start)
+    assert fitted.weights[-1] >= 0.9 and support[8] > 0 and fitted.order == 8
     wrong = [p.copy() for p in repeats]
     for p in wrong:
         p[24:, 1] = (p[:24, 1] + 1) % 5  # the repeats change their timing: the memory misleads
-    weights, _ = fit_weights(useful, wrong, order=8)
-    assert weights[-1] <= 0.05
+    fitted, _ = fit_weights(useful, wrong, start)
+    assert fitted.weights[-1] <= 0.05
 
 
 def test_likelihood_of_a_repeating_piece_is_lower_with_the_memory():
@@ -119,8 +122,8 @@ def test_likelihood_of_a_repeating_piece_is_lower_with_the_memory():
 @pytest.mark.parametrize("arch,fast", [("causal", True), ("causal", False), ("baseline", False)])
 def test_generation_with_memory_repeats_more_and_memory_zero_changes_nothing(arch, fast):
     model, vocab = tiny_model(arch, velocity_bins=4, chained=arch == "causal")
-    a = random_tokens(vocab, 16, seed=2)
-    primer = np.concatenate([a, a, a])  # a theme heard three times
+    a = random_tokens(vocab, 40, seed=2)
+    primer = np.concatenate([a, a])  # a theme heard twice: the memory would start it a third time
     kw = dict(primer=primer, batch=2, seed=5, fast=fast)
     base = generate(model, vocab, 16, **kw)
     assert np.array_equal(generate(model, vocab, 16, memory=0.0, **kw), base)
@@ -161,3 +164,30 @@ def test_cli_rejects_a_bad_memory_in_one_line(capsys):
     code = cli.main(["generate", "--memory", "3"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--memory" in err and "[0, 2]" in err
+
+
+def test_no_candidate_lies_within_the_minimum_distance():
+    loop = np.concatenate([theme(4)] * 5)  # a 4-note loop heard five times
+    for distance in (0, 8):
+        mem = PieceMemory(1, len(loop), 1.0, MemorySettings(min_distance=distance, no_loops=False))
+        feed(mem, loop)
+        assert not np.array_equal(mem.mix(0, np.zeros((1, 48))), np.zeros((1, 48)))
+        assert len(mem.cand[0]) and all(len(loop) - j > distance for j in mem.cand[0])
+    mem = PieceMemory(1, 12, 1.0, MemorySettings(min_distance=12))
+    feed(mem, loop[:12])
+    assert np.array_equal(mem.mix(0, np.zeros((1, 48))), np.zeros((1, 48)))  # nothing far enough back
+
+
+def test_a_passage_is_repeated_once_but_no_loop_goes_round_again():
+    a = theme(8)
+    settings = MemorySettings(min_distance=0, no_loops=True)
+    mem = PieceMemory(1, 16, 2.0, settings)
+    feed(mem, np.concatenate([a, a[:7]]))  # the second hearing lacks its last note: the memory completes it
+    assert np.exp(mem.mix(0, np.zeros((1, 48))))[0].argmax() == a[7, 0]
+    mem = PieceMemory(1, 16, 2.0, settings)
+    feed(mem, np.concatenate([a, a]))  # heard twice: a third time would be a loop
+    assert np.array_equal(mem.mix(0, np.zeros((1, 48))), np.zeros((1, 48)))
+    lengths, _ = piece_counts(np.concatenate([a, a, a]), settings)
+    assert lengths[9:16].all() and not lengths[16:].any()  # the loop was not fed past two hearings
+    lengths, _ = piece_counts(np.concatenate([a, a, a]), MemorySettings(min_distance=0, no_loops=False))
+    assert lengths[16:].all()
