@@ -160,7 +160,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
-    g.add_argument("--memory", type=MEMORY, help="piece memory: 0 = off, 1 = the fitted weights, up to 2 = stronger repeats")
+    g.add_argument("--memory", type=MEMORY, help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes to generate")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
     g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
@@ -185,7 +185,7 @@ def _evaluate_args(parser) -> None:
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
-    g.add_argument("--memory", type=MEMORY, help="piece memory strength in [0, 2] (default: the checkpoint's)")
+    g.add_argument("--memory", type=MEMORY, help=f"piece memory strength in [0, {MAX_MEMORY:g}] (default: the checkpoint's)")
     g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH, the JSON and PNG figures beside it")
     g = parser.add_argument_group("sampling sweep")
     g.add_argument("--sweep", action="store_true",

@@ -226,7 +226,7 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``: a
     name (:func:`~melody_utils.composers.resolve_composer`), an id, "any" or None (models trained with composers).
     ``memory``: strength of the piece memory (:mod:`melody_utils.memory`; 0 = off, 1 = the fitted
-    weights, up to 2), mixed into the model's distribution before everything else above.
+    weights, up to 4), mixed into the model's distribution before everything else above.
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)

@@ -30,10 +30,10 @@
 # keeps only the k likeliest ids (0 = off); **top-p** keeps the smallest set of ids holding that
 # much probability (1 = off). The **piece memory** mixes in what the piece has played so far: when
 # the last notes repeat earlier ones, the notes that followed them there become likelier, so themes
-# come back as in composed music (0 = off, 1 = as fitted on held-out pieces, up to 2 = more
-# repeats). The **controls** (key, pitch range, note density, per-field temperature, repetition
-# guard, length in seconds, composer) reshape the same probabilities at sampling time, with no
-# retraining. After each piece, an **originality** line says how much of it
+# come back as in composed music (0 = off, 1 = as fitted on held-out pieces, up to 4 = more
+# repeats; the default is 3). The **controls** (key, pitch range, note density, per-field
+# temperature, repetition guard, length in seconds, composer) reshape the same probabilities at
+# sampling time, with no retraining. After each piece, an **originality** line says how much of it
 # occurs in the training corpus.
 
 # %%

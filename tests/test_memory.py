@@ -151,19 +151,19 @@ def test_the_grammar_mask_holds_over_the_memory(arch, fast):
         assert grammar_violations(primer, row) == 0
 
 
-@pytest.mark.parametrize("value", [-0.5, 2.5, float("nan"), "1", True, None])
+@pytest.mark.parametrize("value", [-0.5, 4.5, float("nan"), "1", True, None])
 def test_bad_memory_values_name_the_parameter(value):
     model, vocab = tiny_model()
-    with pytest.raises(ValueError, match=r"^memory must be a number in \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"^memory must be a number in \[0, 4\]"):
         generate(model, vocab, 4, memory=value)
     with pytest.raises(ValueError, match="memory"):
         model_generate_fn(model, vocab, memory=value)
 
 
 def test_cli_rejects_a_bad_memory_in_one_line(capsys):
-    code = cli.main(["generate", "--memory", "3"])
+    code = cli.main(["generate", "--memory", "5"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "--memory" in err and "[0, 2]" in err
+    assert code == 2 and err.count("\n") == 1 and "--memory" in err and "[0, 4]" in err
 
 
 def test_no_candidate_lies_within_the_minimum_distance():
