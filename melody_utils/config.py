@@ -77,6 +77,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     epochs: int = 5  # passes over the training windows
     epoch_windows: int = 0  # 0 = an epoch is every training window; else a fresh random sample of this many per epoch
+    # Causal models: the batch is batch_size streams, each reading pieces one after another in consecutive
+    # windows of data.window notes (data.stride unused), the LSTM state carried from batch to batch (truncated
+    # back-propagation through time; see streams.py). False: independent windows every data.stride notes,
+    # each from a zero state. Window models (baseline, advanced) always train on independent windows.
+    carry_state: bool = False
     max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
     time_budget_s: float = 0.0  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10

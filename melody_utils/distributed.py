@@ -12,7 +12,9 @@ plain single-process run it does nothing. Then:
 
 - the model is wrapped in ``DistributedDataParallel`` (:func:`wrap_model`): gradients are
   averaged over processes after every backward pass, so every rank keeps identical weights;
-- each rank reads its own shard of the training windows (:class:`EpochShardSampler`): rank ``r``
+- with ``train.carry_state`` (streams of consecutive windows, :mod:`melody_utils.streams`) the
+  ``W`` ranks share ``W * batch_size`` streams and each trains on its own ``batch_size`` of them;
+- otherwise each rank reads its own shard of the training windows (:class:`EpochShardSampler`): rank ``r``
   of ``W`` takes windows ``r, r + W, r + 2W, ...`` of the single-process epoch order, and
   ``set_epoch`` reshuffles every epoch;
 - ``train.batch_size`` is per process: the global batch is ``W * batch_size``. Rank ``r``'s
@@ -129,8 +131,8 @@ class _LossForward(nn.Module):
         super().__init__()
         self.module = model  # unwrap(): ddp.module.module is the model
 
-    def forward(self, batch: dict):
-        return self.module.loss(batch)
+    def forward(self, batch: dict, method: str = "loss", **kwargs):
+        return getattr(self.module, method)(batch, **kwargs)
 
 
 def wrap_model(model: nn.Module, device: torch.device) -> DistributedDataParallel:
@@ -146,11 +148,13 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def training_loss(model: nn.Module, batch: dict):
-    """``(loss, heads)`` for one training batch, through DDP's forward when wrapped."""
+def training_loss(model: nn.Module, batch: dict, method: str = "loss", **kwargs):
+    """``model.loss(batch)`` = ``(loss, heads)`` for one training batch, through DDP's forward when
+    wrapped; ``method="stream_loss"`` with ``state=...`` (a carried state, ``train.carry_state``)
+    returns ``(loss, heads, final state)``."""
     if isinstance(model, DistributedDataParallel):
-        return model(batch)
-    return model.loss(batch)
+        return model(batch, method, **kwargs)
+    return getattr(model, method)(batch, **kwargs)
 
 
 def average(value: float) -> float:

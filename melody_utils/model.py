@@ -145,12 +145,22 @@ class MusicLSTM_Advanced(_WindowModel):
 
 
 def interval_ids(pitch: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
-    """(B, T) pitch ids and (B,) the pitch before them (None: none) -> (B, T) interval ids."""
+    """(B, T) pitch ids and (B,) the pitch before them (None, or < 0 in a row: none) -> (B, T) interval ids."""
     before = torch.cat([pitch[:, :1] if prev is None else prev[:, None], pitch[:, :-1]], dim=1)  # (B, T)
     ids = (pitch - before).clamp(-INTERVAL_MAX, INTERVAL_MAX) + INTERVAL_MAX
     if prev is None:
         ids[:, 0] = NO_INTERVAL
+    else:
+        ids[:, 0] = torch.where(prev < 0, NO_INTERVAL, ids[:, 0])
     return ids
+
+
+def reset_rows(state: tuple, reset: torch.Tensor) -> tuple:
+    """A causal model's state ((L, B, H), (L, B, H)[, (B,) last pitch]) with the rows where ``reset``
+    (B,) bool holds set to a piece's start: zero h and c, no previous pitch (-1, see :func:`interval_ids`)."""
+    keep = ~reset  # (B,)
+    h, c = (s * keep[None, :, None].to(s.dtype) for s in state[:2])
+    return (h, c) if len(state) == 2 else (h, c, torch.where(keep, state[2], -1))
 
 
 class CausalLSTM(nn.Module):
@@ -258,14 +268,26 @@ class CausalLSTM(nn.Module):
         return [lg[:, 0] for lg in self.heads(h, p)], state
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        total, heads, _ = self.stream_loss(batch)
+        return total, heads
+
+    def stream_loss(self, batch: dict, state=None) -> tuple[torch.Tensor, dict, tuple]:
+        """:meth:`loss`, starting from ``state`` (the final state of the batch before, carried by
+        ``train.carry_state``; see :mod:`melody_utils.streams`), zeroed in the rows where
+        ``batch["reset"]`` (B,) marks a new piece; also returns this batch's final state, detached
+        (truncated back-propagation: the gradient stops at the batch boundary)."""
         dev = next(self.parameters()).device
         x = batch["inputs"].to(dev, non_blocking=True)  # (B, T, F)
         y = batch["targets"].to(dev, non_blocking=True)  # (B, T, F)
         c = batch.get("composer")
         c = None if c is None else c.to(dev, non_blocking=True)  # (B,)
+        if state is not None:
+            state = reset_rows(state, batch["reset"].to(dev, non_blocking=True))
+        h, state = self.encode(x, state, c)
         # teacher forcing: the heads see the true next note
-        logits = self(x, next_pitch=y[..., 0], next_rest=y[..., 1:], composer=c)
-        return _cross_entropies(logits, y, self.fields)
+        logits = self.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
+        total, heads = _cross_entropies(logits, y, self.fields)
+        return total, heads, tuple(s.detach() for s in state)
 
 
 def build_model(model_cfg: ModelConfig, vocab: Vocab, window: int) -> nn.Module:

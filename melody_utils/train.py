@@ -9,9 +9,9 @@ scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
   ``time_budget_s`` the cosine ends with the budget too (whichever of steps and seconds is
   further along), so a run stopped by its budget has annealed rather than stopping at the peak.
   Loss: ``model.loss(batch)``, the sum over heads of the mean cross-entropy (nats per note).
-- Data: causal models learn from windows of ``cfg.data.window`` notes every
-  ``cfg.data.stride``; the seed's window->next models (``baseline``/``advanced``) from windows
-  of ``cfg.data.seed_window`` notes at stride 1, as the seed did.
+- Data: causal models learn from windows of ``cfg.data.window`` notes every ``cfg.data.stride``, or
+  from streams carrying their state (``train.carry_state``, :mod:`melody_utils.streams`); the seed's
+  window->next models from windows of ``cfg.data.seed_window`` notes at stride 1, as the seed did.
 - Every epoch: a validation pass, one history entry (``history.json``), ``ckpt_last.pt`` and,
   at a new best validation loss, ``ckpt_best.pt``. Long epochs also save ``ckpt_last.pt``
   every ``CHECKPOINT_EVERY_S`` seconds. All files are written to a temp file and renamed,
@@ -47,7 +47,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from . import data, distributed
+from . import data, distributed, streams
 from .checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, INFERENCE, config_differences, read_checkpoint,
                          save_checkpoint)
 from .config import Config, TrainConfig
@@ -205,6 +205,8 @@ class Run:
     out_dir: Path
     main: bool  # this process writes files (rank 0, or a single process)
     show: bool  # the progress bar and per-epoch lines
+    carry: bool = False  # train.carry_state on a causal model: streams, the state carried between batches
+    carried: tuple | None = None  # the state the last batch left (None: zero; so after a resume)
     t_start: float = 0.0
     bar: object = None  # one progress bar (tqdm) for the whole run, in optimizer steps; None when not shown
     clock: Callable[[], float] = time.time  # seconds now; tests pass a fake one
@@ -230,10 +232,15 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     """(train loader, this rank's share when distributed; validation loader or None)."""
     tc = cfg.train
     window, stride = window_and_stride(cfg, causal)
-    train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
-                                    num_workers=tc.num_workers, transpose=cfg.data.transpose,
-                                    epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout)
-    train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
+    if causal and tc.carry_state:  # this rank's streams
+        train_loader = streams.make_stream_loader(cache, "train", window, tc.batch_size, tc.seed, cfg.data.transpose,
+                                                  cfg.data.composer_dropout, tc.epoch_windows, distributed.rank(),
+                                                  distributed.world_size(), tc.num_workers)
+    else:
+        train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
+                                        num_workers=tc.num_workers, transpose=cfg.data.transpose,
+                                        epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout)
+        train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,
                                       num_workers=tc.num_workers)
@@ -263,7 +270,7 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock:
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bf16 and fp32 need no scaling
     return Run(cfg, cache.vocab, model, optimizer, scaler, ctx, device, train_loader, val_loader,
-               make_schedule(tc, len(train_loader)), out_dir, main, show, clock=clock)
+               make_schedule(tc, len(train_loader)), out_dir, main, show, tc.carry_state and model.causal, clock=clock)
 
 
 def _resume(run: Run, path: Path) -> TrainState:
@@ -339,8 +346,11 @@ def train_step(run: Run, batch: dict, lr: float, step: int) -> float:
     tc = run.cfg.train
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    with run.ctx:
-        loss, _ = distributed.training_loss(run.model, batch)  # through DDP's forward when distributed
+    with run.ctx:  # through DDP's forward when distributed
+        if run.carry:  # truncated back-propagation: from the state the batch before left (streams.py)
+            loss, _, run.carried = distributed.training_loss(run.model, batch, "stream_loss", state=run.carried)
+        else:
+            loss, _ = distributed.training_loss(run.model, batch)
     loss_value = distributed.average(loss.item())  # the global batch's loss on every rank
     if not math.isfinite(loss_value) and not run.scaler.is_enabled():
         raise ValueError(f"training diverged: loss is {loss_value} at step {step}; lower train.lr (now {tc.lr:g}) "

@@ -125,13 +125,17 @@ def test_bad_launch_environment_names_the_variable(monkeypatch):
         distributed.init_from_env()
 
 
-def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
+@pytest.mark.parametrize("carry", [False, True], ids=["windows", "carried-state streams"])
+def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path, carry):
     cache = make_cache()
     n_windows = len(data.MusicDataset(cache, "train", 16, 8))
     assert n_windows % WORLD == 0  # no padding: the last global batch is split evenly too
-    single = T.train(small_cfg(WORLD * PER_RANK_BATCH), cache, tmp_path / "single", progress=False)
+    # With train.carry_state the ranks train on their halves of the single process's streams, each
+    # carrying the state of its own rows.
+    single = T.train(small_cfg(WORLD * PER_RANK_BATCH, **{"train.carry_state": carry}), cache, tmp_path / "single",
+                     progress=False)
 
-    cfg = small_cfg(PER_RANK_BATCH)
+    cfg = small_cfg(PER_RANK_BATCH, **{"train.carry_state": carry})
     mp.start_processes(_rank_main, args=(_free_port(), cache, cfg.to_dict(), str(tmp_path)), nprocs=WORLD,
                        join=True, start_method="spawn")
 
