@@ -21,6 +21,7 @@ import torch
 from .config import Config
 from .corpus import TokenCache
 from .data import window_starts
+from .streams import piece_windows
 from .model import build_from_config
 from .train import window_and_stride
 
@@ -78,7 +79,10 @@ def supervised_notes(cfg: Config, cache: TokenCache) -> tuple[int, int]:
     causal = cfg.model.arch == "causal"
     window, stride = window_and_stride(cfg, causal)
     n_windows = len(window_starts(cache.offsets, cache.piece_indices("train"), window, stride))
-    if cfg.train.epoch_windows:  # an epoch is a random sample of this many windows
+    if causal and cfg.train.carry_state:  # streams: consecutive windows, whole batches only
+        n_all = int(piece_windows(np.diff(cache.offsets)[cache.piece_indices("train")], window).sum())
+        n_windows = n_all - n_all % cfg.train.batch_size
+    elif cfg.train.epoch_windows:  # an epoch is a random sample of this many windows
         n_windows = min(n_windows, cfg.train.epoch_windows)
     steps = cfg.train.epochs * math.ceil(n_windows / cfg.train.batch_size)
     steps = min(steps, cfg.train.max_steps) if cfg.train.max_steps else steps

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from melody_utils import estimate as E
+from melody_utils import streams
 from melody_utils.data import window_starts
 from melody_utils.model import build_from_config
 from test_train import make_cache, tiny_cfg
@@ -29,6 +30,13 @@ def test_supervised_notes_counts_every_position_of_every_training_window():
     assert capped_steps == 2 and capped_notes == 2 * cfg.train.batch_size * cfg.data.window
     sampled = E.supervised_notes(cfg.override(**{"train.epoch_windows": 5}), cache)
     assert sampled == (3 * math.ceil(5 / cfg.train.batch_size), 3 * 5 * cfg.data.window)
+
+
+def test_supervised_notes_of_carried_state_streams_count_the_streams_batches():
+    cache = make_cache()
+    cfg = tiny_cfg(**{"train.epochs": 3, "train.max_steps": 0, "train.carry_state": True, "data.stride": 4})
+    batches = len(streams.StreamDataset(cache, "train", cfg.data.window, cfg.train.batch_size))
+    assert E.supervised_notes(cfg, cache) == (3 * batches, 3 * batches * cfg.train.batch_size * cfg.data.window)
 
 
 def test_cpu_estimate_divides_the_notes_by_the_measured_rate_scaled_by_model_size():
