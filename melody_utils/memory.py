@@ -52,9 +52,13 @@ class MemorySettings:
     # silent while the recent pitches already go round a loop (stats.is_loop_run, periods up to
     # min(order, stats.LOOP_MAX_PERIOD)): the memory may repeat a passage, never keep a loop going
     no_loops: bool = True
+    # fields the memory predicts, in the model's order: 3 = pitch, step and duration; the velocity of a
+    # repeated note stays the network's (copied velocities narrowed the dynamics of generated pieces:
+    # velocity-spread overlap 0.47-0.61 against 0.69-0.74 over three seeds, docs/eval/shipped_memory.md)
+    fields: int = 3
     # lam per match length 1..order (see the module docstring and scripts/fit_memory.py)
-    weights: tuple = (0.03, 0.06, 0.15, 0.25, 0.36, 0.42, 0.49, 0.53, 0.54, 0.56, 0.59, 0.6, 0.67, 0.67, 0.7, 0.68,
-                      0.67, 0.7, 0.73, 0.71, 0.72, 0.71, 0.74, 0.75, 0.74, 0.75, 0.74, 0.75, 0.75, 0.75, 0.71, 0.92)
+    weights: tuple = (0.04, 0.07, 0.19, 0.31, 0.46, 0.54, 0.62, 0.67, 0.68, 0.7, 0.73, 0.74, 0.79, 0.81, 0.79, 0.81, 0.8, 0.82,
+                      0.83, 0.85, 0.82, 0.8, 0.83, 0.83, 0.83, 0.84, 0.83, 0.86, 0.84, 0.84, 0.85, 0.95)
 
 
 MEMORY = MemorySettings()  # the fitted settings generation and evaluate use
@@ -144,14 +148,15 @@ def piece_counts(tokens, settings: MemorySettings = MEMORY) -> tuple[np.ndarray,
 # ---------------------------------------------------------------------------------------------
 # Scoring and fitting
 # ---------------------------------------------------------------------------------------------
-def mixed_logprobs(logprobs: np.ndarray, lengths: np.ndarray, counts: np.ndarray, lam: np.ndarray) -> np.ndarray:
+def mixed_logprobs(logprobs: np.ndarray, lengths: np.ndarray, counts: np.ndarray, lam: np.ndarray,
+                   fields: int = MEMORY.fields) -> np.ndarray:
     """(M, F) log-probabilities of the network -> those of the mixture, field by field (Bayes-updated weight).
 
     ``lengths``/``counts`` as :func:`piece_counts` for the same M notes; ``lam`` per match length
-    (:func:`scaled_weights`)."""
+    (:func:`scaled_weights`); fields from ``fields`` on keep the network's log-probabilities."""
     w = lam[lengths]  # (M,)
-    out = np.empty_like(logprobs)
-    for f in range(logprobs.shape[1]):
+    out = np.array(logprobs, dtype=np.float64)
+    for f in range(min(fields, logprobs.shape[1])):
         p_mem = np.divide(counts[:, f + 1], counts[:, f], out=np.zeros(len(w)), where=counts[:, f] > 0)
         p = (1.0 - w) * np.exp(logprobs[:, f]) + w * p_mem
         out[:, f] = np.log(p)
@@ -169,7 +174,7 @@ def memory_nll(logprobs, pieces, strength: float = 1.0, context: int = 1, settin
     for lp, toks in zip(logprobs, pieces):
         lengths, counts = piece_counts(toks, settings)
         first = max(context, 1)
-        mixed = mixed_logprobs(np.asarray(lp)[first - 1:], lengths[first:], counts[first:], lam)
+        mixed = mixed_logprobs(np.asarray(lp)[first - 1:], lengths[first:], counts[first:], lam, settings.fields)
         sums = sums - mixed.sum(axis=0)
         n += len(mixed)
     if n == 0:
@@ -185,8 +190,9 @@ def fit_weights(logprobs, pieces, settings: MemorySettings = MEMORY, grid=WEIGHT
     p_net, p_mem, lengths = [], [], []
     for lp, toks in zip(logprobs, pieces):
         L, c = piece_counts(toks, settings)
-        p_net.append(np.exp(np.asarray(lp).sum(axis=1)))  # joint probability of the note
-        p_mem.append(np.divide(c[1:, -1], c[1:, 0], out=np.zeros(len(c) - 1), where=c[1:, 0] > 0))
+        f = min(settings.fields, np.asarray(lp).shape[1])  # the fields after them are the network's in both terms
+        p_net.append(np.exp(np.asarray(lp)[:, :f].sum(axis=1)))  # joint probability of the note's first f fields
+        p_mem.append(np.divide(c[1:, f], c[1:, 0], out=np.zeros(len(c) - 1), where=c[1:, 0] > 0))
         lengths.append(L[1:])
     p_net, p_mem, lengths = np.concatenate(p_net), np.concatenate(p_mem), np.concatenate(lengths)
     grid = np.asarray(grid, np.float64)
@@ -214,7 +220,7 @@ class PieceMemory:
 
     def __init__(self, batch: int, capacity: int, strength: float, settings: MemorySettings = MEMORY):
         self.lam = scaled_weights(validate_memory(strength), settings)
-        self.key_fields = settings.key_fields
+        self.key_fields, self.fields = settings.key_fields, settings.fields
         self.rows = [Matcher(capacity, settings.order, settings.min_distance, settings.no_loops) for _ in range(batch)]
         self.notes = None  # (B, capacity, F) once the first note is seen
         self.cand = [np.zeros(0, np.int64)] * batch
@@ -241,6 +247,8 @@ class PieceMemory:
         z = np.array(logits, np.float64)
         self.p_mem = np.zeros_like(z)
         self.p_mix = None
+        if field >= self.fields:  # the network's alone
+            return z
         live = [b for b in range(len(z)) if self.w[b] > 0 and len(self.cand[b])]
         if not live:
             return z

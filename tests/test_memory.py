@@ -83,6 +83,28 @@ def test_mixed_fields_sum_to_one_and_multiply_to_the_joint_mixture():
     assert np.exp(mixed_logprobs(lp, lengths[-1:], counts[-1:], scaled_weights(1.5, near)).sum()) == pytest.approx(expect)
 
 
+def test_velocity_stays_the_networks_while_the_other_fields_repeat():
+    a = theme(30)
+    vel = np.random.default_rng(4).integers(0, 8, (60, 1))
+    piece = np.concatenate([np.concatenate([a, a]), vel], 1)  # a repeat, with its own velocities
+    mem = PieceMemory(1, len(piece) + 1, 2.0)
+    feed(mem, piece[:45])
+    z = np.random.default_rng(5).normal(size=(1, 48))
+    assert not np.allclose(mem.mix(0, z), z)  # the pitch is mixed ...
+    mem.chose(0, piece[45:46, 0])
+    v = np.random.default_rng(6).normal(size=(1, 8))
+    for f in (1, 2):
+        mem.mix(f, np.zeros((1, SIZES[f])))
+        mem.chose(f, piece[45:46, f])
+    assert np.array_equal(mem.mix(3, v), v)  # ... the velocity is the network's
+    lp = np.log(np.random.default_rng(7).uniform(0.01, 1, (len(piece) - 1, 4)))
+    lengths, counts = piece_counts(piece)
+    mixed = mixed_logprobs(lp, lengths[1:], counts[1:], scaled_weights(2.0))
+    assert np.array_equal(mixed[:, 3], lp[:, 3]) and not np.allclose(mixed[:, 0], lp[:, 0])
+    every = mixed_logprobs(lp, lengths[1:], counts[1:], scaled_weights(2.0), fields=4)
+    assert not np.allclose(every[:, 3], lp[:, 3])  # with fields=4 it would repeat the velocities too
+
+
 def test_strength_scales_the_odds():
     lam = scaled_weights(1.0)
     assert lam[0] == 0 and np.allclose(lam[1:], MEMORY.weights)
