@@ -166,6 +166,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
         "train.epochs": 20, "train.batch_size": 64, "train.warmup_steps": 20,
+        # peak rate 4e-3: 4.192 pitch+step+duration nats/note after 765 steps on real piano, against 4.441 at
+        # 2e-3 and 4.196 at 6e-3 (docs/benchmarks.md)
+        "train.lr": 4e-3,
         **_SWEPT_SAMPLING,
         # interval inputs and the full head chain: -0.67 nats/note at 150 fixed steps on real piano (docs/benchmarks.md)
         "model.interval_emb": 16, "model.chain_all": True,

@@ -35,7 +35,7 @@ SHIPPED_SETTINGS = {
     "data.source": CORPUS, "data.window": 128, "data.stride": 64,
     "model.arch": "causal", "model.hidden": 384, "model.layers": 2, "model.dropout": 0.2,
     "model.composers": True, "data.composer_dropout": 0.2,  # generate --composer NAME; "any" learnt from 20 % of windows
-    "train.batch_size": 256, "train.epochs": 1000, "train.warmup_steps": 200,
+    "train.batch_size": 256, "train.epochs": 1000, "train.warmup_steps": 200, "train.lr": 2e-3,  # as it was trained
 }
 
 
