@@ -91,6 +91,7 @@ SETUPS = {
     # budget (train.time_budget_s), or with --steps.
     "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal"},
     "causal 2x256 chained, batch 64, window 64, bf16 autocast": {"model.arch": "causal", "train.cpu_bf16": True},
+    "causal 2x256 chained, batch 64, window 64, peak lr 2e-3 (the previous default)": {"model.arch": "causal", "train.lr": 2e-3},
     "causal 2x256 chained, batch 32, window 128": {"model.arch": "causal", "train.batch_size": 32, "data.window": 128, "data.stride": 64},
     # the small preset's default has interval inputs and chain_all; the rows below take them away
     "causal without interval inputs or chain_all (the previous default)": {"model.arch": "causal", "model.interval_emb": 0,
