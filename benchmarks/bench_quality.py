@@ -13,7 +13,8 @@ baselines and the uniform model are scored on the same targets.
 ``--source`` picks another corpus (sustain off); ``--steps``/``--seed-steps`` train for a fixed
 number of optimizer steps instead of seconds, to compare setups on a busy machine; ``--only`` and
 ``--exclude`` pick rows by substrings of their names, ``--skip-seed`` leaves out the seed-style
-model (when comparing our setups with each other).
+model (when comparing our setups with each other); each ``--variant KEY=VALUE[,KEY=VALUE]`` adds a
+row: the default (the small preset) with those settings, e.g. ``--variant train.lr=3e-3``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch  # noqa: E402
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
 from melody_utils.checkpoint import load_checkpoint  # noqa: E402
+from melody_utils.cli import _parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.corpus import TokenCache, prepare  # noqa: E402
 from melody_utils.likelihood import NGramModel, uniform_nll  # noqa: E402
@@ -148,7 +150,12 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=0,
                     help="train our setups for this many optimizer steps instead of --budget seconds (a shared machine)")
     ap.add_argument("--seed-steps", type=int, default=0, help="the same for the seed-style model")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="a further row: the default with these settings (repeatable; not filtered by --only)")
     args = ap.parse_args(argv)
+    base = get_config("small")
+    variants = {f"the default with {v}": {"model.arch": "causal", **dict(_parse_setting(base, item) for item in v.split(","))}
+                for v in args.variant}
     print(machine_header("bench_quality", argv))
     data_cfg = get_config("small", **{"data.bins": "seed", "data.source": args.source, "data.sustain": False}).data
     cache = prepare(data_cfg, progress=False)
@@ -163,15 +170,16 @@ def main(argv=None) -> int:
         model, steps = train_seed_style(cache, args.budget, args.seed_steps)
         rows.append(("seed-style MusicLSTM (seed training loop)", count_parameters(model), steps, same_target_nll(model, cache)))
         print(f"  {rows[-1][0]}: {rows[-1][3]['total']:.3f}", flush=True)
-    for name, overrides in SETUPS.items():
-        if (args.only and not any(s in name for s in args.only)) or any(s in name for s in args.exclude):
-            continue
+    chosen = {name: o for name, o in SETUPS.items()
+              if not (args.only and not any(s in name for s in args.only)) and not any(s in name for s in args.exclude)}
+    for name, overrides in {**chosen, **variants}.items():
         if overrides.get("train.cpu_bf16") and not cpu_has_native_bf16():
             print(f"  skipped {name!r}: this CPU has no native bf16 (AVX512-BF16 or AMX)", flush=True)
             continue
         model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides}, args.steps)
         rows.append((name, count_parameters(model), steps, same_target_nll(model, cache)))
-        print(f"  {name}: {rows[-1][3]['total']:.3f}", flush=True)
+        print(f"  {name}: {rows[-1][3]['total']:.3f} (pitch+step+duration "
+              f"{sum(rows[-1][3][f] for f in SEED_FIELDS):.3f}, {steps} steps)", flush=True)
 
     print()
     print(f"held-out targets: {rows[-1][3]['n_notes']:,} notes of {len(te)} test pieces; budget {args.budget:g} s per model")

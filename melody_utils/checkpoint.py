@@ -127,8 +127,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
     """Settings in which a checkpoint differs from ``cfg``/``vocab`` (those a resume must not change),
     in plain words, the checkpoint's value first: ``"model.hidden: 32 -> 24"``, ``"velocity bins 0 vs 8"``,
-    ``"step bins differ: fitted on another corpus"``."""
-    old = _flatten({k: ckpt["config"].get(k, {}) for k in ("data", "model", "train")})
+    ``"step bins differ: fitted on another corpus"``. A setting the checkpoint's version did not have
+    yet counts as its default (what that version did), so a checkpoint stays resumable after an upgrade."""
+    saved = Config.from_dict({k: ckpt["config"].get(k, {}) for k in ("data", "model", "train")}).to_dict()
+    old = _flatten({k: saved[k] for k in ("data", "model", "train")})
     new = _flatten({k: v for k, v in cfg.to_dict().items() if k in ("data", "model", "train")})
     diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
              if k not in RESUMABLE_SETTINGS and old.get(k) != new.get(k)]

@@ -273,6 +273,19 @@ def test_resume_from_a_checkpoint_without_training_state_says_so(cache, tmp_path
     assert str(tmp_path / C.CHECKPOINT_LAST) in str(err.value)
 
 
+def test_a_checkpoint_from_before_a_setting_existed_still_resumes(cache, tmp_path):
+    """A setting added since the checkpoint was written counts as its default: no "other settings"."""
+    cfg = tiny_cfg(**{"train.max_steps": 3})
+    T.train(cfg, cache, tmp_path, progress=False)
+    ckpt = torch.load(tmp_path / C.CHECKPOINT_LAST, weights_only=False)
+    del ckpt["config"]["train"]["carry_state"], ckpt["config"]["model"]["interval_emb"]  # as an older version wrote it
+    assert C.config_differences(ckpt, cfg, cache.vocab) == []
+    assert C.config_differences(ckpt, cfg.override(**{"model.interval_emb": 8}), cache.vocab) == ["model.interval_emb: 0 -> 8"]
+    torch.save(ckpt, tmp_path / C.CHECKPOINT_LAST)
+    h = T.train(cfg.override(**{"train.max_steps": 5}), cache, tmp_path, progress=False)
+    assert h["step"][-1] == 5
+
+
 def test_train_state_round_trips_through_a_checkpoint_dict():
     state = T.TrainState(epoch=2, batch_in_epoch=3, step=11, history={"epoch": [1.0]}, best_val_loss=0.5)
     torch.manual_seed(1)
