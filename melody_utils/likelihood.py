@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .memory import memory_nll
+from .memory import MEMORY, MemorySettings, memory_nll
 from .tokens import FIELDS
 from .train import evaluate_counted
 
@@ -123,12 +123,14 @@ def piece_logprobs(model, pieces, device="cpu", progress: bool = False, composer
 
 
 def piece_memory_nll(model, pieces, strength: float = 1.0, device="cpu", context: int = 1, progress: bool = False,
-                     composers=None) -> dict:
-    """:func:`piece_nll` of the model mixed with the piece memory at ``strength``
-    (:func:`melody_utils.memory.memory_nll`): the same notes, the shared layout."""
+                     composers=None, settings: MemorySettings = MEMORY, logprobs=None) -> dict:
+    """:func:`piece_nll` of the model mixed with the piece memory at ``strength`` with ``settings``
+    (:func:`melody_utils.memory.memory_nll`): the same notes, the shared layout. ``logprobs``: the
+    model's :func:`piece_logprobs` on ``pieces`` when already computed."""
     if context < 1:
         raise ValueError(f"context must be >= 1, got {context}")
-    result = memory_nll(piece_logprobs(model, pieces, device, progress, composers), pieces, strength, context)
+    logprobs = piece_logprobs(model, pieces, device, progress, composers) if logprobs is None else logprobs
+    result = memory_nll(logprobs, pieces, strength, context, settings)
     return nll_result({f: result["nats"][k] for k, f in enumerate(model.fields)}, result["n_notes"])
 
 

@@ -22,8 +22,8 @@ from . import checkpoint as ckpts
 from . import corpus, data, plots
 from .checkpoint import load_checkpoint
 from .composers import piece_composer_ids
-from .likelihood import model_nll, ngram_nll, piece_memory_nll, piece_nll, uniform_nll
-from .memory import validate_memory
+from .likelihood import model_nll, ngram_nll, piece_logprobs, piece_memory_nll, piece_nll, uniform_nll
+from .memory import fit_weights, validate_memory
 from .midi import atomic_write_bytes
 from .sample import model_generate_fn, primer_length
 from .stats import DEGENERATE_TAIL, SCALAR_FEATURES, compare_sets, degeneracy, excerpts, piece_stats
@@ -117,11 +117,28 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
     return nll
 
 
+def split_logprobs(model, cache, split: str, device="cpu", progress: bool = False) -> tuple[list, list]:
+    """(the split's token arrays, a causal model's per-note log-probabilities on them, each piece read
+    with its composer where the model knows it): what the piece memory is scored and fitted on."""
+    comps = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
+    pieces = cache.split_tokens(split)
+    return pieces, piece_logprobs(model, pieces, device, progress, comps)
+
+
 def _memory_nll(model, cache, split: str, device, progress: bool, context: int = 0) -> dict:
-    """:func:`evaluate`'s ``"memory"["nll"]``: the causal model mixed with the piece memory, on the notes
-    :func:`held_out_nats` scores."""
-    composers = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
-    return {"nll": piece_memory_nll(model, cache.split_tokens(split), 1.0, device, max(context, 1), progress, composers)}
+    """:func:`evaluate`'s ``"memory"``: the causal model mixed with the piece memory, on the notes
+    :func:`held_out_nats` scores. ``"nll"``: with the weights generation uses (:data:`memory.MEMORY`,
+    fitted on the piano corpus); ``"nll_refit"`` (scoring another split than validation): with
+    weights refitted on this corpus's validation split, what the memory gives on this corpus."""
+    pieces, lp = split_logprobs(model, cache, split, device, progress)
+    ctx = max(context, 1)
+    out = {"nll": piece_memory_nll(model, pieces, 1.0, context=ctx, logprobs=lp)}
+    if split != "validation" and len(cache.piece_indices("validation")):
+        val_pieces, val_lp = split_logprobs(model, cache, "validation", device, progress)
+        refit, _ = fit_weights(val_lp, val_pieces)
+        out["nll_refit"] = piece_memory_nll(model, pieces, 1.0, context=ctx, settings=refit, logprobs=lp)
+        out["refit_weights"] = list(refit.weights)
+    return out
 
 
 def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool):
@@ -172,7 +189,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       the notes with at least that many notes before them (:func:`context_nll`), so a causal and
       a window model are compared on the same notes; the n-grams keep scoring every note but the first.
     - ``"memory"``: ``"strength"``, the piece memory's in generation (``memory``, default ``sample.memory``), and for
-      a causal model ``"nll"``: the model mixed with the memory (:mod:`melody_utils.memory`), the same notes as ``"nll"``.
+      a causal model what :func:`_memory_nll` scores (``"nll"``, ``"nll_refit"``, ``"refit_weights"``).
     - ``"stats"``: :func:`~melody_utils.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
@@ -271,17 +288,20 @@ def format_report(result: dict, figures: dict | None = None) -> str:
             "| model | " + " | ".join(fields) + " | total (bits) | total (nats) | notes scored |",
             "|---|" + "---:|" * (len(fields) + 3),
         ]
-        with_memory = result.get("memory", {}).get("nll")
-        rows = [row for name, r in nll.items()
-                for row in [(name, r)] + ([("model + memory", with_memory)] if name == "model" and with_memory else [])]
+        mem = result.get("memory", {})
+        with_memory = [(label, mem[key]) for key, label in (("nll", "model + memory"), ("nll_refit", "model + memory refitted"))
+                       if mem.get(key)]
+        rows = [row for name, r in nll.items() for row in [(name, r)] + (with_memory if name == "model" else [])]
         for name, r in rows:
             label = f"model ({result['arch']})" if name == "model" and "arch" in result else name
             cells = [_fmt(r["bits"].get(f)) for f in fields] + [_fmt(r["bits"]["total"]), _fmt(r["nats"]["total"]), str(r["n_notes"] or "-")]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", "Uniform: every id equally likely. n-grams: counts on the train split, one field at a time "
                   "given the previous n-1 notes, smoothing tuned on the validation split."
-                  + (" Model + memory: the model mixed with the piece memory (melody_utils.memory, fitted weights), "
-                     "on the same notes." if with_memory else ""), ""]
+                  + (" Model + memory: the model mixed with the piece memory (melody_utils.memory), on the same notes, with "
+                     "the weights generation uses (fitted on the piano corpus)" if with_memory else "")
+                  + ("; refitted: with weights fitted on this corpus's validation split." if mem.get("nll_refit") else
+                     "." if with_memory else ""), ""]
     stats = result.get("stats")
     if stats:
         s = result.get("sampling", {})

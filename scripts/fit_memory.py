@@ -23,18 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from melody_utils import corpus, memory  # noqa: E402
 from melody_utils.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
-from melody_utils.composers import piece_composer_ids  # noqa: E402
-from melody_utils.likelihood import piece_logprobs  # noqa: E402
+from melody_utils.metrics import split_logprobs  # noqa: E402
 
 KEYS = {1: "pitch", 3: "pitch+step+duration"}
-
-
-def split_logprobs(model, cache, split: str):
-    """(the split's token arrays, the model's per-note log-probabilities on them)."""
-    idx = cache.piece_indices(split)
-    pieces = [cache.piece_tokens(i) for i in idx]
-    comps = piece_composer_ids([cache.pieces[i] for i in idx], model.composer_names)
-    return pieces, piece_logprobs(model, pieces, composers=comps, progress=True)
 
 
 def nats(logprobs, pieces, settings) -> float:
@@ -53,8 +44,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     model, vocab, cfg, _ = load_checkpoint(args.checkpoint, "cpu")
     cache = corpus.prepare(cfg.data, cache_dir=args.cache_dir, vocab=vocab)
-    val, val_lp = split_logprobs(model, cache, "validation")
-    test, test_lp = split_logprobs(model, cache, "test")
+    val, val_lp = split_logprobs(model, cache, "validation", progress=True)
+    test, test_lp = split_logprobs(model, cache, "test", progress=True)
     net = {s: -sum(float(lp.sum()) for lp in lps) / sum(len(lp) for lp in lps)
            for s, lps in (("validation", val_lp), ("test", test_lp))}
     print(f"network alone: validation {net['validation']:.4f}, test {net['test']:.4f} nats/note")

@@ -511,6 +511,23 @@ def test_format_report_has_the_likelihood_and_statistics_tables(evaluated):
     json.dumps(result, allow_nan=False)  # JSON-ready: the CLI writes it
 
 
+def test_evaluate_scores_the_piece_memory_with_its_weights_and_refitted_on_the_corpus(evaluated):
+    mem, nll = evaluated["result"]["memory"], evaluated["result"]["nll"]
+    if evaluated["arch"] != "causal":
+        assert set(mem) == {"strength"}  # the memory's likelihood is scored for causal models only
+        return
+    from melody_utils.memory import MEMORY
+
+    assert mem["nll"]["n_notes"] == mem["nll_refit"]["n_notes"] == nll["model"]["n_notes"]  # the same notes
+    # every piece here climbs the keyboard by semitones, so pitches repeat 88 notes later: the validation
+    # pieces call for other weights than the piano corpus's, and the refit finds them
+    assert len(mem["refit_weights"]) == MEMORY.order and tuple(mem["refit_weights"]) != MEMORY.weights
+    # its steps and durations do not repeat with the pitches: the piano weights mislead, the refitted ones less
+    assert mem["nll_refit"]["nats"]["total"] < mem["nll"]["nats"]["total"]
+    report = M.format_report(evaluated["result"])
+    assert "| model + memory |" in report and "| model + memory refitted |" in report
+
+
 def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
     from melody_utils.checkpoint import save_checkpoint
     from melody_utils.config import get_config
