@@ -18,7 +18,7 @@ import pytest
 from melody_utils import cli, corpus
 from melody_utils.checkpoint import load_checkpoint
 from melody_utils.composers import composer_id
-from melody_utils.config import REPO_ROOT
+from melody_utils.config import REPO_ROOT, SampleConfig
 from melody_utils.controls import Controls
 from melody_utils.midi import midi_to_notes
 from melody_utils.originality import OriginalityIndex
@@ -51,8 +51,10 @@ def plain(shipped):
 
 
 def _generate(shipped, controls=None):
+    """With the piece memory at its default strength, as `generate` and notebook 04 sample."""
     model, vocab, _ = shipped
-    return generate(model, vocab, NOTES, None, batch=PIECES, seed=0, controls=controls)  # (PIECES, NOTES, F)
+    return generate(model, vocab, NOTES, None, batch=PIECES, seed=0, controls=controls,
+                    memory=SampleConfig().memory)  # (PIECES, NOTES, F)
 
 
 def _pitches(shipped, tokens):
