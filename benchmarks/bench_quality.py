@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
 from melody_utils.checkpoint import load_checkpoint  # noqa: E402
-from melody_utils.cli import _parse_setting  # noqa: E402
+from melody_utils.cli_types import parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.corpus import TokenCache, prepare  # noqa: E402
 from melody_utils.likelihood import NGramModel, uniform_nll  # noqa: E402
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
                     help="a further row: the default with these settings (repeatable; not filtered by --only)")
     args = ap.parse_args(argv)
     base = get_config("small")
-    variants = {f"the default with {v}": {"model.arch": "causal", **dict(_parse_setting(base, item) for item in v.split(","))}
+    variants = {f"the default with {v}": {"model.arch": "causal", **dict(parse_setting(base, item) for item in v.split(","))}
                 for v in args.variant}
     print(machine_header("bench_quality", argv))
     data_cfg = get_config("small", **{"data.bins": "seed", "data.source": args.source, "data.sustain": False}).data

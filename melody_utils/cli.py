@@ -24,6 +24,8 @@ from pathlib import Path
 from . import audio, corpus, metrics
 from . import checkpoint as ckpts
 from .checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
+from .cli_types import (MEMORY, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, PROBABILITY, Parser,
+                        at_least_two, number, number_list, parse_setting)
 from .composers import describe_composer
 from .config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from .controls import MAX_SECONDS, add_control_arguments, controls_from_args
@@ -38,79 +40,6 @@ from .train import HISTORY_FILE, train
 from .uploads import primer_from_file
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
-
-
-# ---------------------------------------------------------------- argument types
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: ``error: argument --top-p: ... (see --help)``."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def _number(kind, lo=None, hi=None, lo_open=False, what=""):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__ if kind is int else 'a number'}, got {text!r}") from None
-        if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
-        return value
-
-    return parse
-
-
-POSITIVE_INT = _number(int, 1, what=">= 1")
-NON_NEGATIVE_INT = _number(int, 0, what=">= 0 (0 = off)")
-NON_NEGATIVE_FLOAT = _number(float, 0.0, what=">= 0 (0 = off)")
-POSITIVE_FLOAT = _number(float, 0.0, lo_open=True, what="> 0")
-PROBABILITY = _number(float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
-MEMORY = _number(float, 0.0, MAX_MEMORY, what=f"in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)")
-
-
-def _at_least_two(text):
-    """An integer >= 2: a distribution needs two pieces."""
-    value = POSITIVE_INT(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2 (a distribution needs 2 pieces), got {text}")
-    return value
-
-
-def _number_list(parse_one, example):
-    """Comma-separated numbers, each checked by ``parse_one``."""
-
-    def parse(text):
-        items = [t.strip() for t in text.split(",")]
-        if not all(items):
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as {example}, got {text!r}")
-        try:
-            return [parse_one(t) for t in items]
-        except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(f"{exc} (in the list {text!r})") from None
-
-    return parse
-
-
-def _parse_setting(cfg: Config, item: str) -> tuple[str, object]:
-    """``section.field=value`` -> (key, value typed like the field's current value)."""
-    key, sep, text = item.partition("=")
-    if not sep:
-        raise ValueError(f"--set expects section.field=value (e.g. model.hidden=128), got {item!r}")
-    section, _, name = key.partition(".")
-    current = getattr(getattr(cfg, section, None), name, None) if name else None
-    if current is None:
-        raise ValueError(f"--set: unknown config key {key!r}; use section.field with a section of data, model, train, sample")
-    try:
-        if isinstance(current, bool):
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return key, text.lower() in ("true", "1", "yes")
-        return key, type(current)(text)
-    except ValueError:
-        raise ValueError(f"--set {key}: expected a {type(current).__name__}, got {text!r}") from None
 
 
 # ---------------------------------------------------------------- parser
@@ -166,7 +95,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
-    g.add_argument("--seconds", type=_number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
+    g.add_argument("--seconds", type=number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
     g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
     g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
@@ -176,7 +105,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
 def _evaluate_args(parser) -> None:
     """Flags of the ``evaluate`` command (besides --checkpoint and the common ones)."""
     g = parser.add_argument_group("evaluation")
-    g.add_argument("--samples", type=_at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
+    g.add_argument("--samples", type=at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
     g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
     g.add_argument("--context", type=NON_NEGATIVE_INT, default=0, metavar="N",
@@ -191,17 +120,17 @@ def _evaluate_args(parser) -> None:
     g.add_argument("--sweep", action="store_true",
                    help="also generate --samples pieces per temperature x top_p setting, score each setting against the "
                         "held-out pieces and suggest the best one")
-    g.add_argument("--sweep-temperatures", type=_number_list(POSITIVE_FLOAT, "0.8,1.0"), metavar="T1,T2,...",
+    g.add_argument("--sweep-temperatures", type=number_list(POSITIVE_FLOAT, "0.8,1.0"), metavar="T1,T2,...",
                    help=f"temperatures of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TEMPERATURES))})")
-    g.add_argument("--sweep-top-ps", type=_number_list(PROBABILITY, "0.9,1.0"), metavar="P1,P2,...",
+    g.add_argument("--sweep-top-ps", type=number_list(PROBABILITY, "0.9,1.0"), metavar="P1,P2,...",
                    help=f"top_p values of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TOP_PS))})")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m melody_utils", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = Parser(prog="python -m melody_utils", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Melody Forge: train LSTMs on classical piano MIDI and generate new pieces.",
                      epilog="examples:\n" + __doc__.split("\n\n")[1] + "\n\nRun `python -m melody_utils COMMAND --help` for a command's options.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     p = sub.add_parser("prepare", help="parse the corpus and build the token cache")
     _data_args(_base_args(p))
@@ -253,14 +182,14 @@ def config_from_args(args, **defaults) -> Config:
     if changes.get("train.out_dir"):
         changes["train.out_dir"] = str(Path(changes["train.out_dir"]).expanduser())
     cfg = get_config(args.preset, **changes)  # the preset's sizes for the chosen model, then these changes
-    settings = dict(_parse_setting(cfg, item) for item in args.set)
+    settings = dict(parse_setting(cfg, item) for item in args.set)
     return cfg.override(**settings) if settings else cfg
 
 
 def _explicit_settings(args, cfg: Config) -> dict:
     """The settings the user gave by flag or --set (not the preset's), dotted keys -> values."""
     flags = {"data.bins": getattr(args, "bins", None), "model.arch": getattr(args, "arch", None)}
-    return {**{k: v for k, v in flags.items() if v is not None}, **dict(_parse_setting(cfg, item) for item in args.set)}
+    return {**{k: v for k, v in flags.items() if v is not None}, **dict(parse_setting(cfg, item) for item in args.set)}
 
 
 def output_path(cfg: Config, args) -> Path:

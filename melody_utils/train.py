@@ -5,7 +5,7 @@ forward pass runs under ``torch.autocast`` (bf16 on GPUs that compute it nativel
 scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
 
 - Optimiser: Adam at ``cfg.train.lr``, linear warm-up (``warmup_steps``, at most a fifth of
-  the run) then cosine decay to a tenth of the peak, global grad-norm clipping. With a
+  the run) then cosine decay to a tenth of the peak (:mod:`melody_utils.schedule`), global grad-norm clipping. With a
   ``time_budget_s`` the cosine ends with the budget too (whichever of steps and seconds is
   further along), so a run stopped by its budget has annealed rather than stopping at the peak.
   Loss: ``model.loss(batch)``, the sum over heads of the mean cross-entropy (nats per note).
@@ -55,12 +55,11 @@ from .corpus import TokenCache
 from .device import autocast_context, resolve_device, rng_state, seed_everything, set_rng_state
 from .midi import atomic_write_bytes
 from .model import build_from_config
+from .schedule import get_lr, make_schedule
 from .tokens import Vocab, vocab_differences
 
 HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, for plots.plot_history)
 CHECKPOINT_EVERY_S = 600.0  # also save ckpt_last.pt mid-epoch this often: a lost runtime loses at most this much
-MIN_LR_FRACTION = 0.1  # the cosine schedule ends at lr * MIN_LR_FRACTION
-MAX_WARMUP_FRACTION = 0.2  # warm-up takes at most this share of the run, so short runs still decay
 
 
 # ---------------------------------------------------------------- small helpers
@@ -69,35 +68,6 @@ MAX_WARMUP_FRACTION = 0.2  # warm-up takes at most this share of the run, so sho
 def window_and_stride(cfg: Config, causal: bool) -> tuple[int, int]:
     """Training windows: (window, stride) for causal models, (seed_window, 1) for window->next ones."""
     return (cfg.data.window, cfg.data.stride) if causal else (cfg.data.seed_window, 1)
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: int, time_fraction: float = 0.0) -> float:
-    """Multiplier of the peak lr at ``step``: linear warm-up, then cosine down to MIN_LR_FRACTION.
-
-    ``time_fraction``: share of the time budget spent; after warm-up the cosine follows whichever
-    of steps and time is further along, so it reaches its floor when the budget ends.
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if total_steps <= warmup_steps and not time_fraction:
-        return 1.0
-    by_steps = (step - warmup_steps) / (total_steps - warmup_steps) if total_steps > warmup_steps else 0.0
-    progress = min(1.0, max(by_steps, time_fraction))
-    return MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def make_schedule(tc: TrainConfig, n_batches: int) -> dict:
-    """The lr schedule of a run of ``n_batches`` per epoch (saved with checkpoints as ``scheduler``)."""
-    total_steps = tc.epochs * n_batches if not tc.max_steps else min(tc.epochs * n_batches, tc.max_steps)
-    warmup_steps = min(tc.warmup_steps, int(MAX_WARMUP_FRACTION * total_steps))
-    return {"kind": "warmup_cosine", "warmup_steps": warmup_steps, "total_steps": total_steps,
-            "min_lr_fraction": MIN_LR_FRACTION}
-
-
-def get_lr(peak_lr: float, step: int, schedule: dict, time_fraction: float = 0.0) -> float:
-    """The learning rate at optimizer step ``step`` of ``schedule`` (:func:`make_schedule`), with
-    ``time_fraction`` of the time budget spent (see :func:`lr_factor`)."""
-    return peak_lr * lr_factor(step, schedule["warmup_steps"], schedule["total_steps"], time_fraction)
 
 
 def _notes_in(batch: dict, causal: bool) -> int:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from melody_utils import corpus, metrics  # noqa: E402
 from melody_utils.checkpoint import CHECKPOINT_BEST, SHIPPED_CHECKPOINT, export_inference, load_checkpoint  # noqa: E402
-from melody_utils.cli import _parse_setting  # noqa: E402
+from melody_utils.cli_types import parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.device import resolve_device  # noqa: E402
 from melody_utils.train import train  # noqa: E402
@@ -43,7 +43,7 @@ def build_config(device: str, budget: float, workdir: Path, settings: list[str])
     """The shipped model's config: the small preset, SHIPPED_SETTINGS, the budget, then ``--set`` items."""
     cfg = get_config("small", **SHIPPED_SETTINGS, **{"train.time_budget_s": float(budget), "train.device": device,
                                                       "train.out_dir": str(workdir / "train")})
-    overrides = dict(_parse_setting(cfg, item) for item in settings)
+    overrides = dict(parse_setting(cfg, item) for item in settings)
     return cfg.override(**overrides) if overrides else cfg
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from melody_utils import data
+from melody_utils import schedule as S
 from melody_utils import train as T
 from melody_utils import checkpoint as C
 from melody_utils import device as D
@@ -57,19 +58,19 @@ def cache():
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor():
-    f = [T.lr_factor(s, 10, 100) for s in range(100)]
+    f = [S.lr_factor(s, 10, 100) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a < b for a, b in zip(f[:10], f[1:10]))  # warm-up rises
     assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine falls
-    assert T.lr_factor(100, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)
-    assert T.lr_factor(10_000, 10, 100) == pytest.approx(T.MIN_LR_FRACTION)  # no wrap-around past the end
+    assert S.lr_factor(100, 10, 100) == pytest.approx(S.MIN_LR_FRACTION)
+    assert S.lr_factor(10_000, 10, 100) == pytest.approx(S.MIN_LR_FRACTION)  # no wrap-around past the end
 
 
 def test_time_budget_ends_the_cosine_at_its_floor():
-    assert T.lr_factor(20, 10, 10_000, time_fraction=1.0) == pytest.approx(T.MIN_LR_FRACTION)
-    assert T.lr_factor(20, 10, 10_000, time_fraction=0.5) == pytest.approx(T.lr_factor(5005, 10, 10_000))
-    assert T.lr_factor(9_000, 10, 10_000, time_fraction=0.1) == T.lr_factor(9_000, 10, 10_000)  # the further along wins
-    assert T.lr_factor(5, 10, 10_000, time_fraction=0.9) == pytest.approx(0.6)  # warm-up stays by steps
+    assert S.lr_factor(20, 10, 10_000, time_fraction=1.0) == pytest.approx(S.MIN_LR_FRACTION)
+    assert S.lr_factor(20, 10, 10_000, time_fraction=0.5) == pytest.approx(S.lr_factor(5005, 10, 10_000))
+    assert S.lr_factor(9_000, 10, 10_000, time_fraction=0.1) == S.lr_factor(9_000, 10, 10_000)  # the further along wins
+    assert S.lr_factor(5, 10, 10_000, time_fraction=0.9) == pytest.approx(0.6)  # warm-up stays by steps
 
 
 class FakeClock:
@@ -92,10 +93,10 @@ def test_a_time_budget_anneals_to_the_floor_and_counts_across_resumes(cache, tmp
     with pytest.raises(KeyboardInterrupt):  # killed half-way through the budget
         T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5, kill_at=30))
     first = json.loads((tmp_path / T.HISTORY_FILE).read_text())
-    assert len(first["lr"]) >= 1 and first["lr"][-1] > 2e-3 * T.MIN_LR_FRACTION  # killed before the floor
+    assert len(first["lr"]) >= 1 and first["lr"][-1] > 2e-3 * S.MIN_LR_FRACTION  # killed before the floor
     h = T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5))  # resumed: the first seconds count
     assert h["step"][-1] < 1000 * 4  # stopped by the budget, not the epochs
-    assert h["lr"][-1] == pytest.approx(2e-3 * T.MIN_LR_FRACTION, rel=0.05)  # the last step ran at the floor
+    assert h["lr"][-1] == pytest.approx(2e-3 * S.MIN_LR_FRACTION, rel=0.05)  # the last step ran at the floor
     assert all(a > b for a, b in zip(h["lr"][1:], h["lr"][2:]))  # the schedule did not restart on resume
     again = T.train(cfg, cache, tmp_path, progress=False, clock=FakeClock(0.5))
     assert again["step"] == h["step"]  # the budget is spent: nothing more to train
