@@ -39,3 +39,19 @@ def test_quality_table_compares_the_seed_fields_and_shows_velocity_apart():
     table = format_table([("seed-style MusicLSTM", 1e6, 10, seed), ("causal", 1e6, 10, ours)])
     assert "| seed-style MusicLSTM | 1.00 M | 10 | 3.000 | 1.000 | 1.000 | 5.000 | 100.0% | – |" in table
     assert "| causal | 1.00 M | 10 | 2.500 | 0.500 | 1.000 | 4.000 | 80.0% | 1.500 |" in table  # velocity not in the ratio
+
+
+def test_memory_timing_benchmark_moves_only_step_and_duration_by_one_bin():
+    import numpy as np
+
+    from benchmarks.bench_memory_timing import vary_timing
+
+    rng = np.random.default_rng(0)
+    sizes = (88, 32, 32, 16)
+    tokens = np.stack([rng.integers(0, s, 4000) for s in sizes], 1)
+    tokens[:, 1] = np.clip(tokens[:, 1], 1, 30)  # room to move either way
+    moved = vary_timing(tokens, 0.3, sizes, rng)
+    assert np.array_equal(moved[:, [0, 3]], tokens[:, [0, 3]])  # pitch and velocity stay
+    diff = np.abs(moved[:, 1] - tokens[:, 1])
+    assert diff.max() == 1 and 0.25 < diff.mean() < 0.35  # about 30% of the steps moved, by one bin
+    assert np.array_equal(vary_timing(tokens, 0.0, sizes, rng), tokens)
