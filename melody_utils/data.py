@@ -47,6 +47,15 @@ def window_starts(offsets: np.ndarray, pieces: np.ndarray, window: int, stride: 
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
+def check_augmentation(transpose: int, composer_dropout: float, unit: str) -> None:
+    """ValueError naming the setting when ``data.transpose`` or ``data.composer_dropout`` (a share of
+    ``unit``: windows, or pieces for streams) is out of range."""
+    if transpose < 0:
+        raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
+    if not 0.0 <= composer_dropout <= 1.0:
+        raise ValueError(f"data.composer_dropout must be in [0, 1] (a share of {unit}), got {composer_dropout}")
+
+
 class MusicDataset(Dataset):
     """Windows of ``window`` notes (+ the next one) from one split of a :class:`TokenCache`.
 
@@ -66,14 +75,11 @@ class MusicDataset(Dataset):
         self._span = torch.arange(window + 1)  # (T+1,)
         self.transpose, self.seed = int(transpose), seed
         self.shifts = None  # (n_windows,) semitones for the current epoch, or None
-        if not 0.0 <= composer_dropout <= 1.0:
-            raise ValueError(f"data.composer_dropout must be in [0, 1] (a share of windows), got {composer_dropout}")
+        check_augmentation(transpose, composer_dropout, "windows")
         self.composer_dropout = float(composer_dropout)
         piece = np.searchsorted(cache.offsets, self.starts, side="right") - 1  # (n_windows,) piece of each window
         self.true_composer = torch.from_numpy(cache.composer_ids[piece] if len(cache) else np.zeros(0, np.int64))
         self.composer = self.true_composer  # (n_windows,) ids for the current epoch
-        if self.transpose < 0:
-            raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
         if self.transpose and len(self.starts):
             pitch = cache.tokens[:, 0].astype(np.int64)
             idx = self.starts[:, None] + np.arange(window + 1)  # (n_windows, T+1)

@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .corpus import TokenCache
+from .data import check_augmentation
 
 
 def piece_windows(lengths: np.ndarray, window: int) -> np.ndarray:
@@ -52,10 +53,7 @@ class StreamDataset(Dataset):
                  seed: int = 0, composer_dropout: float = 0.0, rank: int = 0, world: int = 1):
         if window < 1 or batch_size < 1:
             raise ValueError(f"data.window ({window}) and train.batch_size ({batch_size}) must be >= 1")
-        if transpose < 0:
-            raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
-        if not 0.0 <= composer_dropout <= 1.0:
-            raise ValueError(f"data.composer_dropout must be in [0, 1] (a share of pieces), got {composer_dropout}")
+        check_augmentation(transpose, composer_dropout, "pieces")
         pieces = cache.piece_indices(split)
         n_win = piece_windows(np.diff(cache.offsets)[pieces], window)
         self.pieces, self.n_windows = pieces[n_win > 0], n_win[n_win > 0]  # (P,) pieces that give a window
