@@ -31,14 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
-from melody_utils.checkpoint import CHECKPOINT_LAST, load_checkpoint  # noqa: E402
-from melody_utils.composers import ANY, piece_composer_ids  # noqa: E402
+from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint  # noqa: E402
+from melody_utils.data.composers import ANY, piece_composer_ids  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
-from melody_utils.corpus import prepare  # noqa: E402
-from melody_utils.likelihood import piece_nll  # noqa: E402
-from melody_utils.sample import generate  # noqa: E402
-from melody_utils.stats import compare_sets, excerpts, piece_stats  # noqa: E402
-from melody_utils.train import train  # noqa: E402
+from melody_utils.data.corpus import prepare  # noqa: E402
+from melody_utils.evaluate.likelihood import piece_nll  # noqa: E402
+from melody_utils.generate.sample import generate  # noqa: E402
+from melody_utils.music.stats import compare_sets, excerpts, piece_stats  # noqa: E402
+from melody_utils.train.loop import train  # noqa: E402
 
 HELD_OUT = ("validation", "test")
 

@@ -22,14 +22,14 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
-from melody_utils.controls import Controls  # noqa: E402
-from melody_utils.corpus import prepare  # noqa: E402
-from melody_utils.stats import degeneracy  # noqa: E402
-from melody_utils.originality import OriginalityIndex  # noqa: E402
-from melody_utils.sample import generate, generate_notes  # noqa: E402
-from melody_utils.scales import parse_key  # noqa: E402
-from melody_utils.checkpoint import CHECKPOINT_LAST, load_checkpoint  # noqa: E402
-from melody_utils.train import train  # noqa: E402
+from melody_utils.generate.controls import Controls  # noqa: E402
+from melody_utils.data.corpus import prepare  # noqa: E402
+from melody_utils.music.stats import degeneracy  # noqa: E402
+from melody_utils.evaluate.originality import OriginalityIndex  # noqa: E402
+from melody_utils.generate.sample import generate, generate_notes  # noqa: E402
+from melody_utils.music.scales import parse_key  # noqa: E402
+from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint  # noqa: E402
+from melody_utils.train.loop import train  # noqa: E402
 
 
 def _table(title: str, header: tuple, rows: list) -> str:

@@ -78,9 +78,9 @@ def main(argv=None) -> None:
     from benchmarks.common import machine_header
     from benchmarks.seed_reference import seed_generate
     from melody_utils.config import ModelConfig
-    from melody_utils.model import build_model, count_parameters, seed_model_config
-    from melody_utils.sample import generate
-    from melody_utils.tokens import seed_vocab
+    from melody_utils.model.lstm import build_model, count_parameters, seed_model_config
+    from melody_utils.generate.sample import generate
+    from melody_utils.music.tokens import seed_vocab
 
     if args.threads:
         torch.set_num_threads(args.threads)

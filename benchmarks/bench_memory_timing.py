@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
-from melody_utils import corpus, memory  # noqa: E402
-from melody_utils.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
-from melody_utils.composers import piece_composer_ids  # noqa: E402
-from melody_utils.likelihood import piece_logprobs  # noqa: E402
+from melody_utils.data import corpus  # noqa: E402
+from melody_utils.generate import memory
+from melody_utils.model.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
+from melody_utils.data.composers import piece_composer_ids  # noqa: E402
+from melody_utils.evaluate.likelihood import piece_logprobs  # noqa: E402
 
 TIMING_FIELDS = (1, 2)  # step and duration
 

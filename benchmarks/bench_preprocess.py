@@ -28,8 +28,8 @@ def build_corpus(folder: Path, min_notes: int) -> int:
     """Write the embedded corpus to MIDI, transposed, until it holds >= min_notes notes."""
     import numpy as np
 
-    from melody_utils.corpus import load_embedded
-    from melody_utils.midi import Notes, notes_to_midi
+    from melody_utils.data.corpus import load_embedded
+    from melody_utils.music.midi import Notes, notes_to_midi
 
     notes, meta = load_embedded("chorales")
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from melody_utils.config import DataConfig
-from melody_utils.corpus import TokenCache, prepare
+from melody_utils.data.corpus import TokenCache, prepare
 cfg = DataConfig(source={folder!r})
 t0 = time.perf_counter()
 cache = prepare(cfg, cache_dir={cache!r}, progress=False, rebuild=True, backend={backend!r}, workers={workers})

@@ -32,15 +32,15 @@ import torch  # noqa: E402
 
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
-from melody_utils.checkpoint import load_checkpoint  # noqa: E402
-from melody_utils.cli_types import parse_setting  # noqa: E402
+from melody_utils.model.checkpoint import load_checkpoint  # noqa: E402
+from melody_utils.cli.args import parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
-from melody_utils.corpus import TokenCache, prepare  # noqa: E402
-from melody_utils.likelihood import NGramModel, uniform_nll  # noqa: E402
-from melody_utils.metrics import context_nll  # noqa: E402
-from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
+from melody_utils.data.corpus import TokenCache, prepare  # noqa: E402
+from melody_utils.evaluate.likelihood import NGramModel, uniform_nll  # noqa: E402
+from melody_utils.evaluate.report import context_nll  # noqa: E402
+from melody_utils.model.lstm import build_model, count_parameters, seed_model_config  # noqa: E402
 from melody_utils.device import cpu_has_native_bf16  # noqa: E402
-from melody_utils.train import train  # noqa: E402
+from melody_utils.train.loop import train  # noqa: E402
 
 CONTEXT = SEED_WINDOW  # targets need this many notes before them
 

@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from benchmarks.common import machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, seed_loader, seed_train_step  # noqa: E402
 from melody_utils.config import DataConfig, ModelConfig  # noqa: E402
-from melody_utils.corpus import prepare  # noqa: E402
-from melody_utils.data import make_loader  # noqa: E402
-from melody_utils.model import build_model, count_parameters, seed_model_config  # noqa: E402
+from melody_utils.data.corpus import prepare  # noqa: E402
+from melody_utils.data.windows import make_loader  # noqa: E402
+from melody_utils.model.lstm import build_model, count_parameters, seed_model_config  # noqa: E402
 from melody_utils.device import autocast_context, cpu_has_native_bf16  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""``python -m melody_utils ...``: see :mod:`melody_utils.cli`."""
+"""``python -m melody_utils ...``: see :mod:`melody_utils.cli.commands`."""
 
 import sys
 

@@ -65,7 +65,7 @@ from collections import defaultdict
 
 from IPython.display import Markdown, display
 
-from melody_utils import corpus, maestro
+from melody_utils.data import corpus, maestro
 
 # %% [markdown]
 # ## Download and extract

@@ -61,7 +61,9 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Markdown, display
 
-from melody_utils import audio, corpus, maestro, plots, quantize, tokens
+from melody_utils.display import audio, plots
+from melody_utils.data import corpus, maestro
+from melody_utils.music import quantize, tokens
 from melody_utils.config import get_config
 
 cfg = get_config()  # the preset: $MELODY_PRESET, else "small" (see notebook 03)

@@ -62,7 +62,11 @@ from pathlib import Path
 
 from IPython.display import display
 
-from melody_utils import checkpoint, corpus, estimate, likelihood, maestro, plots, runs, train
+from melody_utils.model import checkpoint
+from melody_utils.data import corpus, maestro
+from melody_utils.train import estimate, runs, loop as train
+from melody_utils.evaluate import likelihood
+from melody_utils.display import plots
 from melody_utils.config import get_config
 
 # %% [markdown]

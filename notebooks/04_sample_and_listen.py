@@ -71,8 +71,14 @@ import numpy as np
 import pretty_midi
 from IPython.display import display
 
-from melody_utils import audio, corpus, metrics, originality, plots, runs, sample, scales, sweep, uploads, widgets
-from melody_utils.checkpoint import composer_names, load_checkpoint
+from melody_utils.display import audio, plots
+from melody_utils.data import corpus
+from melody_utils.evaluate import report as metrics, originality, sweep
+from melody_utils.train import runs
+from melody_utils.generate import sample, primer as uploads
+from melody_utils.music import scales
+from melody_utils.notebook import widgets
+from melody_utils.model.checkpoint import composer_names, load_checkpoint
 from melody_utils.config import get_config
 
 # %% [markdown]

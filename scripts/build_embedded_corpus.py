@@ -9,7 +9,7 @@ Mozart, Chopin, Joplin, Clara Schumann, C.P.E. Bach). music21 (BSD-3) is only ne
 
 Each score is rendered to MIDI by music21 (480 ticks per quarter: music21's default 10,080
 makes pretty_midi reject long pieces as "likely corrupt"), with repeats expanded (or removed
-when a score's repeats do not expand), then read back with melody_utils.midi, so the notes
+when a score's repeats do not expand), then read back with melody_utils.music.midi, so the notes
 are exactly what the MIDI pipeline would produce. A per-file timeout skips pathological
 scores.
 """
@@ -29,8 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from melody_utils.sources import CHORALES_PATH  # noqa: E402
-from melody_utils.midi import atomic_write_bytes, midi_to_notes  # noqa: E402
+from melody_utils.data.sources import CHORALES_PATH  # noqa: E402
+from melody_utils.files import atomic_write_bytes  # noqa: E402
+from melody_utils.music.midi import midi_to_notes  # noqa: E402
 
 KEYBOARD_WORKS = [  # (music21 corpus path, composer, title)
     ("bach/bwv846", "Johann Sebastian Bach", "Prelude in C major, BWV 846"),

@@ -6,7 +6,7 @@ by Bernd Krueger, CC BY-SA 3.0 DE; see data/embedded/PIANO_CORPUS.md):
 
     python scripts/build_piano_corpus.py [FOLDER]      # default ../shared/corpora/piano-midi
 
-Every file is read with the package's own reader (``melody_utils.midi.midi_to_notes``) twice,
+Every file is read with the package's own reader (``melody_utils.music.midi.midi_to_notes``) twice,
 without and with the sustain pedal, so the file keeps both the key-press duration and the
 pedal-extended one (``data.sustain`` picks between them). Per note: pitch (uint8), onset and
 both durations in integer milliseconds (uint32) and velocity (uint8); per piece: composer,
@@ -56,9 +56,10 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from melody_utils.sources import PIANO_PATH  # noqa: E402
-from melody_utils.maestro import csv_rows  # noqa: E402
-from melody_utils.midi import atomic_write_bytes, midi_to_notes  # noqa: E402
+from melody_utils.data.sources import PIANO_PATH  # noqa: E402
+from melody_utils.data.maestro import csv_rows  # noqa: E402
+from melody_utils.files import atomic_write_bytes  # noqa: E402
+from melody_utils.music.midi import midi_to_notes  # noqa: E402
 
 DEFAULT_FOLDER = REPO_ROOT / ".." / "shared" / "corpora" / "piano-midi"
 METADATA_COLUMNS = ("composer", "title", "midi")
@@ -66,7 +67,7 @@ FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # of notes
 TOLERANCE = 0.01  # accepted deviation of each split's note fraction
 N_TRIALS = 4000  # random assignments searched
 SPLIT_SEED = 0
-FORMAT = 1  # bump when the file's layout changes (melody_utils.sources reads it)
+FORMAT = 1  # bump when the file's layout changes (melody_utils.data.sources reads it)
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: same input, same bytes
 SOURCE_INFO = {
     "source": "piano-midi.de (http://www.piano-midi.de), via github.com/cheriell/ClassicalPianoMIDI-dataset",

@@ -21,12 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from melody_utils import corpus, metrics  # noqa: E402
-from melody_utils.checkpoint import CHECKPOINT_BEST, SHIPPED_CHECKPOINT, export_inference, load_checkpoint  # noqa: E402
-from melody_utils.cli_types import parse_setting  # noqa: E402
+from melody_utils.data import corpus  # noqa: E402
+from melody_utils.evaluate import report as metrics
+from melody_utils.model.checkpoint import CHECKPOINT_BEST, SHIPPED_CHECKPOINT, export_inference, load_checkpoint  # noqa: E402
+from melody_utils.cli.args import parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
 from melody_utils.device import resolve_device  # noqa: E402
-from melody_utils.train import train  # noqa: E402
+from melody_utils.train.loop import train  # noqa: E402
 
 CORPUS = "piano"  # the embedded piano corpus
 LICENCE = "CC BY-SA 3.0 DE: derived from piano-midi.de by Bernd Krueger"

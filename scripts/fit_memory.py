@@ -1,4 +1,4 @@
-"""Fit the piece memory's weights (melody_utils.memory) for a checkpoint, and compare its settings.
+"""Fit the piece memory's weights (melody_utils.generate.memory) for a checkpoint, and compare its settings.
 
 For each match key (``--keys``: pitch only; pitch, step and duration), longest match
 (``--orders``) and minimum copy distance (``--min-distances``), the weights per match length are
@@ -21,9 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from melody_utils import corpus, memory  # noqa: E402
-from melody_utils.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
-from melody_utils.metrics import split_logprobs  # noqa: E402
+from melody_utils.data import corpus  # noqa: E402
+from melody_utils.generate import memory
+from melody_utils.model.checkpoint import SHIPPED_CHECKPOINT, load_checkpoint  # noqa: E402
+from melody_utils.evaluate.report import split_logprobs  # noqa: E402
 
 KEYS = {1: "pitch", 3: "pitch+step+duration"}
 

@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from melody_utils.midi import MidiError, midi_to_notes  # noqa: E402
+from melody_utils.music.midi import MidiError, midi_to_notes  # noqa: E402
 
 BACKENDS = ("symusic", "pretty_midi")
 MUTATIONS = ("flip", "truncate", "insert", "delete", "chunk_length", "header", "splice", "duplicate", "body", "body",
@@ -62,8 +62,8 @@ def base_midis(n: int = N_BASE, notes_per_piece: int = BASE_NOTES) -> list[bytes
     """
     import pretty_midi
 
-    from melody_utils.corpus import load_embedded
-    from melody_utils.midi import SUSTAIN_CC, notes_to_pretty_midi
+    from melody_utils.data.corpus import load_embedded
+    from melody_utils.music.midi import SUSTAIN_CC, notes_to_pretty_midi
 
     notes, _ = load_embedded("chorales")
     out = []
@@ -192,7 +192,7 @@ def read_case(path: Path, backend: str) -> str:
 
 def run_cases(seeds, bases, folder: Path, backends=BACKENDS, workers: int = 2, emit=print) -> None:
     """Check ``seeds`` in this process; ``emit`` gets one JSON line per event."""
-    from melody_utils.corpus import parse_files
+    from melody_utils.data.corpus import parse_files
 
     crash_at = os.environ.get(CRASH_CASE_ENV)
     paths = []

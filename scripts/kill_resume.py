@@ -38,8 +38,8 @@ READY = "ready"  # the worker prints this line right before training starts
 
 def make_cache():
     """A small real corpus: the first pieces of the embedded corpus, seed vocabulary."""
-    from melody_utils.corpus import TokenCache, load_embedded
-    from melody_utils.tokens import seed_vocab
+    from melody_utils.data.corpus import TokenCache, load_embedded
+    from melody_utils.music.tokens import seed_vocab
 
     notes, meta = load_embedded("chorales")
     vocab = seed_vocab()
@@ -63,7 +63,8 @@ def train_once(out_dir, epochs: int, checkpoint_every_s: float = 1e-9, worker: b
     """The worker's job (also the uninterrupted reference): train, resuming when a checkpoint exists."""
     import torch
 
-    from melody_utils import checkpoint as C, train as T
+    from melody_utils.model import checkpoint as C
+    from melody_utils.train import loop as T
 
     torch.set_num_threads(1)  # the same float reductions in every process
     cache = make_cache()
@@ -74,7 +75,8 @@ def train_once(out_dir, epochs: int, checkpoint_every_s: float = 1e-9, worker: b
 
 def check_checkpoints(out_dir: Path, last_step: int) -> tuple[int, int]:
     """The newest checkpoints load and did not go back: returns (step of ckpt_last, files verified)."""
-    from melody_utils import checkpoint as C, train as T
+    from melody_utils.model import checkpoint as C
+    from melody_utils.train import loop as T
 
     verified, step = 0, last_step
     for name in (C.CHECKPOINT_LAST, C.CHECKPOINT_BEST):
@@ -113,7 +115,8 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
     that start (so they land in training steps and checkpoint writes); ``early_fraction`` of
     them come that long after it started training (setup and resume).
     """
-    from melody_utils import checkpoint as C, train as T
+    from melody_utils.model import checkpoint as C
+    from melody_utils.train import loop as T
 
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
@@ -155,7 +158,8 @@ def kill_and_resume(out_dir: Path, kills: int, epochs: int, seed: int = 0, max_d
 
 def compare(out_dir: Path, ref_dir: Path) -> dict:
     """Max deviation of the loss curve and of the final/best weights from the uninterrupted run."""
-    from melody_utils import checkpoint as C, train as T
+    from melody_utils.model import checkpoint as C
+    from melody_utils.train import loop as T
 
     h = json.loads((out_dir / T.HISTORY_FILE).read_text())
     ref = json.loads((ref_dir / T.HISTORY_FILE).read_text())

@@ -43,7 +43,7 @@ TIMING_KEYS = ("notes_per_s", "seconds")  # history entries that measure the mac
 
 def _run_cli(argv: list[str], replace: dict[str, str]) -> dict:
     """Run ``python -m melody_utils argv`` in-process: {"argv", "code", "stdout", "stderr"}, normalized."""
-    from melody_utils import cli
+    from melody_utils.cli import commands as cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -101,9 +101,14 @@ def record(work: Path) -> dict[str, dict]:
     """Train, generate and run the CLI under ``work``; returns {file name: content}."""
     import torch
 
-    from melody_utils import checkpoint, cli, corpus, metrics, sample, sweep, train
+    from melody_utils.model import checkpoint
+    from melody_utils.cli import commands as cli
+    from melody_utils.data import corpus
+    from melody_utils.evaluate import report as metrics, sweep
+    from melody_utils.generate import sample
+    from melody_utils.train import loop as train
     from melody_utils.config import get_config
-    from melody_utils.midi import midi_to_notes
+    from melody_utils.music.midi import midi_to_notes
 
     torch.set_num_threads(1)
     cache_dir, out = work / "cache", work / "causal"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from melody_utils import audio, cli, plots  # noqa: E402
+from melody_utils.display import audio, plots  # noqa: E402
+from melody_utils.cli import commands as cli
 from melody_utils.config import REPO_ROOT  # noqa: E402
-from melody_utils.midi import midi_to_notes  # noqa: E402
+from melody_utils.music.midi import midi_to_notes  # noqa: E402
 
 MEDIA = REPO_ROOT / "docs" / "media"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melody_utils.midi import Notes, midi_to_notes, notes_to_midi
+from melody_utils.music.midi import Notes, midi_to_notes, notes_to_midi
 
 TOP = "maestro-v3.0.0"
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed member timestamps: the same zip bytes on every run

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from melody_utils.midi import Notes, notes_to_midi
+from melody_utils.music.midi import Notes, notes_to_midi
 
 
 def random_notes(n: int = 60, seed: int = 0, chord_every: int = 4) -> Notes:

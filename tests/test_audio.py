@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from helpers import random_notes
-from melody_utils import audio
-from melody_utils.midi import Notes
+from melody_utils.display import audio
+from melody_utils.music.midi import Notes
 
 SR = 8000  # low rate keeps the tests fast; every synthesizer takes it
 METHODS = ["numpy"] + [m for m in ("soundfont", "fluidsynth") if m in audio.available_methods()]

@@ -7,11 +7,11 @@ import pretty_midi
 import pytest
 import torch
 
-from melody_utils import checkpoint as ckpts
-from melody_utils import cli
+from melody_utils.model import checkpoint as ckpts
+from melody_utils.cli import commands as cli
 from melody_utils.config import REPO_ROOT
-from melody_utils.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
-from melody_utils.train import HISTORY_FILE
+from melody_utils.model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
+from melody_utils.train.loop import HISTORY_FILE
 
 torch.set_num_threads(1)
 
@@ -61,7 +61,7 @@ def test_generate_writes_midi_with_requested_notes(run, tmp_path, capsys, keep):
 
 def test_generate_from_midi_primer_and_default_output(run, tmp_path):
     common, out = run
-    from melody_utils.midi import Notes, notes_to_midi
+    from melody_utils.music.midi import Notes, notes_to_midi
 
     primer = notes_to_midi(Notes.from_steps([60, 64, 67, 72], [0, 0.25, 0.25, 0.25], [0.3] * 4), tmp_path / "primer.mid")
     assert cli.main(["generate", *common, "--out-dir", str(out), "--n-notes", "12", "--primer", str(primer)]) == 0
@@ -122,7 +122,7 @@ def test_checkpoint_mismatch_names_the_file_and_the_fix(run, capsys):
 
 
 def test_evaluate_command_passes_its_flags_to_metrics_evaluate(run, monkeypatch, capsys):
-    from melody_utils import metrics
+    from melody_utils.evaluate import report as metrics
 
     common, out = run
     seen = {}

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import cli
-from melody_utils.checkpoint import CHECKPOINT_LAST, composer_names, load_checkpoint, save_checkpoint
-from melody_utils.composers import composer_id, resolve_composer
+from melody_utils.cli import commands as cli
+from melody_utils.model.checkpoint import CHECKPOINT_LAST, composer_names, load_checkpoint, save_checkpoint
+from melody_utils.data.composers import composer_id, resolve_composer
 from helpers import write_midi_folder
 from melody_utils.config import Config, DataConfig, ModelConfig, get_config
-from melody_utils.corpus import TokenCache, prepare
-from melody_utils.data import MusicDataset, make_loader
-from melody_utils.model import build_model
-from melody_utils.sample import generate
-from melody_utils.stepper import NumpyStepper
-from melody_utils.tokens import seed_vocab
-from melody_utils.train import train
+from melody_utils.data.corpus import TokenCache, prepare
+from melody_utils.data.windows import MusicDataset, make_loader
+from melody_utils.model.lstm import build_model
+from melody_utils.generate.sample import generate
+from melody_utils.model.stepper import NumpyStepper
+from melody_utils.music.tokens import seed_vocab
+from melody_utils.train.loop import train
 
 torch.set_num_threads(1)
 

@@ -1,8 +1,8 @@
 import pytest
 
 from melody_utils.config import PRESETS, Config, get_config
-from melody_utils.model import build_model, count_parameters
-from melody_utils.tokens import seed_vocab
+from melody_utils.model.lstm import build_model, count_parameters
+from melody_utils.music.tokens import seed_vocab
 
 
 def test_env_var_picks_the_preset(monkeypatch):

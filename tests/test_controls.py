@@ -9,15 +9,16 @@ import pytest
 import torch
 
 from benchmarks import bench_controls
-from melody_utils import cli, corpus
+from melody_utils.cli import commands as cli
+from melody_utils.data import corpus
 from melody_utils.config import get_config
-from melody_utils.controls import Controls, Steering, controls_from_widgets, loop_continuations, trim_to_seconds
-from melody_utils.stats import degeneracy, loop_mask
-from melody_utils.sample import generate, generate_notes, sample_logits
-from melody_utils.scales import KEY_CHOICES, parse_key, parse_pitch_range
-from melody_utils.tokens import seed_vocab
-from melody_utils.checkpoint import CHECKPOINT_LAST, load_checkpoint
-from melody_utils.train import train
+from melody_utils.generate.controls import Controls, Steering, controls_from_widgets, loop_continuations, trim_to_seconds
+from melody_utils.music.stats import degeneracy, loop_mask
+from melody_utils.generate.sample import generate, generate_notes, sample_logits
+from melody_utils.music.scales import KEY_CHOICES, parse_key, parse_pitch_range
+from melody_utils.music.tokens import seed_vocab
+from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint
+from melody_utils.train.loop import train
 
 torch.set_num_threads(1)
 D_MINOR = (0, 2, 4, 5, 7, 9, 10)

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from melody_utils.config import DataConfig
-from melody_utils.corpus import TokenCache, load_embedded, prepare, split_by_piece
-from melody_utils import data
-from melody_utils.data import MusicDataset, make_loader, window_starts
-from melody_utils.tokens import seed_vocab
+from melody_utils.data.corpus import TokenCache, load_embedded, prepare, split_by_piece
+from melody_utils.data import windows as data
+from melody_utils.data.windows import MusicDataset, make_loader, window_starts
+from melody_utils.music.tokens import seed_vocab
 from tests.helpers import write_midi_folder
 
 

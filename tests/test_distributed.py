@@ -9,14 +9,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from melody_utils import data, distributed
-from melody_utils import train as T
-from melody_utils import checkpoint as C
+from melody_utils.data import windows as data
+from melody_utils.train import distributed, loop as T
+from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils import device as D
-from melody_utils import model as MD
 from melody_utils.config import get_config
-from melody_utils.corpus import TokenCache
-from melody_utils.tokens import seed_vocab
+from melody_utils.data.corpus import TokenCache
+from melody_utils.music.tokens import seed_vocab
 
 torch.set_num_threads(1)
 

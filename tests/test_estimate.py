@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from melody_utils import estimate as E
-from melody_utils import streams
-from melody_utils.data import window_starts
-from melody_utils.model import build_from_config
+from melody_utils.train import estimate as E
+from melody_utils.data import streams
+from melody_utils.data.windows import window_starts
+from melody_utils.model.lstm import build_from_config
 from test_train import make_cache, tiny_cfg
 
 CPU = E.Device("cpu", "a 2-core CPU", 2)

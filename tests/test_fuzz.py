@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from melody_utils import corpus
+from melody_utils.data import corpus
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fuzz_prepare.py"
 spec = importlib.util.spec_from_file_location("fuzz_prepare", SCRIPT)

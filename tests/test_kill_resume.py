@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from melody_utils import train as T
-from melody_utils import checkpoint as C
+from melody_utils.train import loop as T
+from melody_utils.model import checkpoint as C
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "kill_resume.py"
 spec = importlib.util.spec_from_file_location("kill_resume", SCRIPT)

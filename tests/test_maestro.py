@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from fake_maestro import PIECES, FakeServer, build_fake_maestro
-from melody_utils import maestro
+from melody_utils.data import maestro
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,14 @@
-"""The piece memory (melody_utils.memory): what it predicts, how it mixes with a model, its knob."""
+"""The piece memory (melody_utils.generate.memory): what it predicts, how it mixes with a model, its knob."""
 
 import numpy as np
 import pytest
 import torch
 
-from melody_utils import cli, likelihood, memory
-from melody_utils.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
-from melody_utils.sample import generate, model_generate_fn
+from melody_utils.cli import commands as cli
+from melody_utils.evaluate import likelihood
+from melody_utils.generate import memory
+from melody_utils.generate.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
+from melody_utils.generate.sample import generate, model_generate_fn
 
 from test_sample import chord_happy_model, grammar_violations, random_tokens, tiny_model
 

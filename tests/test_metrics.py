@@ -1,4 +1,4 @@
-"""Tests of melody_utils.metrics: NLL and baselines, musical statistics, set comparison, sweep."""
+"""Tests of melody_utils.evaluate.report: NLL and baselines, musical statistics, set comparison, sweep."""
 
 import math
 
@@ -7,12 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from melody_utils import metrics as M
-from melody_utils import likelihood as L
-from melody_utils import stats as S
-from melody_utils import sweep as SW
-from melody_utils.midi import Notes
-from melody_utils.tokens import seed_vocab
+from melody_utils.evaluate import report as M, likelihood as L, sweep as SW
+from melody_utils.music import stats as S
+from melody_utils.music.midi import Notes
+from melody_utils.music.tokens import seed_vocab
 
 
 def entropy(p):
@@ -397,7 +395,7 @@ def test_sweep_options_fill_defaults_and_reject_bad_values():
 
 
 def test_plot_sweep_draws_one_line_per_top_p():
-    from melody_utils import plots
+    from melody_utils.display import plots
 
     rows = [sweep_row(t, p, 0.5 + t / 10 - p / 5, min(1.0, 1.2 - t)) for p in (1.0, 0.9) for t in (1.1, 0.7, 0.9)]
     rows[0]["mean_oa"] = None  # a setting without a score leaves a gap
@@ -437,10 +435,10 @@ def evaluated(request, tmp_path_factory):
     """An untrained tiny checkpoint of each kind on a synthetic cache, and its evaluation."""
     import torch
 
-    from melody_utils import checkpoint
+    from melody_utils.model import checkpoint
     from melody_utils.config import get_config
-    from melody_utils.corpus import TokenCache
-    from melody_utils.model import build_from_config
+    from melody_utils.data.corpus import TokenCache
+    from melody_utils.model.lstm import build_from_config
 
     arch = request.param
     torch.manual_seed(0)
@@ -494,7 +492,7 @@ def test_evaluate_sweep_row_at_the_evaluated_setting_reproduces_the_evaluation(e
 
 
 def test_sampling_sweep_drives_a_model_through_the_generation_contract(evaluated):
-    from melody_utils.sample import model_generate_fn
+    from melody_utils.generate.sample import model_generate_fn
 
     cache, model = evaluated["cache"], evaluated["model"]
     primers = [cache.piece_tokens(i)[:16] for i in cache.piece_indices("test")]
@@ -516,7 +514,7 @@ def test_evaluate_scores_the_piece_memory_with_its_weights_and_refitted_on_the_c
     if evaluated["arch"] != "causal":
         assert set(mem) == {"strength"}  # the memory's likelihood is scored for causal models only
         return
-    from melody_utils.memory import MEMORY
+    from melody_utils.generate.memory import MEMORY
 
     assert mem["nll"]["n_notes"] == mem["nll_refit"]["n_notes"] == nll["model"]["n_notes"]  # the same notes
     # every piece here climbs the keyboard by semitones, so pitches repeat 88 notes later: the validation
@@ -529,10 +527,10 @@ def test_evaluate_scores_the_piece_memory_with_its_weights_and_refitted_on_the_c
 
 
 def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
-    from melody_utils.checkpoint import save_checkpoint
+    from melody_utils.model.checkpoint import save_checkpoint
     from melody_utils.config import get_config
-    from melody_utils.corpus import TokenCache
-    from melody_utils.model import build_from_config
+    from melody_utils.data.corpus import TokenCache
+    from melody_utils.model.lstm import build_from_config
 
     cfg = get_config("tiny", **{"model.hidden": 8})
     path = save_checkpoint(tmp_path / "ckpt.pt", build_from_config(cfg, seed_vocab()), cfg, seed_vocab())
@@ -547,10 +545,10 @@ def tiny_run(tmp_path_factory):
     """An untrained tiny checkpoint (OUT_DIR/ckpt_best.pt) and its token cache: the CLI's argv prefix."""
     import torch
 
-    from melody_utils import corpus
-    from melody_utils.checkpoint import save_checkpoint
+    from melody_utils.data import corpus
+    from melody_utils.model.checkpoint import save_checkpoint
     from melody_utils.config import get_config
-    from melody_utils.model import build_from_config
+    from melody_utils.model.lstm import build_from_config
 
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("run")
@@ -567,7 +565,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_cli_evaluate_prints_and_writes_the_report(tiny_run, tmp_path, capsys):
     import json
 
-    from melody_utils import cli
+    from melody_utils.cli import commands as cli
 
     report = tmp_path / "eval" / "report.md"
     assert cli.main(tiny_run + ["--samples", "2", "--report", str(report)]) == 0
@@ -590,7 +588,7 @@ def test_cli_evaluate_prints_and_writes_the_report(tiny_run, tmp_path, capsys):
 def test_cli_evaluate_sweep_writes_the_table_and_the_figures(tiny_run, tmp_path, capsys):
     import json
 
-    from melody_utils import cli
+    from melody_utils.cli import commands as cli
 
     argv = tiny_run + ["--samples", "2", "--sweep-temperatures", "0.9,1.1", "--sweep-top-ps", "1.0, 0.8",
                        "--report", str(tmp_path / "eval")]  # no suffix: eval.md
@@ -616,7 +614,7 @@ def test_cli_evaluate_sweep_writes_the_table_and_the_figures(tiny_run, tmp_path,
 
 
 def test_compare_distributions_plot_draws_one_panel_per_feature():
-    from melody_utils import plots
+    from melody_utils.display import plots
 
     rng = np.random.default_rng(11)
     gen = [S.piece_stats(random_notes(rng, 60)) for _ in range(3)]
@@ -635,12 +633,12 @@ def test_compare_distributions_plot_draws_one_panel_per_feature():
 def test_piece_nll_reads_whole_pieces_with_carried_state():
     import torch
 
-    from melody_utils import likelihood
+    from melody_utils.evaluate import likelihood
     from melody_utils.config import ModelConfig
-    from melody_utils.corpus import TokenCache
-    from melody_utils.data import make_loader
-    from melody_utils.model import build_model
-    from melody_utils.tokens import seed_vocab
+    from melody_utils.data.corpus import TokenCache
+    from melody_utils.data.windows import make_loader
+    from melody_utils.model.lstm import build_model
+    from melody_utils.music.tokens import seed_vocab
 
     torch.manual_seed(0)
     vocab = seed_vocab()
@@ -696,7 +694,7 @@ def test_context_shorter_than_a_window_models_window_is_refused(evaluated):
 
 
 def test_velocity_features_tell_dynamics_from_one_constant_velocity():
-    from melody_utils.stats import VELOCITY_HIST_BINS, compare_sets, piece_stats
+    from melody_utils.music.stats import VELOCITY_HIST_BINS, compare_sets, piece_stats
 
     rng = np.random.default_rng(0)
 

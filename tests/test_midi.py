@@ -2,7 +2,7 @@ import mido
 import numpy as np
 import pytest
 
-from melody_utils.midi import MidiError, Notes, apply_sustain, midi_to_notes, notes_to_midi, resolve_same_pitch_overlaps
+from melody_utils.music.midi import MidiError, Notes, apply_sustain, midi_to_notes, notes_to_midi, resolve_same_pitch_overlaps
 from tests.helpers import random_notes
 
 BACKENDS = ["pretty_midi", "symusic"]

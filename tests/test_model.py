@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from melody_utils.config import ModelConfig
-from melody_utils.model import (CausalLSTM, MusicLSTM, MusicLSTM_Advanced, build_model, count_parameters,
+from melody_utils.model.lstm import (CausalLSTM, MusicLSTM, MusicLSTM_Advanced, build_model, count_parameters,
                                 seed_model_config)
-from melody_utils.tokens import seed_vocab
+from melody_utils.music.tokens import seed_vocab
 
 torch.set_num_threads(1)
 

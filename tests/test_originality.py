@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from melody_utils import originality
-from melody_utils.corpus import TokenCache
-from melody_utils.originality import NGRAM, OriginalityIndex, describe
-from melody_utils.tokens import seed_vocab
+from melody_utils.evaluate import originality
+from melody_utils.data.corpus import TokenCache
+from melody_utils.evaluate.originality import NGRAM, OriginalityIndex, describe
+from melody_utils.music.tokens import seed_vocab
 
 VOCAB = seed_vocab()
 

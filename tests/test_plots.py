@@ -9,9 +9,10 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from helpers import random_notes
-from melody_utils import plots, stats
-from melody_utils.midi import Notes
-from melody_utils.quantize import log_bins, seed_duration_bins, seed_step_bins
+from melody_utils.display import plots
+from melody_utils.music import stats
+from melody_utils.music.midi import Notes
+from melody_utils.music.quantize import log_bins, seed_duration_bins, seed_step_bins
 
 
 def labelled(ax, cls, label):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from melody_utils.midi import Notes
-from melody_utils.quantize import Bins, fit_log_bins, log_bins, seed_duration_bins, seed_step_bins, timing_error_ms
-from melody_utils.tokens import Vocab, seed_vocab
+from melody_utils.music.midi import Notes
+from melody_utils.music.quantize import Bins, fit_log_bins, log_bins, seed_duration_bins, seed_step_bins, timing_error_ms
+from melody_utils.music.tokens import Vocab, seed_vocab
 from tests.helpers import random_notes
 
 
@@ -101,7 +101,7 @@ def test_vocab_persists():
 
 
 def test_vocab_differences_say_what_differs_in_plain_words():
-    from melody_utils.tokens import vocab_differences
+    from melody_utils.music.tokens import vocab_differences
 
     seed = seed_vocab()
     assert vocab_differences(seed, seed_vocab()) == []
@@ -114,7 +114,7 @@ def test_vocab_differences_say_what_differs_in_plain_words():
 
 
 def test_velocity_error_shrinks_with_more_bins_and_is_bounded_by_half_a_bin():
-    from melody_utils.tokens import velocity_error
+    from melody_utils.music.tokens import velocity_error
 
     vel = np.arange(1, 128)
     e8, e16 = velocity_error(vel, 8), velocity_error(vel, 16)

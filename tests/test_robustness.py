@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import sample, train as T
-from melody_utils import checkpoint as C
-from melody_utils import model as MD
+from melody_utils.generate import sample
+from melody_utils.train import loop as T
+from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils.config import DataConfig, get_config
-from melody_utils.corpus import TokenCache, prepare
-from melody_utils.midi import MidiError, midi_to_notes, notes_to_midi
-from melody_utils.tokens import Vocab, seed_vocab
+from melody_utils.data.corpus import TokenCache, prepare
+from melody_utils.music.midi import MidiError, midi_to_notes, notes_to_midi
+from melody_utils.music.tokens import Vocab, seed_vocab
 from tests.helpers import random_notes, write_midi_folder
 
 torch.set_num_threads(1)

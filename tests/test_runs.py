@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from melody_utils import runs
-from melody_utils import checkpoint as T
-from melody_utils.model import build_from_config
+from melody_utils.train import runs
+from melody_utils.model import checkpoint as T
+from melody_utils.model.lstm import build_from_config
 from melody_utils.config import get_config
 from test_train import make_cache, tiny_cfg
 

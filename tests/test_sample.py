@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import sample
+from melody_utils.generate import sample
 from melody_utils.config import ModelConfig
-from melody_utils.midi import Notes
-from melody_utils.model import build_model
-from melody_utils.quantize import log_bins, seed_duration_bins
-from melody_utils.sample import filter_logits, generate, generate_notes, sample_logits, validate_sampling
-from melody_utils.stepper import NumpyStepper
-from melody_utils.tokens import Vocab, seed_vocab
+from melody_utils.music.midi import Notes
+from melody_utils.model.lstm import build_model
+from melody_utils.music.quantize import log_bins, seed_duration_bins
+from melody_utils.generate.sample import filter_logits, generate, generate_notes, sample_logits, validate_sampling
+from melody_utils.model.stepper import NumpyStepper
+from melody_utils.music.tokens import Vocab, seed_vocab
 
 torch.set_num_threads(1)
 

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import checkpoint as ckpts
-from melody_utils import cli, corpus
-from melody_utils.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, composer_names, export_inference, load_checkpoint,
+from melody_utils.model import checkpoint as ckpts
+from melody_utils.cli import commands as cli
+from melody_utils.data import corpus
+from melody_utils.model.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, composer_names, export_inference, load_checkpoint,
                                      read_checkpoint)
 from melody_utils.config import REPO_ROOT, get_config
-from melody_utils.tokens import Vocab
-from melody_utils.train import train
+from melody_utils.music.tokens import Vocab
+from melody_utils.train.loop import train
 
 from helpers import write_midi_folder
 
@@ -162,7 +163,7 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
 @pytest.mark.skipif(not SHIPPED_IN_CHECKOUT.is_file(), reason=f"{SHIPPED_IN_CHECKOUT} is not built yet "
                     "(scripts/build_shipped_model.py)")
 def test_the_shipped_model_loads_on_cpu_and_plays_with_dynamics():
-    from melody_utils.sample import model_generate_fn
+    from melody_utils.generate.sample import model_generate_fn
 
     model, vocab, cfg, state = load_checkpoint(SHIPPED_IN_CHECKOUT, device="cpu")
     embedded = corpus.prepare(get_config("small", **{"data.source": cfg.data.source}).data, progress=False)
@@ -173,7 +174,7 @@ def test_the_shipped_model_loads_on_cpu_and_plays_with_dynamics():
 
 
 def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, shipped, tmp_path, monkeypatch):
-    from melody_utils import metrics
+    from melody_utils.evaluate import report as metrics
 
     _, cache, run, _ = trained
     mine, theirs = metrics.compare_with_shipped(run / CHECKPOINT_BEST, cache)  # the shipped one is its fp16 export
@@ -188,7 +189,7 @@ def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, sh
 
 
 def test_notebook_04_finds_the_shipped_model_when_notebook_03_has_not_run(trained, shipped, tmp_path):
-    from melody_utils import runs
+    from melody_utils.train import runs
 
     path, about = runs.find_checkpoint(tmp_path / "outputs")
     assert path == shipped and about.startswith(f"the shipped model {shipped}, trained on embedded") and "notebook 03" in about

@@ -15,17 +15,18 @@ import wave
 import numpy as np
 import pytest
 
-from melody_utils import cli, corpus
-from melody_utils.checkpoint import load_checkpoint
-from melody_utils.composers import composer_id
+from melody_utils.cli import commands as cli
+from melody_utils.data import corpus
+from melody_utils.model.checkpoint import load_checkpoint
+from melody_utils.data.composers import composer_id
 from melody_utils.config import REPO_ROOT, SampleConfig
-from melody_utils.controls import Controls
-from melody_utils.midi import midi_to_notes
-from melody_utils.originality import OriginalityIndex
-from melody_utils.sample import generate, model_generate_fn
-from melody_utils.stepper import NumpyStepper
-from melody_utils.scales import parse_key
-from melody_utils.uploads import primer_from_bytes
+from melody_utils.generate.controls import Controls
+from melody_utils.music.midi import midi_to_notes
+from melody_utils.evaluate.originality import OriginalityIndex
+from melody_utils.generate.sample import generate, model_generate_fn
+from melody_utils.model.stepper import NumpyStepper
+from melody_utils.music.scales import parse_key
+from melody_utils.generate.primer import primer_from_bytes
 
 SHIPPED = REPO_ROOT / "data" / "pretrained" / "piano_lstm.pt"
 pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"{SHIPPED} is not in this checkout")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from fake_maestro import PIECES, build_fake_maestro
-from melody_utils import maestro
+from melody_utils.data import maestro
 from melody_utils.config import DataConfig, get_config
-from melody_utils.corpus import prepare, spread_first
-from melody_utils.midi import Notes, midi_to_notes, notes_to_midi
-from melody_utils.sources import PIANO_PATH, load_embedded
+from melody_utils.data.corpus import prepare, spread_first
+from melody_utils.music.midi import Notes, midi_to_notes, notes_to_midi
+from melody_utils.data.sources import PIANO_PATH, load_embedded
 from tests.helpers import random_notes, write_midi_folder
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_piano_corpus.py"
@@ -135,7 +135,7 @@ def test_chorales_carry_no_dynamics_and_say_so_once(tmp_path, capsys):
 
 
 def test_auto_and_embedded_mean_the_piano_corpus_when_maestro_is_absent(tmp_path, monkeypatch):
-    from melody_utils import corpus
+    from melody_utils.data import corpus
 
     monkeypatch.setattr(corpus, "find_maestro", lambda root=None: None)
     paths = {src: prepare(DataConfig(source=src, max_files=4), cache_dir=tmp_path, progress=False).path

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import data, streams
-from melody_utils import model as MD
-from melody_utils import train as T
+from melody_utils.data import windows as data, streams
+from melody_utils.model import lstm as MD
+from melody_utils.train import loop as T
 from melody_utils.config import get_config
-from melody_utils.corpus import TokenCache
-from melody_utils.tokens import seed_vocab
+from melody_utils.data.corpus import TokenCache
+from melody_utils.music.tokens import seed_vocab
 
 torch.set_num_threads(1)
 

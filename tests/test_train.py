@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils import data
-from melody_utils import schedule as S
-from melody_utils import train as T
-from melody_utils import checkpoint as C
+from melody_utils.data import windows as data
+from melody_utils.train import schedule as S, loop as T
+from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils import device as D
-from melody_utils import model as MD
 from melody_utils.config import get_config
-from melody_utils.corpus import TokenCache
-from melody_utils.quantize import Bins
-from melody_utils.tokens import Vocab, seed_vocab
+from melody_utils.data.corpus import TokenCache
+from melody_utils.music.quantize import Bins
+from melody_utils.music.tokens import Vocab, seed_vocab
 
 torch.set_num_threads(1)
 

@@ -5,10 +5,10 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from helpers import random_notes
-from melody_utils import widgets as ui
-from melody_utils.audio import rms_db
+from melody_utils.notebook import widgets as ui
+from melody_utils.display.audio import rms_db
 from melody_utils.config import SampleConfig
-from melody_utils.midi import Notes, midi_to_notes
+from melody_utils.music.midi import Notes, midi_to_notes
 
 GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
 
@@ -176,8 +176,8 @@ def test_composer_dropdown_only_for_models_with_composers(tmp_path):
 # Sampling controls and your own MIDI
 # ---------------------------------------------------------------------------------------------
 def _vocab():
-    from melody_utils.quantize import log_bins
-    from melody_utils.tokens import Vocab
+    from melody_utils.music.quantize import log_bins
+    from melody_utils.music.tokens import Vocab
 
     return Vocab(log_bins(32, 0.02, 4, True), log_bins(32, 0.02, 4, False), 16)
 
@@ -255,7 +255,7 @@ def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
 
 
 def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
-    from melody_utils.uploads import PrimerLoader, primer_from_bytes
+    from melody_utils.generate.primer import PrimerLoader, primer_from_bytes
 
     data = _midi_bytes(tmp_path, pitches=(10, 60, 64, 67, 72, 76))  # pitch 10 is below the piano: dropped
     notes = primer_from_bytes("mine.mid", data, _vocab(), n_notes=3)
@@ -277,7 +277,7 @@ def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
     ("notes.txt", b"C D E", "notes.txt is not a MIDI file"),
 ])
 def test_an_upload_that_is_not_midi_is_one_line_naming_it(tmp_path, name, data, says):
-    from melody_utils.uploads import PrimerLoader, primer_from_bytes
+    from melody_utils.generate.primer import PrimerLoader, primer_from_bytes
 
     with pytest.raises(ValueError, match=says) as err:
         primer_from_bytes(name, data, _vocab(), 8)
@@ -289,7 +289,7 @@ def test_an_upload_that_is_not_midi_is_one_line_naming_it(tmp_path, name, data, 
 
 
 def test_uploaded_files_reads_colab_and_both_ipywidgets_layouts():
-    from melody_utils.uploads import uploaded_files
+    from melody_utils.generate.primer import uploaded_files
 
     assert uploaded_files({"a.mid": b"x"}) == [("a.mid", b"x")]  # Colab's files.upload()
     assert uploaded_files({"a.mid": {"metadata": {}, "content": b"x"}}) == [("a.mid", b"x")]  # ipywidgets 7

@@ -99,7 +99,7 @@ def test_config_imported_with_other_folders_asks_for_a_restart(monkeypatch, tmp_
 
 def test_every_package_path_follows_the_variables(tmp_path):
     """A fresh process, as a notebook after setup: the package's folders all come from the variables."""
-    code = ("import json; from melody_utils import config, corpus, maestro; "
+    code = ("import json; from melody_utils import config; from melody_utils.data import corpus, maestro; "
             "print(json.dumps([str(config.DATA_DIR), str(config.OUTPUTS_DIR), str(corpus.CACHE_DIR), "
             "str(maestro.DEFAULT_ROOT), config.get_config().train.out_dir, config.get_config().sample.output, "
             "str(corpus.PIANO_PATH)]))")

@@ -1,0 +1,1 @@
+"""The notebooks' interactive generator (``widgets``)."""
