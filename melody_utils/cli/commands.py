@@ -27,7 +27,7 @@ from ..evaluate import report as metrics
 from ..model import checkpoint as ckpts
 from ..model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
 from .args import (MEMORY, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, PROBABILITY, Parser,
-                        at_least_two, number, number_list, parse_setting)
+                        at_least_two, check_settings, number, number_list, parse_setting)
 from ..data.composers import describe_composer
 from ..config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
 from ..generate.controls import MAX_SECONDS, add_control_arguments, controls_from_args
@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.evaluate.report)")
-    _base_args(p)
+    _base_args(p).add_argument("--source", help="the corpus to score, tokenized with the checkpoint's vocabulary "
+                               "(default: the checkpoint's own): the same values as prepare --source")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt, else the shipped model)")
     _evaluate_args(p)
     p.set_defaults(func=cmd_evaluate)
@@ -185,6 +186,7 @@ def config_from_args(args, **defaults) -> Config:
         changes["train.out_dir"] = str(Path(changes["train.out_dir"]).expanduser())
     cfg = get_config(args.preset, **changes)  # the preset's sizes for the chosen model, then these changes
     settings = dict(parse_setting(cfg, item) for item in args.set)
+    check_settings(getattr(args, "command", ""), settings)
     return cfg.override(**settings) if settings else cfg
 
 
@@ -362,11 +364,23 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def _evaluate_settings(args, cfg: Config) -> tuple[dict, dict]:
+    """(data settings of the corpus to score, sampling knobs) that ``evaluate`` was given by flag or --set;
+    what was not given stays the checkpoint's."""
+    given = dict(parse_setting(cfg, item) for item in args.set)
+    if args.source is not None:
+        given.setdefault("data.source", args.source)
+    data = {k.partition(".")[2]: v for k, v in given.items() if k.startswith("data.")}
+    knobs = {name: given.get(f"sample.{name}", getattr(args, name)) for name in ("temperature", "top_k", "top_p", "n_notes", "memory")}
+    return data, knobs
+
+
 def cmd_evaluate(args) -> int:
     """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
 
-    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
-    auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
+    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the corpus the checkpoint's own, or
+    ``--source`` (any corpus, tokenized with the checkpoint's vocabulary); the device ``--device``
+    (default auto: CUDA when available); the cache under ``--cache-dir`` when given.
     ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """
     cfg = config_from_args(args)
@@ -380,11 +394,11 @@ def cmd_evaluate(args) -> int:
     sweep = None
     if args.sweep or args.sweep_temperatures or args.sweep_top_ps:
         sweep = {"temperatures": args.sweep_temperatures, "top_ps": args.sweep_top_ps}  # None: the default grid
+    data, knobs = _evaluate_settings(args, cfg)
     result = metrics.evaluate(
-        checkpoint, n_samples=args.samples, n_notes=args.n_notes, split=args.split, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, device=str(resolve_device(cfg.train.device)),
+        checkpoint, n_samples=args.samples, split=args.split, device=str(resolve_device(cfg.train.device)),
         seed=args.seed if args.seed is not None else 0, cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep,
-        context=args.context, memory=args.memory,
+        context=args.context, data=data or None, **knobs,
     )
     if not report_path:
         print(metrics.format_report(result))

@@ -10,6 +10,7 @@ command (:mod:`melody_utils.cli.commands`) calls these two.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -53,6 +54,7 @@ def _stats_to_json(stats: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 NGRAM_ORDERS = (1, 2, 3)
+VOCAB_FIELDS = ("bins", "n_step_bins", "n_dur_bins", "velocity_bins")  # data settings that shape the vocabulary
 
 
 def context_nll(model, cfg, vocab, pieces, context: int = 0, batch_size: int = 64, device="cpu",
@@ -143,10 +145,28 @@ def _memory_nll(model, cache, split: str, device, progress: bool, context: int =
     return out
 
 
-def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool):
-    """(the token cache, the split to score, its piece indices) for :func:`evaluate`, checked."""
+def scored_data(cfg, data: dict | None):
+    """The data settings of the corpus :func:`evaluate` scores: the checkpoint's (``cfg.data``) with ``data``
+    (e.g. ``{"source": "chorales"}``) over them; ValueError naming an unknown or vocabulary-shaping key."""
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cfg.data)}
+    bad = sorted(k for k in data if k not in known or k in VOCAB_FIELDS)
+    if bad:
+        raise ValueError(f"data setting(s) {bad} cannot change what evaluate scores: the vocabulary is the checkpoint's; "
+                         f"give corpus settings such as source, sustain, max_files")
+    return dataclasses.replace(cfg.data, **data)
+
+
+def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool, data: dict | None = None):
+    """(the token cache, the split to score, its piece indices, the source scored or None when ``cache`` is
+    given) for :func:`evaluate`, checked; ``data``: see :func:`scored_data`."""
+    scored = None
+    if data and cache is not None:
+        raise ValueError("evaluate: pass either a token cache or data settings of the corpus to score, not both")
     if cache is None:
-        cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=progress, vocab=vocab)
+        data_cfg = scored_data(cfg, data)
+        scored = corpus.resolve_source(data_cfg)
+        cache = corpus.prepare(data_cfg, cache_dir=cache_dir, progress=progress, vocab=vocab)
     if cache.vocab != vocab:
         raise ValueError(
             f"checkpoint {checkpoint_path} was trained with another vocabulary than the token cache's "
@@ -158,7 +178,7 @@ def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, 
     held_out = cache.piece_indices(split)
     if len(held_out) == 0:
         raise ValueError(f"the token cache has no {split!r} piece to evaluate on; prepare it with data.test_fraction > 0")
-    return cache, split, held_out
+    return cache, split, held_out, scored
 
 
 def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list:
@@ -179,7 +199,8 @@ def _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory) -> tuple:
 def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
              device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
-             sweep=None, likelihood: bool = True, context: int = 0, memory: float | None = None) -> dict:
+             sweep=None, likelihood: bool = True, context: int = 0, memory: float | None = None,
+             data: dict | None = None) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`~melody_utils.evaluate.likelihood.model_nll`, causal models on
@@ -211,15 +232,17 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       the held-out excerpts of the sweep's length), ``max_degenerate_rate`` (that + margin) and
       ``best``.
 
-    ``cache``: a :class:`~melody_utils.data.corpus.TokenCache`; default: the one the checkpoint's data
-    settings describe (``corpus.prepare``, under ``cache_dir`` when given). Sampling settings default to the checkpoint's
+    ``cache``: a :class:`~melody_utils.data.corpus.TokenCache` tokenized with the checkpoint's vocabulary; default:
+    the one the checkpoint's data settings describe, with ``data`` over them (``{"source": "chorales"}``: any
+    corpus, tokenized with the checkpoint's vocabulary; see :func:`scored_data`), prepared by ``corpus.prepare``
+    under ``cache_dir`` when given. ``"corpus"`` in the result names the source scored. Sampling settings default to the checkpoint's
     ``sample`` section. ``split``: "test" (falls back to "validation" when the corpus has no test
     piece).
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2 (a distribution needs 2 pieces), got {n_samples!r}")
     model, vocab, cfg, state = load_checkpoint(checkpoint_path, device)
-    cache, split, held_out = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress)
+    cache, split, held_out, scored = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress, data)
     sc = cfg.sample
     temperature, top_k, top_p, n_notes, memory = _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory)
     sweep_opts = None if sweep is None or sweep is False else sweep_options(sweep, n_samples, n_notes)
@@ -236,26 +259,33 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
     reference = _reference_excerpts(held_notes, n_notes, seed, split)
-    gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
     result = {
         "checkpoint": str(checkpoint_path),
         "arch": cfg.model.arch,
+        "corpus": scored,
         "epoch": state.get("epoch"),
         "split": split,
         "nll": nll,
         "memory": {"strength": memory, **(_memory_nll(model, cache, split, device, progress, context) if nll and model.causal else {})},
-        "stats": compare_sets(gen_stats, ref_stats, seed=seed),
-        "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
-        "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
+        **_statistics(generated, reference, seed),
         "sampling": {"n_samples": n_samples, "n_notes": n_notes, "temperature": temperature, "top_k": top_k,
                      "top_p": top_p, "primer_notes": n_primer, "seed": seed},
-        "piece_stats": {"generated": [_stats_to_json(s) for s in gen_stats], "reference": [_stats_to_json(s) for s in ref_stats]},
     }
 
     # 3. optionally: which sampling settings come closest to the held-out pieces
     if sweep_opts is not None:
         result["sweep"] = _sweep_result(generate_fn, sweep_opts, held_notes, primers, top_k, seed, progress)
     return result
+
+
+def _statistics(generated, reference, seed: int) -> dict:
+    """:func:`evaluate`'s ``"stats"``, ``"degenerate_rate"``, ``"reference_degenerate_rate"`` and ``"piece_stats"``."""
+    gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
+    return {"stats": compare_sets(gen_stats, ref_stats, seed=seed),
+            "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
+            "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
+            "piece_stats": {"generated": [_stats_to_json(s) for s in gen_stats],
+                            "reference": [_stats_to_json(s) for s in ref_stats]}}
 
 
 def _sweep_result(generate_fn, o: dict, held_notes, primers, top_k: int, seed: int, progress: bool) -> dict:
@@ -281,6 +311,8 @@ def format_report(result: dict, figures: dict | None = None) -> str:
     """
     figures = figures or {}
     lines = [f"# Evaluation of {result.get('checkpoint', 'a model')}", ""]
+    if result.get("corpus"):
+        lines += [f"Held-out pieces of the corpus {result['corpus']}, tokenized with the checkpoint's vocabulary.", ""]
     nll = result.get("nll", {})
     if nll:
         fields = [f for f in next(iter(nll.values()))["bits"] if f != "total"]
