@@ -42,6 +42,8 @@ def test_train_writes_checkpoints_and_history(run):
     assert (out / CHECKPOINT_BEST).is_file() and (out / CHECKPOINT_LAST).is_file() and (out / HISTORY_FILE).is_file()
     ckpt = read_checkpoint(out / CHECKPOINT_LAST)
     assert ckpt["step"] == 4 and ckpt["config"]["preset"] == "tiny" and ckpt["config"]["data"]["source"] == "embedded"
+    memory = read_checkpoint(out / CHECKPOINT_BEST)["memory"]  # fitted at the end of training, for this model
+    assert memory["fit"]["validation_pieces"] == 2 and len(memory["weights"]) == memory["order"]
 
 
 @pytest.mark.parametrize("keep", [False, True])

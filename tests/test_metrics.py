@@ -519,7 +519,9 @@ def test_evaluate_scores_the_piece_memory_with_its_weights_and_refitted_on_the_c
     assert mem["nll"]["n_notes"] == mem["nll_refit"]["n_notes"] == nll["model"]["n_notes"]  # the same notes
     # every piece here climbs the keyboard by semitones, so pitches repeat 88 notes later: the validation
     # pieces call for other weights than the piano corpus's, and the refit finds them
-    assert len(mem["refit_weights"]) == MEMORY.order and tuple(mem["refit_weights"]) != MEMORY.weights
+    refit = mem["refit"]
+    assert len(refit["weights"]) == MEMORY.order and tuple(refit["weights"]) != MEMORY.weights
+    assert mem["settings"] == MEMORY.to_dict()  # a checkpoint without a fitted memory plays the piano corpus's
     # its steps and durations do not repeat with the pitches: the piano weights mislead, the refitted ones less
     assert mem["nll_refit"]["nats"]["total"] < mem["nll"]["nats"]["total"]
     report = M.format_report(evaluated["result"])

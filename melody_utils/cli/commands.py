@@ -24,6 +24,7 @@ from pathlib import Path
 from ..display import audio
 from ..data import corpus
 from ..evaluate import report as metrics
+from ..evaluate.memory_fit import describe_fit, fit_checkpoint_memory
 from ..model import checkpoint as ckpts
 from ..model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
 from .args import (MEMORY, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, PROBABILITY, Parser,
@@ -243,6 +244,9 @@ def _train(cfg: Config, args, init=None, vocab=None):
     if history["val_loss"]:
         print(f"trained {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps): "
               f"train loss {history['train_loss'][-1]:.3f}, validation loss {history['val_loss'][-1]:.3f} nats/note")
+    if int(os.environ.get("RANK", "0") or 0) == 0 and default_checkpoint(out_dir).is_file():  # the end of training:
+        print(describe_fit(fit_checkpoint_memory(default_checkpoint(out_dir), cache,  # this model's piece memory
+                                                 resolve_device(cfg.train.device), progress=not args.quiet)))
     print(f"checkpoints: {out_dir / CHECKPOINT_BEST} (best), {out_dir / CHECKPOINT_LAST} (last)\n"
           f"history: {out_dir / HISTORY_FILE}")
     return cache

@@ -25,8 +25,9 @@ from ..data import windows as data
 from ..display import plots
 from ..model.checkpoint import load_checkpoint
 from ..data.composers import piece_composer_ids
-from .likelihood import model_nll, ngram_nll, piece_logprobs, piece_memory_nll, piece_nll, uniform_nll
-from ..generate.memory import fit_weights, validate_memory
+from .likelihood import model_nll, ngram_nll, piece_memory_nll, piece_nll, uniform_nll
+from .memory_fit import FIT_BASE, fit_memory, split_logprobs
+from ..generate.memory import model_memory, validate_memory
 from ..files import atomic_write_bytes
 from ..generate.sample import model_generate_fn, primer_length
 from ..music.stats import DEGENERATE_TAIL, SCALAR_FEATURES, compare_sets, degeneracy, excerpts, piece_stats
@@ -121,27 +122,21 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
     return nll
 
 
-def split_logprobs(model, cache, split: str, device="cpu", progress: bool = False) -> tuple[list, list]:
-    """(the split's token arrays, a causal model's per-note log-probabilities on them, each piece read
-    with its composer where the model knows it): what the piece memory is scored and fitted on."""
-    comps = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
-    pieces = cache.split_tokens(split)
-    return pieces, piece_logprobs(model, pieces, device, progress, comps)
-
-
 def _memory_nll(model, cache, split: str, device, progress: bool, context: int = 0) -> dict:
     """:func:`evaluate`'s ``"memory"``: the causal model mixed with the piece memory, on the notes
-    :func:`held_out_nats` scores. ``"nll"``: with the weights generation uses (:data:`memory.MEMORY`,
-    fitted on the piano corpus); ``"nll_refit"`` (scoring another split than validation): with
-    weights refitted on this corpus's validation split, what the memory gives on this corpus."""
+    :func:`held_out_nats` scores. ``"settings"`` and ``"nll"``: the memory generation uses, the model's own
+    (:func:`melody_utils.generate.memory.model_memory`: fitted at the end of its training, else the piano
+    corpus's); ``"nll_refit"`` (scoring another split than validation): with the memory refitted on this
+    corpus's validation split (:func:`melody_utils.evaluate.memory_fit.fit_memory`: weights, timing kernel,
+    strength), what the memory gives on this corpus, ``"refit"`` its settings and fit."""
     pieces, lp = split_logprobs(model, cache, split, device, progress)
-    ctx = max(context, 1)
-    out = {"nll": piece_memory_nll(model, pieces, 1.0, context=ctx, logprobs=lp)}
+    ctx, own = max(context, 1), model_memory(model)
+    out = {"settings": own.to_dict(), "nll": piece_memory_nll(model, pieces, 1.0, context=ctx, settings=own, logprobs=lp)}
     if split != "validation" and len(cache.piece_indices("validation")):
         val_pieces, val_lp = split_logprobs(model, cache, "validation", device, progress)
-        refit, _ = fit_weights(val_lp, val_pieces)
+        refit, fit = fit_memory(val_lp, val_pieces, FIT_BASE, progress)
         out["nll_refit"] = piece_memory_nll(model, pieces, 1.0, context=ctx, settings=refit, logprobs=lp)
-        out["refit_weights"] = list(refit.weights)
+        out["refit"] = {**refit.to_dict(), "fit": fit}
     return out
 
 
@@ -212,7 +207,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       the notes with at least that many notes before them (:func:`context_nll`), so a causal and
       a window model are compared on the same notes; the n-grams keep scoring every note but the first.
     - ``"memory"``: ``"strength"``, the piece memory's in generation (``memory``, default ``sample.memory``), and for
-      a causal model what :func:`_memory_nll` scores (``"nll"``, ``"nll_refit"``, ``"refit_weights"``).
+      a causal model what :func:`_memory_nll` scores (``"settings"``, ``"nll"``, ``"nll_refit"``, ``"refit"``).
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
@@ -333,7 +328,9 @@ def format_report(result: dict, figures: dict | None = None) -> str:
         lines += ["", "Uniform: every id equally likely. n-grams: counts on the train split, one field at a time "
                   "given the previous n-1 notes, smoothing tuned on the validation split."
                   + (" Model + memory: the model mixed with the piece memory (melody_utils.generate.memory), on the same notes, with "
-                     "the weights generation uses (fitted on the piano corpus)" if with_memory else "")
+                     "the settings generation uses (the model's own, else the piano corpus's: strength "
+                     f"{mem['settings']['strength']:g}, timing spread {mem['settings']['timing_spread']:g})"
+                     if with_memory and mem.get("settings") else "")
                   + ("; refitted: with weights fitted on this corpus's validation split." if mem.get("nll_refit") else
                      "." if with_memory else ""), ""]
     stats = result.get("stats")

@@ -52,7 +52,7 @@ import torch
 from ..data.composers import composer_id
 from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
 from ..device import resolve_device
-from .memory import PieceMemory, validate_memory
+from .memory import PieceMemory, model_memory, validate_memory
 from ..music.midi import DEFAULT_VELOCITY, Notes
 from ..model.stepper import NumpyStepper
 from ..music.tokens import Vocab
@@ -226,7 +226,8 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     receives ``masked_mass``, the mean per note of the probability the grammar mask removed. ``composer``: a
     name (:func:`~melody_utils.data.composers.resolve_composer`), an id, "any" or None (models trained with composers).
     ``memory``: strength of the piece memory (:mod:`melody_utils.generate.memory`; 0 = off, 1 = the fitted
-    weights, up to 4), mixed into the model's distribution before everything else above.
+    weights, up to 4), mixed into the model's distribution before everything else above; its settings are
+    the model's own (fitted at the end of training and loaded with its checkpoint, ``memory.model_memory``).
     """
     validate_sampling(temperature, top_k, top_p)
     validate_seconds(seconds)
@@ -244,7 +245,7 @@ def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float 
     steps = NoteClock(out, vocab, seconds, progress)
     draw = FieldSampler((temperature, top_k, top_p), Steering(controls, vocab, temperature),
                         GrammarMask(zero_step_id(vocab)),
-                        PieceMemory(batch, len(prim) + out.shape[1], memory) if memory else None)
+                        PieceMemory(batch, len(prim) + out.shape[1], memory, model_memory(model)) if memory else None)
     for note in prim:
         draw.observe(np.broadcast_to(note, (batch, n_fields)))
     was_training = model.training
