@@ -86,8 +86,10 @@ class TrainConfig:
     time_budget_s: float = 0.0  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = 1.0  # max global grad norm (0 = off)
-    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)
-    cpu_bf16: bool = False  # opt-in bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): ~1.5x faster training
+    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (fp32, or bf16 by cpu_bf16; same code path)
+    # bf16 autocast on the CPU: "auto" = on CPUs that multiply bf16 natively (AVX512-BF16/AMX; ~1.5x the steps, a
+    # lower loss in the same time, docs/benchmarks.md), fp32 elsewhere; true / false to force it (true needs such a CPU)
+    cpu_bf16: bool | str = "auto"
     seed: int = 0  # seeds torch, numpy and the data order: CPU runs are reproducible
     num_workers: int = 0  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
@@ -162,6 +164,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.hidden": 64, "model.layers": 1, "model.emb_pitch": 32, "model.emb_step": 16, "model.emb_dur": 16,
         "train.batch_size": 32, "train.epochs": 2, "train.max_steps": 60, "train.warmup_steps": 10,
         "sample.n_notes": 64,
+        # fp32 on every CPU: tests and golden files must give the same numbers with and without native bf16
+        "train.cpu_bf16": False,
     },
     # A few minutes on a laptop CPU: the README's main command.
     "small": {

@@ -47,10 +47,26 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool = False):
+def cpu_bf16_wanted(setting) -> bool:
+    """``train.cpu_bf16`` -> whether a CPU run trains under bf16 autocast: ``"auto"`` where the CPU multiplies
+    bf16 natively (:func:`cpu_has_native_bf16`), True/False (or "true"/"false", as ``--set`` gives them) as said."""
+    if isinstance(setting, str):
+        text = setting.strip().lower()
+        if text == "auto":
+            return cpu_has_native_bf16()
+        if text not in ("true", "1", "yes", "false", "0", "no"):
+            raise ValueError(f"train.cpu_bf16 must be 'auto', true or false, got {setting!r}")
+        return text in ("true", "1", "yes")
+    if not isinstance(setting, bool):
+        raise ValueError(f"train.cpu_bf16 must be 'auto', true or false, got {setting!r}")
+    return setting
+
+
+def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool | str = False):
     """(context, dtype): autocast on CUDA (bf16 where supported, else fp16); on the CPU plain fp32,
-    or bf16 autocast when ``cpu_bf16`` is asked for and the CPU has native bf16 (else a ValueError)."""
-    if device.type == "cpu" and cpu_bf16:
+    or bf16 autocast when ``cpu_bf16`` asks for it (:func:`cpu_bf16_wanted`: True, or "auto" on a CPU with
+    native bf16); True on a CPU without native bf16 is a ValueError."""
+    if device.type == "cpu" and cpu_bf16_wanted(cpu_bf16):
         if not cpu_has_native_bf16():
             raise ValueError("train.cpu_bf16=True needs a CPU with AVX512-BF16 or AMX (not found in /proc/cpuinfo); "
                              "set train.cpu_bf16=false")
