@@ -28,9 +28,9 @@ MAX_INTERVAL = 12  # melodic intervals are clipped to +-12 semitones in the inte
 NGRAM_REPEAT = 8  # n of the repeated n-gram measures
 # Pitch patterns: onsets closer than this form one chord, its pitches taken lowest first, so a chord a
 # pianist rolls differently on a repeat (performed chords spread over 10-50 ms) is the same pattern.
-# Share of held-out 400-note excerpts' pitch 8-grams heard earlier, 40 performances: 0.036 by onset
-# order alone, 0.064 at 15 ms, 0.094 at 30 ms, 0.097 at 50 ms, 0.075 at 80 ms; piano-corpus pieces
-# 0.20 at every threshold (docs/benchmarks.md).
+# Share of the pitch 8-grams of 400-note excerpts heard earlier in them (benchmarks/bench_repeats.py,
+# 40 pieces, docs/benchmarks.md): performances 0.035 by onset order alone, 0.064 at 15 ms, 0.092 at
+# 30 ms, 0.097 at 50 ms, 0.074 at 80 ms; the piano corpus 0.17 at every threshold.
 PATTERN_CHORD_S = 0.05
 LOOP_MAX_PERIOD = 32  # longest loop period (notes) that loop_mask looks for
 LOOP_MIN_NOTES = 8  # a loop must span at least this many notes ...
