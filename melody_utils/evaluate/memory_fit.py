@@ -32,7 +32,7 @@ from ..generate.memory import MEMORY, MemorySettings, best_weights, joint_probab
 from ..model.checkpoint import load_checkpoint, store_memory
 from .likelihood import piece_logprobs
 
-KERNELS = tuple((s, w) for w in (1, 2) for s in (0.0, 0.1, 0.2, 0.35, 0.5))  # (timing_spread, timing_width) tried
+KERNELS = tuple((s, w) for w in (1, 2, 3) for s in (0.0, 0.1, 0.2, 0.35, 0.5, 0.7))  # (timing_spread, timing_width) tried
 STRENGTHS = (0.0, 0.25, 0.5, 1.0)  # the model's strengths tried (odds of the fitted weights times this)
 FOLDS = 2  # cross-fitting folds of the validation pieces (alternating)
 MAX_FIT_NOTES = 200_000  # validation notes the fit reads at most (the first pieces): it counts matches note by note
