@@ -5,6 +5,7 @@
     python -m melody_utils train --preset colab --epochs 30
     python -m melody_utils train --init pretrained --source my_midis   # fine-tune the shipped model
     python -m melody_utils generate --temperature 0.9 --top-p 0.95 --n-notes 300 --primer test
+    python -m melody_utils generate --primer my_piece.mid --primer-seconds 20 --num-outputs 3 --wav take.wav
 
 Sizes come from a preset (``--preset``, default ``$MELODY_PRESET`` or ``small``); the flags
 below override single settings, and ``--set section.field=value`` any other one. Bad input
@@ -35,11 +36,14 @@ from ..device import resolve_device
 from ..generate.memory import MAX_MEMORY
 from ..music.midi import notes_to_midi
 from ..evaluate.originality import OriginalityIndex, describe
-from ..generate.sample import model_generate_fn, primer_length, validate_sampling
+from ..generate.sample import primer_length, validate_sampling
 from ..evaluate.sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
 from ..music.tokens import Vocab
+from ..train import runs
 from ..train.loop import HISTORY_FILE, train
-from ..generate.primer import primer_from_file
+from ..generate.primer import MAX_PRIMER_NOTES, primer_from_file
+from ..generate.takes import MAX_TAKES, generate_takes, take_paths
+from ..display.soundfonts import find_soundfont
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
 
@@ -86,21 +90,29 @@ def _init_arg(g) -> None:
 def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> None:
     g = p.add_argument_group("generation")
     if with_checkpoint:
-        g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt, "
-                       "else the shipped model)")
+        g.add_argument("--checkpoint", help="checkpoint to sample from (default: the newest run's ckpt_best.pt, else "
+                       "ckpt_last.pt, in OUT_DIR or its run-* folders; else the shipped model)")
     g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
     g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
     g.add_argument("--memory", type=MEMORY, help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
     g.add_argument("--n-notes", type=POSITIVE_INT, help="notes to generate")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
-    g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
+    g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer: the first of a test piece, "
+                   f"the last of a file (default: the preset's for test, {MAX_PRIMER_NOTES} for a file)")
+    g.add_argument("--primer-seconds", type=POSITIVE_FLOAT, metavar="S", help="with --primer FILE: the file's last S "
+                   "seconds prime the model and the music continues after them (default: the whole file)")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
+    g.add_argument("--num-outputs", type=number(int, 1, MAX_TAKES, what=f"an integer in [1, {MAX_TAKES}]"), default=1,
+                   metavar="N", help="N different pieces in one batched call, written to numbered files (OUTPUT_1.midi, ...)")
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
     g.add_argument("--seconds", type=number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
     g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
-    g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
+    g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file, 44.1 kHz stereo (the notebooks' "
+                   "synthesizer; numbered like the MIDI files with --num-outputs)")
+    g.add_argument("--soundfont", metavar="PATH", help="the .sf2/.sf3 SoundFont --wav plays (default: the best on this "
+                   "machine; see melody_utils.display.soundfonts)")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
 
 
@@ -160,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.evaluate.report)")
     _base_args(p)
-    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt, else the shipped model)")
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the newest run's ckpt_best.pt in OUT_DIR or its "
+                   "run-* folders, else the shipped model)")
     _evaluate_args(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -261,8 +274,13 @@ def cmd_train(args) -> int:
 
 
 def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=None):
-    """--primer value -> Notes (the first ``n_notes`` notes) or None."""
+    """--primer value -> (Notes or None, what it is in words): a test piece's first ``n_notes`` notes,
+    or a file's last notes (its last --primer-seconds, at most ``n_notes``; see generate.primer)."""
     spec = (spec or "test").strip()
+    seconds = getattr(args, "primer_seconds", None)
+    if seconds is not None and spec.lower() in ("none", "test"):
+        raise ValueError(f"--primer-seconds takes the last seconds of a --primer MIDI file, not of --primer {spec}; "
+                         f"pass a file or drop --primer-seconds")
     if spec.lower() == "none":
         return None, "none (one default note)"
     if spec.lower() == "test":
@@ -281,55 +299,85 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
     if not path.is_file():
         raise FileNotFoundError(f"--primer {spec}: file not found; pass {PRIMER_CHOICES}")
     try:
-        return primer_from_file(path, vocab, n_notes, train_cfg.data.sustain), str(path)
+        notes = primer_from_file(path, vocab, n_notes, train_cfg.data.sustain, seconds=seconds)
     except ValueError as exc:
         raise ValueError(f"--primer: {exc}") from None
+    span = f"its last {seconds:g} s" if seconds is not None else "the whole file"
+    return notes, f"{path} ({span}: {len(notes)} notes, {notes.seconds():.1f} s; the music continues after it)"
 
 
-def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:
+def _primer_notes(model, cfg: Config, args) -> int:
+    """Notes a primer may hold: --primer-notes, else the preset's for a test piece and MAX_PRIMER_NOTES for a
+    file (a window model's full window at least)."""
+    if args.primer_notes is None and (args.primer or "test").strip().lower() not in ("test", "none"):
+        return primer_length(model, MAX_PRIMER_NOTES)
+    return primer_length(model, cfg.sample.primer_notes)
+
+
+def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> list[Path]:
     s = cfg.sample
     validate_sampling(s.temperature, s.top_k, s.top_p)
+    if args.soundfont and not args.wav:
+        raise ValueError("--soundfont plays the --wav rendering: add --wav PATH, or drop --soundfont")
+    if args.soundfont:
+        find_soundfont(args.soundfont)  # a missing SoundFont fails before the work
     device = resolve_device(cfg.train.device)
     model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
-    primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
+    primer, primer_name = load_primer(args.primer, train_cfg, vocab, _primer_notes(model, cfg, args), args, cache)
     t0 = time.time()
     keep = s.keep_primer or args.keep_primer
     info = {}
-    generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds, info=info, composer=args.composer, memory=s.memory)
-    notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
-                        primer=primer)
-    notes_to_midi(notes, output)
+    takes = generate_takes(model, vocab, args.num_outputs, s.n_notes, primer, keep_primer=keep, temperature=s.temperature,
+                           top_k=s.top_k, top_p=s.top_p, seed=s.seed, device=str(device), progress=not args.quiet,
+                           controls=args.controls, seconds=args.seconds, info=info, composer=args.composer, memory=s.memory)
+    paths = [notes_to_midi(notes, path) for notes, path in zip(takes, take_paths(output, len(takes)))]
     trained = state.get("history", {}).get("epoch") or [0]
-    n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
-    print(f"generated {n_new} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
+    n_new = [len(notes) - (len(primer) if keep and primer is not None else 0) for notes in takes]
+    what = (f"{n_new[0]} notes ({takes[0].seconds():.0f} s of music)" if len(takes) == 1 else
+            f"{len(takes)} takes of {min(n_new)}-{max(n_new)} notes in one batch")
+    print(f"generated {what} in {time.time() - t0:.1f} s from "
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
           f"grammar mask: removed {100 * info['masked_mass']:.2f}% of the probability per note (notes at the "
-          f"previous onset not above it)\nMIDI: {output}")
-    _after_generate(notes, vocab, train_cfg, args, cache)
-    return output
+          f"previous onset not above it)")
+    if len(takes) == 1:
+        print(f"MIDI: {paths[0]}")
+    _after_generate(takes, paths, vocab, train_cfg, args, cache)
+    return paths
 
 
-def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
-    """The controls in effect, --wav, and the originality line when the training corpus's token
-    cache is at hand."""
+def _after_generate(takes, paths, vocab, train_cfg: Config, args, cache=None) -> None:
+    """The controls in effect, then per take: its files (--wav renders it), and its originality line when
+    the training corpus's token cache is at hand."""
     if args.controls is not None:
         print(f"controls: {args.controls.describe()}")
     if args.composer is not None:
         print(f"composer: {describe_composer(args.composer, vocab.composers)}")
-    if args.wav:
-        print(f"WAV: {audio.write_wav(audio.synthesize(notes), Path(args.wav).expanduser())}")
     if cache is None:
         with contextlib.suppress(FileNotFoundError, ValueError):
             cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=False, vocab=vocab)
-    if cache is not None and cache.vocab == vocab:
-        print(describe(OriginalityIndex.for_cache(cache).check(vocab.encode(notes))))
+    index = OriginalityIndex.for_cache(cache) if cache is not None and cache.vocab == vocab else None
+    wavs = take_paths(Path(args.wav).expanduser(), len(takes)) if args.wav else [None] * len(takes)
+    for i, (notes, path, wav) in enumerate(zip(takes, paths, wavs), 1):
+        label = f"take {i}: " if len(takes) > 1 else ""
+        if len(takes) > 1:
+            print(f"{label}{len(notes)} notes, {notes.seconds():.0f} s of music, MIDI: {path}")
+        if wav is not None:
+            written, synth = audio.render_to_wav(notes, wav, sf2_path=args.soundfont)
+            print(f"{label}WAV: {written} (44.1 kHz stereo; sound: {audio.describe_synth(synth)})")
+        if index is not None:
+            print(label + describe(index.check(vocab.encode(notes))))
 
 
 def _checkpoint_arg(cfg: Config, args) -> Path:
-    """--checkpoint (an error when missing), else OUT_DIR's own, else the shipped model (said in one line)."""
+    """--checkpoint (an error when missing), else the newest run's in OUT_DIR (itself or a run-* folder),
+    else the shipped model (said in one line)."""
     if args.checkpoint:
         return Path(args.checkpoint).expanduser()
+    newest = runs.newest_checkpoint(cfg.train.out_dir)
+    if newest is not None:
+        if newest.parent != Path(cfg.train.out_dir):
+            print(f"using the newest run in {cfg.train.out_dir}: {newest}")
+        return newest
     checkpoint, note = ckpts.generation_checkpoint(cfg.train.out_dir)
     if note:
         print(note)
@@ -365,7 +413,7 @@ def cmd_quickstart(args) -> int:
 def cmd_evaluate(args) -> int:
     """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
 
-    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
+    The checkpoint is ``--checkpoint``, else the newest run's in OUT_DIR (:func:`_checkpoint_arg`); the device ``--device`` (default
     auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
     ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """

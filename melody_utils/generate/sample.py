@@ -51,7 +51,7 @@ import torch
 
 from ..data.composers import composer_id
 from .controls import NoteClock, Steering, max_notes, trim_to_seconds, validate_seconds
-from ..device import resolve_device
+from ..device import resolve_device, single_threaded
 from .memory import PieceMemory, validate_memory
 from ..music.midi import DEFAULT_VELOCITY, Notes
 from ..model.stepper import NumpyStepper
@@ -209,6 +209,7 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
         )
 
 
+@single_threaded  # one BLAS thread: tiny matrix products (device.py, docs/benchmarks.md)
 def generate(model, vocab: Vocab, n_notes: int, primer=None, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 0.95, batch: int = 1, seed: int = 0, device: str = "cpu", fast: bool = True,
              progress: bool = False, controls=None, seconds: float | None = None,
