@@ -437,6 +437,16 @@ def write_wav(wave, path: str | os.PathLike, sample_rate: int = DEFAULT_SAMPLE_R
     return atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+def read_wav(path) -> tuple[np.ndarray, int]:
+    """A 16-bit WAV file -> (float32 waveform, (frames,) for mono or (frames, channels), sample rate)."""
+    with _wave.open(str(path), "rb") as f:
+        if f.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit WAV files are read here, this one has {8 * f.getsampwidth()}-bit samples")
+        channels, rate = f.getnchannels(), f.getframerate()
+        pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32767
+    return (pcm if channels == 1 else pcm.reshape(-1, channels)), rate
+
+
 def render_to_wav(notes: Notes, path, sample_rate: int = DEFAULT_SAMPLE_RATE, method="auto", sf2_path=None) -> tuple[Path, str]:
     """Synthesize ``notes`` and write them to the WAV file ``path``: (the path, what made the sound)."""
     wave, synth = synthesize_named(notes, sample_rate, method, sf2_path)
