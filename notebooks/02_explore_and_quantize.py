@@ -47,7 +47,8 @@ if "google.colab" in sys.modules:  # fetch the project and the few packages Cola
                              f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
+    # a SoundFont renderer for when symusic's does not play in tune (docs/audio.md); its pyaudio dependency is for live playback
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 

@@ -48,7 +48,6 @@ if "google.colab" in sys.modules:  # fetch the project and the few packages Cola
                              f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 

@@ -339,6 +339,9 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
           f"grammar mask: removed {100 * info['masked_mass']:.2f}% of the probability per note (notes at the "
           f"previous onset not above it)")
+    licence = ckpts.training_summary(state).get("licence")
+    if licence:
+        print(f"training data licence: {licence}")
     if len(takes) == 1:
         print(f"MIDI: {paths[0]}")
     _after_generate(takes, paths, vocab, train_cfg, args, cache)
