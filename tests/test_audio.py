@@ -263,3 +263,10 @@ def test_the_symusic_probe_refuses_a_failing_or_detuned_render(monkeypatch):
         assert audio._symusic_in_tune("any.sf2") is works
         assert ("symusic" in audio.available_methods()) is works
     audio._symusic_in_tune.cache_clear()
+
+
+def test_describe_sound_names_what_auto_plays_with(monkeypatch):
+    monkeypatch.setattr(audio, "available_methods", lambda sf2=None: ["numpy"])
+    assert audio.describe_sound() == f"sound: {audio.SYNTH_NAMES['numpy']}"
+    monkeypatch.setattr(audio, "available_methods", lambda sf2=None: ["soundfont", "numpy"])
+    assert audio.describe_sound() == f"sound: tinysoundfont playing {audio.find_soundfont().name}"

@@ -92,14 +92,14 @@ def test_a_bad_soundfont_argument_is_one_line_naming_it(tmp_path):
 
 def test_colab_sound_fetches_only_in_colab(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(soundfonts, "fetch_piano_soundfont", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(soundfonts, "fetch_piano_soundfont", lambda **kw: calls.append(kw) or tmp_path / "p.sf2")
     monkeypatch.setenv("MELODY_COLAB", "0")
-    assert soundfonts.colab_sound().startswith("SoundFont: ") and calls == []
+    assert soundfonts.colab_sound() == "" and calls == []
     monkeypatch.setenv("MELODY_COLAB", "1")
+    assert soundfonts.colab_sound() == f"piano SoundFont: {tmp_path / 'p.sf2'} ({soundfonts.PIANO.licence})"
 
     def offline(**kw):
         raise maestro.DownloadError("could not reach freepats.zenvoid.org")
 
     monkeypatch.setattr(soundfonts, "fetch_piano_soundfont", offline)
-    line = soundfonts.colab_sound()
-    assert "could not be fetched: could not reach" in line and "SoundFont: " in line
+    assert "could not be fetched (could not reach freepats" in soundfonts.colab_sound()

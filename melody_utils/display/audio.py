@@ -325,6 +325,13 @@ def synthesize_named(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, metho
     raise RuntimeError(f"synthesis method {name!r} rendered silence for {len(notes)} notes; try method='numpy'")
 
 
+def describe_sound(sf2_path=None) -> str:
+    """One line: what ``method="auto"`` plays with here, e.g. "sound: tinysoundfont playing TimGM6mb.sf2"."""
+    method = available_methods(sf2_path)[0]
+    sf2 = _soundfont_or_none(sf2_path) if method in SOUNDFONT_METHODS else None
+    return f"sound: {describe_synth(f'{method}:{sf2.name}' if sf2 else method)}"
+
+
 def describe_synth(synth: str) -> str:
     """What made a sound, in words: ``"symusic:TimGM6mb.sf2"`` -> "symusic's SoundFont synthesizer
     playing TimGM6mb.sf2"."""

@@ -144,15 +144,13 @@ def _copy(src, tmp) -> None:
 
 
 def colab_sound(progress: bool = True) -> str:
-    """In Colab: fetch the piano SoundFont once (a failure is said, and the next best plays); then one
-    line naming the SoundFont that will play. Elsewhere: that line alone (nothing is downloaded)."""
+    """In Colab: fetch the piano SoundFont once and say where it is (a failure is said in the line, and
+    the next best SoundFont plays). Elsewhere nothing is downloaded: ``""``."""
     from ..workspace import in_colab
 
-    note = ""
-    if in_colab():
-        try:
-            fetch_piano_soundfont(progress=progress)
-        except (ConnectionError, ValueError, OSError) as exc:
-            note = f" (the piano SoundFont could not be fetched: {exc})"
-    return f"SoundFont: {find_soundfont()}{note}"
-
+    if not in_colab():
+        return ""
+    try:
+        return f"piano SoundFont: {fetch_piano_soundfont(progress=progress)} ({PIANO.licence})"
+    except (ConnectionError, ValueError, OSError) as exc:
+        return f"the piano SoundFont could not be fetched ({exc}); the best SoundFont here plays instead"
