@@ -16,9 +16,9 @@
 # %% [markdown]
 # # 4. Generate music and listen
 #
-# Run the first three cells: they load the newest trained model (or the shipped one) and play a piece it makes.
-# **Writes:** `improved_generated_output.midi` and `.wav` in the outputs folder, then a numbered take per **Generate** press.
-# How it works, the settings and the sliders come after the player.
+# **Reads:** the newest model notebook 03 trained (else the shipped one) and its token cache. **Writes:**
+# `improved_generated_output.midi` and `.wav` in the outputs folder, then a numbered take per **Generate** press.
+# Run the first three cells to hear a piece; how it works, the settings and the sliders come after the player.
 
 # %%
 # Settings. REPO_URL: the repository Colab runs (a fork: put its URL here). USE_DRIVE: in Colab, keep
