@@ -106,7 +106,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-GENERATION_THREADS = 1  # BLAS/OpenMP threads while generating (docs/benchmarks.md)
+GENERATION_THREADS = 1  # BLAS/OpenMP threads while generating (docs/benchmarks.md); 0 = the libraries' own counts
 
 
 @contextmanager
@@ -131,11 +131,12 @@ def blas_threads(n: int = GENERATION_THREADS):
 
 
 def single_threaded(fn):
-    """Decorator: ``fn`` runs inside :func:`blas_threads` (generation's pin)."""
+    """Decorator: ``fn`` runs inside :func:`blas_threads` with :data:`GENERATION_THREADS` (generation's pin;
+    benchmarks/bench_threads.py sets it to 0 to measure without)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with blas_threads(GENERATION_THREADS):
+        with blas_threads(GENERATION_THREADS) if GENERATION_THREADS else nullcontext():  # read at each call
             return fn(*args, **kwargs)
 
     return wrapper
