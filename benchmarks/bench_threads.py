@@ -7,8 +7,9 @@ runs with one BLAS/OpenMP thread (``melody_utils.device.GENERATION_THREADS``); t
 what that does, in one run, side by side:
 
 - pin **off** (``GENERATION_THREADS = 0``: the libraries' defaults) and **on** (1 thread),
-- on the machine as it is (**idle**) and beside ``--burners`` processes that spin a core each
-  (**loaded**, a controlled load started and stopped by this script),
+- on the machine as it is (**as found**; the header's load average says how busy) and beside
+  ``--burners`` processes that spin a core each (**+N burners**, a controlled load this script starts
+  and stops),
 
 for the shipped model as ``generate`` runs it (numpy stepper, piece memory on), at each ``--batches``.
 A last table times a long primer: the one-time cost of feeding it and the notes/s after it.
@@ -16,7 +17,9 @@ A last table times a long primer: the one-time cost of feeding it and the notes/
     python benchmarks/bench_threads.py                     # ~2 minutes on 2 cores
     python benchmarks/bench_threads.py --budget 0.3 --batches 1 --burners 1
 
-Each rate is a steady state (``bench_generate.notes_per_second``: run(2n) minus run(n)).
+Each rate is (n - 1) notes a row over the time of run(n) minus run(1), n growing until run(n) lasts
+``--budget`` seconds: the primer's cost cancels, and one long run is robust where a loaded machine makes
+shorter runs' timings swing.
 """
 
 from __future__ import annotations
@@ -68,11 +71,26 @@ class Load:
             p.join(timeout=5)
 
 
+def notes_per_second(run, batch: int, budget: float) -> tuple[float, int]:
+    """(notes/s summed over the batch, n): (n - 1) * batch over time(run(n)) - time(run(1)), see the docstring."""
+    def timed(n):
+        t0 = time.perf_counter()
+        run(n)
+        return time.perf_counter() - t0
+
+    timed(1)  # warm-up: first-call allocations
+    t1, n = timed(1), 8
+    while True:
+        tn = timed(n)
+        if tn >= budget or n >= 1 << 14:
+            return (n - 1) * batch / max(tn - t1, tn / 2), n
+        n = min(1 << 14, max(2 * n, int(n * 1.2 * budget / max(tn, 1e-6))))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import numpy as np
 
-    from benchmarks.bench_generate import notes_per_second
     from benchmarks.common import machine_header
     from melody_utils import device
     from melody_utils.generate.sample import generate
@@ -85,14 +103,15 @@ def main(argv=None) -> int:
         pools = ", ".join(f"{d['internal_api']} {d['num_threads']} threads" for d in threadpoolctl.threadpool_info())
     except ImportError:
         pools = "threadpoolctl missing: the pin limits torch only"
-    print(f"numpy {np.__version__} | thread pools without the pin: {pools} | burners for 'loaded': {args.burners}")
+    print(f"numpy {np.__version__} | thread pools without the pin: {pools} | burners: {args.burners}")
     model, vocab, _, _ = load_checkpoint(SHIPPED_CHECKPOINT)
     rng = np.random.default_rng(0)
     primer = np.stack([rng.integers(0, n, 32) for n in vocab.sizes], axis=1)
     batches = [int(b) for b in args.batches.split(",")]
     rates = {}
-    for load in ("idle", "loaded"):
-        with Load(args.burners if load == "loaded" else 0):
+    loads = ("as found", f"+{args.burners} burner{'s' * (args.burners > 1)}")
+    for load in loads:
+        with Load(args.burners if load != "as found" else 0):
             for batch in batches:
                 for pin in (0, 1):
                     device.GENERATION_THREADS = pin
@@ -101,18 +120,18 @@ def main(argv=None) -> int:
     device.GENERATION_THREADS = 1
     print("\n| machine | batch | pin off (library threads) notes/s | pin on (1 thread) notes/s | on / off |")
     print("|---|--:|--:|--:|--:|")
-    for load in ("idle", "loaded"):
+    for load in loads:
         for batch in batches:
             off, on = rates[load, batch, 0], rates[load, batch, 1]
             print(f"| {load} | {batch} | {off:,.0f} | {on:,.0f} | {on / off:.2f}x |")
     for batch in batches:
-        print(f"batch {batch}: loaded / idle, pin off {rates['loaded', batch, 0] / rates['idle', batch, 0]:.2f}x, "
-              f"pin on {rates['loaded', batch, 1] / rates['idle', batch, 1]:.2f}x")
-    _long_primer(model, vocab, [int(p) for p in args.primers.split(",")], args.budget, notes_per_second)
+        print(f"batch {batch}: {loads[1]} / as found, pin off {rates[loads[1], batch, 0] / rates[loads[0], batch, 0]:.2f}x, "
+              f"pin on {rates[loads[1], batch, 1] / rates[loads[0], batch, 1]:.2f}x")
+    _long_primer(model, vocab, [int(p) for p in args.primers.split(",")], args.budget)
     return 0
 
 
-def _long_primer(model, vocab, lengths, budget, notes_per_second) -> None:
+def _long_primer(model, vocab, lengths, budget) -> None:
     """Feeding a primer once, then notes/s after it (batch 1, pinned, piece memory on: its matches span the primer)."""
     import numpy as np
 

@@ -19,7 +19,7 @@ def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
     out = capsys.readouterr().out
     for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality", "bench_threads", "bench_audio"):
         assert f"# {name}" in out
-    assert re.search(r"\| loaded \| 1 \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out)  # generation beside the burner, pin off and on
+    assert re.search(r"\| \+1 burner \| 1 \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out)  # generation beside the burner, pin off and on
     assert re.search(r"\| numpy \| [\d,]+x \| 1\.00 \| .* \| 1\.00 \|", out)  # the renderer that always runs, in tune
     assert re.search(r"\| symusic \| [\d,]+ \| [\d,]+ \|", out)  # preprocessing row with files and notes
     assert re.search(r"\| seed-style MusicLSTM .*\| 1\.0× \|", out)  # training table with its reference row

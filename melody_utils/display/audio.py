@@ -6,7 +6,7 @@ Four synthesizers, best first; ``method="auto"`` picks the first one that works 
 - ``"symusic"``: symusic's SoundFont synthesizer (symusic is already the MIDI reader): stereo and
   the fastest (docs/audio.md). It counts as available only for a SoundFont it plays in tune
   (:func:`_symusic_in_tune`, one probe per SoundFont): symusic 0.6.0's ``render`` fails on every
-  call, and 0.5.9 plays pretty_midi's TimGM6mb up to three octaves sharp.
+  call, and 0.5.9 plays pretty_midi's TimGM6mb 3 to 27 semitones sharp.
 - ``"fluidsynth"``: pretty_midi's ``fluidsynth()``. Needs the FluidSynth C library and
   ``pyfluidsynth`` (``apt-get install fluidsynth`` and ``pip install pyfluidsynth``).
 - ``"soundfont"``: ``tinysoundfont``, a pip-only C renderer, when installed
@@ -115,7 +115,7 @@ def _symusic_in_tune(sf2_path: str) -> bool:
     """Whether symusic's synthesizer plays this SoundFont here, in tune: A3, A4 and A5 each rendered
     alone must sound at their own fundamental (:data:`TUNING_SHARE`). False when symusic is missing,
     when its render fails (symusic 0.6.0) or when it detunes the SoundFont (0.5.9 with pretty_midi's
-    TimGM6mb plays A4 near 1660 Hz; docs/audio.md)."""
+    TimGM6mb plays A4 near 1,660 Hz; docs/audio.md)."""
     try:
         for pitch in TUNING_PITCHES:
             wave = synth_symusic(Notes([pitch], [0.0], [0.5], [90]), DEFAULT_SAMPLE_RATE, sf2_path)
