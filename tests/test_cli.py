@@ -226,8 +226,10 @@ def test_num_outputs_writes_different_numbered_pieces_and_a_stereo_wav_each(run,
     assert len(set(pieces)) == 3  # three different pieces
 
 
-def test_generate_and_evaluate_take_the_newest_run_folder(run, tmp_path, capsys):
+def test_generate_and_evaluate_take_the_newest_run_folder(run, tmp_path, capsys, monkeypatch):
     import shutil
+
+    from melody_utils.evaluate import report as metrics
 
     common, out = run
     outputs = tmp_path / "outputs"
@@ -239,6 +241,11 @@ def test_generate_and_evaluate_take_the_newest_run_folder(run, tmp_path, capsys)
     text = capsys.readouterr().out
     assert f"using the newest run in {outputs}: {newer / CHECKPOINT_BEST}" in text
     assert f"from {newer / CHECKPOINT_BEST}" in text
+    seen = {}
+    monkeypatch.setattr(metrics, "evaluate", lambda checkpoint, **kw: seen.update(checkpoint=checkpoint) or {})
+    monkeypatch.setattr(metrics, "format_report", lambda result: "the report")
+    assert cli.main(["evaluate", *common, "--out-dir", str(outputs)]) == 0
+    assert seen["checkpoint"] == newer / CHECKPOINT_BEST
 
 
 def test_primer_seconds_and_soundfont_mistakes_are_one_line(run, tmp_path, capsys):
