@@ -9,7 +9,8 @@ import torch
 
 from melody_utils.model import checkpoint as ckpts
 from melody_utils.cli import commands as cli
-from melody_utils.config import REPO_ROOT
+from melody_utils.config import MEMORY, N_NOTES, REPO_ROOT, SEED, TOP_K, TOP_P
+from melody_utils.generate.settings import SECONDS
 from melody_utils.model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
 from melody_utils.train.loop import HISTORY_FILE
 
@@ -70,19 +71,25 @@ def test_generate_from_midi_primer_and_default_output(run, tmp_path):
     assert len(pretty_midi.PrettyMIDI(str(out / cli.DEFAULT_OUTPUT_NAME)).instruments[0].notes) == 7
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["generate", "--top-p", "1.5"], "--top-p"),
-    (["generate", "--temperature", "0"], "--temperature"),
-    (["generate", "--n-notes", "0"], "--n-notes"),
-    (["generate", "--top-k", "-1"], "--top-k"),
-    (["train", "--epochs", "two"], "--epochs"),
-    (["train", "--arch", "transformer"], "--arch"),
-    (["quickstart", "--preset", "huge"], "--preset"),
+@pytest.mark.parametrize("argv, name, says", [
+    (["generate", "--top-p", "1.5"], "--top-p", f"must be {TOP_P.describe()}, got 1.5"),
+    (["generate", "--temperature", "0"], "--temperature", "must be a number > 0 (1.0 = unchanged), got 0"),
+    (["generate", "--n-notes", "0"], "--n-notes", f"must be {N_NOTES.describe()}, got 0"),
+    (["generate", "--top-k", "-1"], "--top-k", f"must be {TOP_K.describe()}, got -1"),
+    (["generate", "--top-k", "2.5"], "--top-k", "expected an integer, got '2.5'"),
+    (["generate", "--memory", "5"], "--memory", f"must be {MEMORY.describe()}, got 5"),
+    (["generate", "--seconds", "0"], "--seconds", f"must be {SECONDS.describe()}, got 0"),
+    (["generate", "--seed", "-1"], "--seed", f"must be {SEED.describe()}, got -1"),
+    (["evaluate", "--top-p", "0"], "--top-p", f"must be {TOP_P.describe()}, got 0"),
+    (["train", "--epochs", "two"], "--epochs", "expected an integer, got 'two'"),
+    (["train", "--arch", "transformer"], "--arch", "invalid choice"),
+    (["quickstart", "--preset", "huge"], "--preset", "invalid choice"),
 ])
-def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, capsys):
+def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, says, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and name in err and "Traceback" not in err
+    assert f"argument {name}: {says}" in err and len(err.strip().splitlines()) == 1
 
 
 def _fails(argv, capsys, *needles):
@@ -121,19 +128,23 @@ def test_checkpoint_mismatch_names_the_file_and_the_fix(run, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_evaluate_command_passes_its_flags_to_metrics_evaluate(run, monkeypatch, capsys):
-    from melody_utils.evaluate import report as metrics
+def test_evaluate_command_passes_its_flags_to_evaluate_checkpoint(run, monkeypatch, capsys):
+    from melody_utils.evaluate import report
 
     common, out = run
     seen = {}
-    monkeypatch.setattr(metrics, "evaluate", lambda checkpoint, **kw: seen.update(kw, checkpoint=checkpoint) or {})
-    monkeypatch.setattr(metrics, "format_report", lambda result: "the report")
+    monkeypatch.setattr(report, "evaluate_checkpoint", lambda checkpoint, **kw: seen.update(kw, checkpoint=checkpoint) or {})
+    monkeypatch.setattr(report, "format_report", lambda result: "the report")
     argv = ["evaluate", *common, "--checkpoint", "x.pt", "--samples", "3", "--top-p", "0.9", "--sweep-top-ps", "0.8,1"]
     assert cli.main(argv) == 0 and "the report" in capsys.readouterr().out
-    assert str(seen["checkpoint"]) == "x.pt" and seen["n_samples"] == 3 and seen["top_p"] == 0.9
+    assert str(seen["checkpoint"]) == "x.pt" and seen["n_samples"] == 3
+    assert seen["sampling"] == {"top_p": 0.9}  # only the flags given change the checkpoint's sample section
     assert seen["sweep"] == {"temperatures": None, "top_ps": [0.8, 1.0]} and seen["device"] == "cpu"
     assert cli.main(["evaluate", *common, "--out-dir", str(out)]) == 0  # default: OUT_DIR/ckpt_best.pt
-    assert seen["checkpoint"] == out / CHECKPOINT_BEST and seen["sweep"] is None
+    assert seen["checkpoint"] == out / CHECKPOINT_BEST and seen["sweep"] is None and seen["sampling"] == {}
+    flags = ["--n-notes", "50", "--temperature", "0.8", "--top-k", "3", "--top-p", "1", "--memory", "0"]
+    assert cli.main(["evaluate", *common, "--out-dir", str(out), *flags]) == 0
+    assert seen["sampling"] == {"n_notes": 50, "temperature": 0.8, "top_k": 3, "top_p": 1.0, "memory": 0.0}
 
 
 def test_module_entry_point_exits_with_one_error_line(tmp_path):

@@ -21,25 +21,25 @@ import sys
 import time
 from pathlib import Path
 
-from ..display import audio
+from ..config import DEFAULT_OUTPUT_NAME, MAX_MEMORY, PRESET_ENV_VAR, PRESETS, Config, SampleConfig, \
+    TrainConfig, get_config
 from ..data import corpus
-from ..evaluate import report as metrics
+from ..data.composers import describe_composer
+from ..device import resolve_device
+from ..display import audio
+from ..evaluate import report
+from ..evaluate.originality import OriginalityIndex, describe
+from ..evaluate.sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
+from ..generate.primer import primer_from_file
+from ..generate.sample import model_generate_fn, primer_length
+from ..generate.settings import SamplingSettings
 from ..model import checkpoint as ckpts
 from ..model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
-from .args import (MEMORY, NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT, PROBABILITY, Parser,
-                        at_least_two, number, number_list, parse_setting)
-from ..data.composers import describe_composer
-from ..config import DEFAULT_OUTPUT_NAME, PRESET_ENV_VAR, PRESETS, Config, get_config
-from ..generate.controls import MAX_SECONDS, add_control_arguments, controls_from_args
-from ..device import resolve_device
-from ..generate.memory import MAX_MEMORY
 from ..music.midi import notes_to_midi
-from ..evaluate.originality import OriginalityIndex, describe
-from ..generate.sample import model_generate_fn, primer_length, validate_sampling
-from ..evaluate.sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
 from ..music.tokens import Vocab
 from ..train.loop import HISTORY_FILE, train
-from ..generate.primer import primer_from_file
+from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, controls_from_args, number_list,
+                   parse_setting, setting_flag)
 
 PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
 
@@ -54,7 +54,7 @@ def _base_args(p: argparse.ArgumentParser):
     g.add_argument("--out-dir", help="folder for checkpoints, history and (by default) the generated MIDI")
     g.add_argument("--cache-dir", help="folder of token caches (default: data/cache)")
     g.add_argument("--device", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    g.add_argument("--seed", type=int, help="random seed (training: weights and data order; generation: sampling)")
+    g.add_argument("--seed", type=setting_flag(TrainConfig, "seed"), help="random seed (training: weights and data order; generation: sampling)")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="any other setting, e.g. --set model.hidden=128 (repeatable)")
     g.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -70,11 +70,11 @@ def _data_args(g) -> None:
 
 def _train_args(g) -> None:
     g.add_argument("--arch", choices=("causal", "advanced", "baseline"), help="model: stateful causal LSTM, or the seed's MusicLSTM_Advanced / MusicLSTM")
-    g.add_argument("--epochs", type=POSITIVE_INT, help="training epochs")
-    g.add_argument("--max-steps", type=NON_NEGATIVE_INT, help="stop after this many optimizer steps (0 = no limit)")
-    g.add_argument("--time-budget", type=NON_NEGATIVE_FLOAT, metavar="SECONDS", help="stop training after this many seconds (0 = no limit)")
-    g.add_argument("--batch-size", type=POSITIVE_INT, help="windows per batch")
-    g.add_argument("--lr", type=POSITIVE_FLOAT, help="peak learning rate")
+    g.add_argument("--epochs", type=setting_flag(TrainConfig, "epochs"), help="training epochs")
+    g.add_argument("--max-steps", type=setting_flag(TrainConfig, "max_steps"), help="stop after this many optimizer steps (0 = no limit)")
+    g.add_argument("--time-budget", type=setting_flag(TrainConfig, "time_budget_s"), metavar="SECONDS", help="stop training after this many seconds (0 = no limit)")
+    g.add_argument("--batch-size", type=setting_flag(TrainConfig, "batch_size"), help="windows per batch")
+    g.add_argument("--lr", type=setting_flag(TrainConfig, "lr"), help="peak learning rate")
     g.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUT_DIR/ckpt_last.pt")
 
 
@@ -88,43 +88,43 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     if with_checkpoint:
         g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt, "
                        "else the shipped model)")
-    g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature, > 0 (lower = safer)")
-    g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="keep the k most likely ids (0 = off, 1 = greedy)")
-    g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (1 = off)")
-    g.add_argument("--memory", type=MEMORY, help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
-    g.add_argument("--n-notes", type=POSITIVE_INT, help="notes to generate")
+    g.add_argument("--temperature", type=setting_flag(SampleConfig, "temperature"), help="sampling temperature, > 0 (lower = safer)")
+    g.add_argument("--top-k", type=setting_flag(SampleConfig, "top_k"), help="keep the k most likely ids (0 = off, 1 = greedy)")
+    g.add_argument("--top-p", type=setting_flag(SampleConfig, "top_p"), help="nucleus mass in (0, 1] (1 = off)")
+    g.add_argument("--memory", type=setting_flag(SampleConfig, "memory"), help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
+    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help="notes to generate")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
-    g.add_argument("--primer-notes", type=POSITIVE_INT, help="notes taken from the primer")
+    g.add_argument("--primer-notes", type=setting_flag(SampleConfig, "primer_notes"), help="notes taken from the primer")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
-    g.add_argument("--seconds", type=number(float, 0.0, MAX_SECONDS, lo_open=True, what=f"in (0, {MAX_SECONDS:g}]"),
+    g.add_argument("--seconds", type=setting_flag(SamplingSettings, "seconds"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
     g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
     g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
-    add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
+    add_control_arguments(p.add_argument_group("controls (see melody_utils.generate.controls)"))
 
 
 def _evaluate_args(parser) -> None:
     """Flags of the ``evaluate`` command (besides --checkpoint and the common ones)."""
     g = parser.add_argument_group("evaluation")
-    g.add_argument("--samples", type=at_least_two, default=8, help="pieces to generate for the statistics (default 8)")
-    g.add_argument("--n-notes", type=POSITIVE_INT, help="notes per generated piece (default: the checkpoint's sample.n_notes)")
+    g.add_argument("--samples", type=AT_LEAST_TWO, default=8, help="pieces to generate for the statistics (default 8)")
+    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help="notes per generated piece (default: the checkpoint's sample.n_notes)")
     g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
     g.add_argument("--context", type=NON_NEGATIVE_INT, default=0, metavar="N",
                    help="score only notes with at least N notes before them, so causal and window models are scored "
                         "on the same notes (default 0: every note the model can score)")
-    g.add_argument("--temperature", type=POSITIVE_FLOAT, help="sampling temperature (default: the checkpoint's)")
-    g.add_argument("--top-k", type=NON_NEGATIVE_INT, help="top-k filter (0 = off; default: the checkpoint's)")
-    g.add_argument("--top-p", type=PROBABILITY, help="nucleus mass in (0, 1] (default: the checkpoint's)")
-    g.add_argument("--memory", type=MEMORY, help=f"piece memory strength in [0, {MAX_MEMORY:g}] (default: the checkpoint's)")
+    g.add_argument("--temperature", type=setting_flag(SampleConfig, "temperature"), help="sampling temperature (default: the checkpoint's)")
+    g.add_argument("--top-k", type=setting_flag(SampleConfig, "top_k"), help="top-k filter (0 = off; default: the checkpoint's)")
+    g.add_argument("--top-p", type=setting_flag(SampleConfig, "top_p"), help="nucleus mass in (0, 1] (default: the checkpoint's)")
+    g.add_argument("--memory", type=setting_flag(SampleConfig, "memory"), help=f"piece memory strength in [0, {MAX_MEMORY:g}] (default: the checkpoint's)")
     g.add_argument("--report", metavar="PATH", help="also write the report as markdown to PATH, the JSON and PNG figures beside it")
     g = parser.add_argument_group("sampling sweep")
     g.add_argument("--sweep", action="store_true",
                    help="also generate --samples pieces per temperature x top_p setting, score each setting against the "
                         "held-out pieces and suggest the best one")
-    g.add_argument("--sweep-temperatures", type=number_list(POSITIVE_FLOAT, "0.8,1.0"), metavar="T1,T2,...",
+    g.add_argument("--sweep-temperatures", type=number_list(setting_flag(SampleConfig, "temperature"), "0.8,1.0"), metavar="T1,T2,...",
                    help=f"temperatures of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TEMPERATURES))})")
-    g.add_argument("--sweep-top-ps", type=number_list(PROBABILITY, "0.9,1.0"), metavar="P1,P2,...",
+    g.add_argument("--sweep-top-ps", type=number_list(setting_flag(SampleConfig, "top_p"), "0.9,1.0"), metavar="P1,P2,...",
                    help=f"top_p values of the sweep (implies --sweep; default {','.join(map(str, SWEEP_TOP_PS))})")
 
 
@@ -288,17 +288,15 @@ def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=N
 
 def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:
     s = cfg.sample
-    validate_sampling(s.temperature, s.top_k, s.top_p)
     device = resolve_device(cfg.train.device)
     model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
     primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
     t0 = time.time()
     keep = s.keep_primer or args.keep_primer
     info = {}
-    generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
-                                    controls=args.controls, seconds=args.seconds, info=info, composer=args.composer, memory=s.memory)
-    notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
-                        primer=primer)
+    settings = SamplingSettings.from_config(s, keep_primer=keep, seconds=args.seconds, composer=args.composer,
+                                            controls=args.controls)
+    notes = model_generate_fn(model, vocab, settings, str(device), progress=not args.quiet, info=info)(primer=primer)
     notes_to_midi(notes, output)
     trained = state.get("history", {}).get("epoch") or [0]
     n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
@@ -358,7 +356,7 @@ def cmd_quickstart(args) -> int:
     cache = _train(cfg, args)
     _generate(cfg, args, default_checkpoint(cfg.train.out_dir), output, cache)
     print(f"listen: open {output} in any MIDI player, or render it in notebooks/04")
-    print("\n".join(metrics.compare_with_shipped(default_checkpoint(cfg.train.out_dir), cache, resolve_device(cfg.train.device))))
+    print("\n".join(report.compare_with_shipped(default_checkpoint(cfg.train.out_dir), cache, resolve_device(cfg.train.device))))
     return 0
 
 
@@ -380,17 +378,17 @@ def cmd_evaluate(args) -> int:
     sweep = None
     if args.sweep or args.sweep_temperatures or args.sweep_top_ps:
         sweep = {"temperatures": args.sweep_temperatures, "top_ps": args.sweep_top_ps}  # None: the default grid
-    result = metrics.evaluate(
-        checkpoint, n_samples=args.samples, n_notes=args.n_notes, split=args.split, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, device=str(resolve_device(cfg.train.device)),
-        seed=args.seed if args.seed is not None else 0, cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep,
-        context=args.context, memory=args.memory,
+    given = {name: getattr(args, name) for name in ("n_notes", "temperature", "top_k", "top_p", "memory")}
+    result = report.evaluate_checkpoint(
+        checkpoint, n_samples=args.samples, split=args.split, sampling={k: v for k, v in given.items() if v is not None},
+        device=str(resolve_device(cfg.train.device)), seed=args.seed if args.seed is not None else 0,
+        cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep, context=args.context,
     )
     if not report_path:
-        print(metrics.format_report(result))
+        print(report.format_report(result))
         return 0
-    report, paths = metrics.write_report(result, report_path)
-    print(report)
+    text, paths = report.write_report(result, report_path)
+    print(text)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0
 

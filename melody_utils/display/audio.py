@@ -35,6 +35,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import check_number
 from ..files import atomic_write_bytes
 from ..music.midi import DEFAULT_PROGRAM, MAX_MIDI_PITCH, MIN_MIDI_PITCH, Notes, notes_to_pretty_midi
 
@@ -274,9 +275,8 @@ def synthesize_named(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, metho
     """
     if not isinstance(notes, Notes):
         raise TypeError(f"notes must be a melody_utils.music.midi.Notes, got {type(notes).__name__}")
-    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or not 4000 <= sample_rate <= 192000:
-        raise ValueError(f"sample_rate must be an integer between 4000 and 192000 Hz, got {sample_rate!r}")
-    sample_rate = int(sample_rate)
+    sample_rate = check_number("sample_rate", sample_rate, "an integer between 4000 and 192000 Hz", 4000, 192000,
+                               integer=True)
     if len(notes) == 0:
         return np.zeros(0, dtype=np.float32), "none"
     if notes.pitch.min() < MIN_MIDI_PITCH or notes.pitch.max() > MAX_MIDI_PITCH:

@@ -229,4 +229,4 @@ def composer_names(source) -> list[str]:
     if isinstance(source, dict):
         on = source.get("config", {}).get("model", {}).get("composers", False)
         return list(source.get("vocab", {}).get("composers", [])) if on else []
-    return list(getattr(source, "composer_names", ())) if getattr(source, "composers", 0) else []
+    return list(getattr(source, "composer_names", ())) if getattr(source, "n_composer_ids", 0) else []

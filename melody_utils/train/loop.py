@@ -96,7 +96,7 @@ def _new_running() -> dict:
 # ---------------------------------------------------------------- evaluation
 
 
-def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
+def validation_loss(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
     """Mean loss (nats per note, summed over heads) and per-head nats over a loader."""
     loss, heads, _ = evaluate_counted(model, loader, device, ctx)
     return loss, heads
@@ -104,7 +104,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> 
 
 @torch.no_grad()
 def evaluate_counted(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict, int]:
-    """:func:`evaluate`, plus the number of supervised notes it averaged over."""
+    """:func:`validation_loss`, plus the number of supervised notes it averaged over."""
     ctx = ctx or nullcontext()
     inner = distributed.unwrap(model)
     was_training = model.training
@@ -342,7 +342,7 @@ def estimate_loss(run: Run, state: TrainState) -> tuple[float, dict, float]:
     train_loss = state.running["loss"] / max(state.running["notes"], 1)
     if run.val_loader is None:
         return train_loss, float("nan"), {}
-    val_loss, val_heads = evaluate(run.model, run.val_loader, run.device, run.ctx)
+    val_loss, val_heads = validation_loss(run.model, run.val_loader, run.device, run.ctx)
     return train_loss, val_loss, val_heads
 
 
