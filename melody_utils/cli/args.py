@@ -38,6 +38,10 @@ NON_NEGATIVE_FLOAT = number(float, 0.0, what=">= 0 (0 = off)")
 POSITIVE_FLOAT = number(float, 0.0, lo_open=True, what="> 0")
 PROBABILITY = number(float, 0.0, 1.0, lo_open=True, what="in (0, 1] (1 = off)")
 MEMORY = number(float, 0.0, MAX_MEMORY, what=f"in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)")
+# Longest piece one call generates: 100,000 notes are hours of piano music and a few MB of memory;
+# the output is allocated before the first note, so 10^9 notes would need tens of GB.
+MAX_N_NOTES = 100_000
+N_NOTES = number(int, 1, MAX_N_NOTES, what=f"in [1, {MAX_N_NOTES:,}]")
 
 
 def at_least_two(text):
