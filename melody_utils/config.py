@@ -38,7 +38,10 @@ MAX_MEMORY = 4.0  # strongest piece-memory setting: odds of the fitted weights t
 TEMPERATURE = Limit("float", "a number > 0 (1.0 = unchanged)", 0.0, lo_open=True)
 TOP_K = Limit("int", "an integer >= 0 (0 = off, 1 = greedy)", 0)
 TOP_P = Limit("float", "a number in (0, 1] (1 = off)", 0.0, 1.0, lo_open=True)
-N_NOTES = Limit("int", "an integer >= 1", 1)
+# Longest piece one call generates: 100,000 notes are hours of piano music and a few MB of memory;
+# the output is allocated before the first note, so 10^9 notes would need tens of GB.
+MAX_N_NOTES = 100_000
+N_NOTES = Limit("int", f"an integer in [1, {MAX_N_NOTES:,}]", 1, MAX_N_NOTES)
 MEMORY = Limit("float", f"a number in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)", 0.0, MAX_MEMORY)
 
 

@@ -102,7 +102,6 @@ def record(work: Path) -> dict[str, dict]:
     import torch
 
     from melody_utils.model import checkpoint
-    from melody_utils.cli import commands as cli
     from melody_utils.data import corpus
     from melody_utils.evaluate import report, sweep
     from melody_utils.generate import sample

@@ -92,8 +92,8 @@ def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, says, capsys):
     assert f"argument {name}: {says}" in err and len(err.strip().splitlines()) == 1
 
 
-def _fails(argv, capsys, *needles):
-    assert cli.main(argv) == 1
+def _fails(argv, capsys, *needles, code=1):
+    assert cli.main(argv) == code
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
     for needle in needles:
@@ -116,8 +116,8 @@ def test_missing_files_and_unwritable_output(run, tmp_path, capsys, monkeypatch)
     bad_midi.write_bytes(b"MThd garbage")
     _fails(["generate", *common, "--out-dir", str(out), "--primer", str(bad_midi)], capsys, "--primer", "bad.mid")
     _fails(["train", *common, "--source", str(tmp_path / "no_such_folder")], capsys, "no_such_folder")
-    _fails(["train", *common, "--set", "model.width=3"], capsys, "model.width")
-    _fails(["train", *common, "--set", "model.hidden=big"], capsys, "model.hidden", "int")
+    _fails(["train", *common, "--set", "model.width=3"], capsys, "model.width", code=2)  # settings: usage errors
+    _fails(["train", *common, "--set", "model.hidden=big"], capsys, "model.hidden", "int", code=2)
     _fails(["generate", *common, "--out-dir", str(out), "--device", "tpu"], capsys, "'tpu'")
 
 
@@ -174,3 +174,95 @@ def test_other_torchrun_ranks_stay_quiet(run, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
     assert "pieces" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- sizes, side effects, overwrites, messages
+
+
+def test_caps_are_stated_in_help_and_a_larger_request_is_one_line(run, tmp_path, capsys):
+    common, out = run
+    assert cli.main(["generate", "--help"]) == 0 and cli.main(["evaluate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.count(f"at most {cli.MAX_N_NOTES:,}") == 2 and "(at most 32 MB)" in text
+    assert cli.main(["prepare", "--help"]) == 0 and "files over 32 MB are skipped" in " ".join(capsys.readouterr().out.split())
+    for argv in (["generate", "--n-notes", "1000000000"], ["generate", *common, "--set", "sample.n_notes=1000000000"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and "n-notes" in err.replace("_", "-") and "100,000" in err
+    huge = tmp_path / "huge.mid"
+    with open(huge, "wb") as f:
+        f.write(b"MThd")
+        f.truncate((32 << 20) + 1)
+    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(huge)], capsys, "--primer", "huge.mid", "32 MB")
+
+
+def test_generate_writes_nothing_it_does_not_name(run, tmp_path, capsys, monkeypatch):
+    common, out = run
+    empty_cache = tmp_path / "no_cache"
+    argv = ["generate", *common, "--out-dir", str(out), "--primer", "none", "--n-notes", "8"]
+    assert cli.main([*argv[:argv.index("--cache-dir")], "--cache-dir", str(empty_cache), *argv[argv.index("--cache-dir") + 2:],
+                     "--output", str(tmp_path / "a.mid")]) == 0
+    said = capsys.readouterr().out
+    assert "originality: not checked (no token cache" in said and not empty_cache.exists()  # no cache built for it
+    from melody_utils.evaluate import originality
+
+    def read_only(path, write):
+        raise PermissionError(f"cannot write to folder {path.parent}")
+
+    monkeypatch.setattr(originality, "CACHE_AFTER_S", -1.0)  # the index would be saved beside the cache...
+    monkeypatch.setattr(originality, "atomic_write_bytes", read_only)  # ...in a folder that cannot be written
+    assert cli.main([*argv, "--output", str(tmp_path / "b.mid")]) == 0
+    assert "originality: no 8-note sequence copied" in capsys.readouterr().out and (tmp_path / "b.mid").is_file()
+
+
+def test_outputs_refuse_to_replace_files_of_another_kind(run, tmp_path, capsys, monkeypatch):
+    common, out = run
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    argv = ["generate", *common, "--out-dir", str(out), "--primer", "none", "--n-notes", "8"]
+    _fails([*argv, "--output", str(notes)], capsys, f"--output {notes} exists and is not a MIDI file", "--force")
+    song = tmp_path / "song.mid"
+    _fails([*argv, "--output", str(song), "--wav", str(notes)], capsys, f"--wav {notes} exists and is not a WAV file")
+    assert notes.read_text() == "my notes" and not song.exists()  # refused before any work
+    assert cli.main([*argv, "--output", str(song)]) == 0 and cli.main([*argv, "--output", str(song)]) == 0
+    assert f"MIDI: {song} (replaced the earlier MIDI file)" in capsys.readouterr().out
+    assert cli.main([*argv, "--output", str(notes), "--force"]) == 0 and notes.read_bytes().startswith(b"MThd")
+    from melody_utils.evaluate import report as metrics
+
+    monkeypatch.setattr(metrics, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated before checking --report"))
+    mine = tmp_path / "results.md"
+    mine.write_text("# My results\n")
+    _fails(["evaluate", *common, "--out-dir", str(out), "--report", str(mine)], capsys, f"--report {mine} exists", "--force")
+    (tmp_path / "r.md").write_text("# Evaluation of an earlier model\n")
+    (tmp_path / "r.json").write_text("my data, not a report's JSON")
+    _fails(["evaluate", *common, "--out-dir", str(out), "--report", str(tmp_path / "r.md")], capsys, "r.json exists")
+    assert mine.read_text() == "# My results\n"
+
+
+def test_train_with_nothing_to_train_writes_nothing_and_says_so(run, tmp_path, capsys):
+    common, _ = run
+    out = tmp_path / "zero"
+    code = cli.main(["train", *common, "--source", "embedded", "--out-dir", str(out), "--set", "train.epochs=0"])
+    captured = capsys.readouterr()
+    assert code in (1, 2)  # 2 where the config's own checks refuse the value first
+    assert captured.err.startswith("error:") and len(captured.err.strip().splitlines()) == 1 and "train.epochs" in captured.err
+    assert "checkpoints:" not in captured.out and not list(out.glob("ckpt_*"))
+
+
+def test_quiet_prepare_still_names_the_files_it_skipped(tmp_path, capsys):
+    from tests.helpers import write_midi_folder
+
+    folder = tmp_path / "midis"
+    write_midi_folder(folder, n_good=3)
+    (folder / "broken.mid").write_bytes(b"MThd\x00\x00")
+    assert cli.main(["prepare", "--preset", "tiny", "--quiet", "--cache-dir", str(tmp_path / "cache"), "--source", str(folder)]) == 0
+    said = capsys.readouterr().out
+    assert "leaves out 1 file(s)" in said and f"{folder / 'broken.mid'}: could not read" in said
+
+
+@pytest.mark.parametrize("setting", ["data.window=1", "sample.temperature=0", "sample.top_p=1.5"])
+def test_settings_are_checked_when_set_for_every_section(run, capsys, setting):
+    common, _ = run
+    assert cli.main(["train", *common, "--source", "embedded", "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and setting.split("=")[0] in err

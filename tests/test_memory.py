@@ -6,7 +6,6 @@ import torch
 
 from melody_utils.cli import commands as cli
 from melody_utils.evaluate import likelihood
-from melody_utils.generate import memory
 from melody_utils.generate.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
 from melody_utils.generate.sample import generate, model_generate_fn
 

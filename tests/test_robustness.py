@@ -15,7 +15,7 @@ from melody_utils.train import loop as T
 from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils.config import TEMPERATURE, TOP_K, TOP_P, DataConfig, get_config
 from melody_utils.data.corpus import TokenCache, prepare
-from melody_utils.music.midi import MidiError, midi_to_notes, notes_to_midi
+from melody_utils.music.midi import MAX_MIDI_BYTES, MidiError, midi_to_notes, notes_to_midi
 from melody_utils.music.tokens import Vocab, seed_vocab
 from tests.helpers import random_notes, write_midi_folder
 
@@ -210,6 +210,17 @@ def test_prepare_on_a_folder_with_only_bad_files_names_them(tmp_path):
         prepare(DataConfig(source=str(tmp_path / "no_midi")), cache_dir=tmp_path / "cache", progress=False)
     with pytest.raises(FileNotFoundError, match="MIDI folder not found: .*typo.*check the path"):
         prepare(DataConfig(source=str(tmp_path / "typo")), cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_a_huge_file_in_a_folder_is_skipped_unread(tmp_path):
+    folder = tmp_path / "midi"
+    write_midi_folder(folder, n_good=3)
+    with open(folder / "huge.mid", "wb") as f:  # sparse: takes no disk space
+        f.write(b"MThd")
+        f.truncate(MAX_MIDI_BYTES + 1)
+    cache = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "cache", progress=False, workers=1)
+    [(path, reason)] = cache.report.skipped
+    assert len(cache) == 3 and path.endswith("huge.mid") and f"is 34 MB, more than the {MAX_MIDI_BYTES >> 20} MB" in reason
 
 
 # ---------------------------------------------------------------- other bad input

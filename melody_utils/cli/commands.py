@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import DEFAULT_OUTPUT_NAME, MAX_MEMORY, PRESET_ENV_VAR, PRESETS, Config, SampleConfig, \
+from ..config import DEFAULT_OUTPUT_NAME, MAX_MEMORY, MAX_N_NOTES, PRESET_ENV_VAR, PRESETS, Config, SampleConfig, \
     TrainConfig, get_config
 from ..data import corpus
 from ..data.composers import describe_composer
@@ -35,13 +35,15 @@ from ..generate.sample import model_generate_fn, primer_length
 from ..generate.settings import SamplingSettings
 from ..model import checkpoint as ckpts
 from ..model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
-from ..music.midi import notes_to_midi
+from ..music.midi import MAX_MIDI_BYTES, notes_to_midi
+from .outputs import check_settings, force_arg, refuse_foreign_midi, report_path, wav_path
 from ..music.tokens import Vocab
 from ..train.loop import HISTORY_FILE, train
 from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, controls_from_args, number_list,
                    parse_setting, setting_flag)
 
-PRIMER_CHOICES = "a .mid/.midi file, 'test' (the start of a held-out test piece) or 'none' (one default note)"
+PRIMER_CHOICES = (f"a .mid/.midi file (at most {MAX_MIDI_BYTES >> 20} MB), 'test' (the start of a held-out test piece) "
+                  f"or 'none' (one default note)")
 
 
 # ---------------------------------------------------------------- parser
@@ -64,7 +66,7 @@ def _base_args(p: argparse.ArgumentParser):
 def _data_args(g) -> None:
     g.add_argument("--source", help="'auto' (MAESTRO if downloaded, else the embedded piano corpus), 'piano' (alias 'embedded'), "
                    "'chorales', 'maestro', or a folder of MIDI files (a MAESTRO folder anywhere; its split from a "
-                   "metadata.csv or train/ validation/ test/ subfolders)")
+                   f"metadata.csv or train/ validation/ test/ subfolders; files over {MAX_MIDI_BYTES >> 20} MB are skipped)")
     g.add_argument("--bins", choices=("log", "seed"), help="time bins: 'log' (fitted, exact chords) or the seed notebook's grid")
 
 
@@ -92,7 +94,7 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
     g.add_argument("--top-k", type=setting_flag(SampleConfig, "top_k"), help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=setting_flag(SampleConfig, "top_p"), help="nucleus mass in (0, 1] (1 = off)")
     g.add_argument("--memory", type=setting_flag(SampleConfig, "memory"), help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
-    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help="notes to generate")
+    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help=f"notes to generate (at most {MAX_N_NOTES:,})")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
     g.add_argument("--primer-notes", type=setting_flag(SampleConfig, "primer_notes"), help="notes taken from the primer")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
@@ -108,7 +110,8 @@ def _evaluate_args(parser) -> None:
     """Flags of the ``evaluate`` command (besides --checkpoint and the common ones)."""
     g = parser.add_argument_group("evaluation")
     g.add_argument("--samples", type=AT_LEAST_TWO, default=8, help="pieces to generate for the statistics (default 8)")
-    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help="notes per generated piece (default: the checkpoint's sample.n_notes)")
+    g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help=f"notes per generated piece, at most "
+                   f"{MAX_N_NOTES:,} (default: the checkpoint's sample.n_notes)")
     g.add_argument("--split", choices=("test", "validation"), default="test", help="held-out pieces to score (default test)")
     g.add_argument("--context", type=NON_NEGATIVE_INT, default=0, metavar="N",
                    help="score only notes with at least N notes before them, so causal and window models are scored "
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="sample a MIDI file from a checkpoint")
     _base_args(p)
     _generate_args(p)
+    force_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("quickstart", help="embedded corpus -> train a small causal model -> generate a MIDI file")
@@ -156,12 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(g)
     _train_args(g)
     _generate_args(p, with_checkpoint=False)
+    force_arg(p)
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.evaluate.report)")
     _base_args(p)
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt, else the shipped model)")
     _evaluate_args(p)
+    force_arg(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
 
@@ -210,6 +216,7 @@ def output_path(cfg: Config, args) -> Path:
         folder = folder.parent  # the nearest existing folder decides whether we may create the rest
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"--output {path}: cannot write to folder {folder}; choose a writable path with --output")
+    refuse_foreign_midi(path, args)
     return path
 
 
@@ -217,7 +224,12 @@ def output_path(cfg: Config, args) -> Path:
 
 
 def _prepare(cfg: Config, args, rebuild: bool = False, vocab=None):
-    return corpus.prepare(cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, rebuild=rebuild, vocab=vocab)
+    cache = corpus.prepare(cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, rebuild=rebuild, vocab=vocab)
+    skipped = cache.report.skipped
+    if args.quiet and skipped:  # not progress: what the corpus lacks is said even with --quiet
+        print(f"note: the token cache leaves out {len(skipped)} file(s) that could not be used:\n"
+              + "\n".join(f"  {p}: {r}" for p, r in skipped))
+    return cache
 
 
 def _describe_cache(cache) -> str:
@@ -297,13 +309,14 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     settings = SamplingSettings.from_config(s, keep_primer=keep, seconds=args.seconds, composer=args.composer,
                                             controls=args.controls)
     notes = model_generate_fn(model, vocab, settings, str(device), progress=not args.quiet, info=info)(primer=primer)
+    replaced = " (replaced the earlier MIDI file)" if output.is_file() else ""
     notes_to_midi(notes, output)
     trained = state.get("history", {}).get("epoch") or [0]
     n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
     print(f"generated {n_new} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
           f"grammar mask: removed {100 * info['masked_mass']:.2f}% of the probability per note (notes at the "
-          f"previous onset not above it)\nMIDI: {output}")
+          f"previous onset not above it)\nMIDI: {output}{replaced}")
     _after_generate(notes, vocab, train_cfg, args, cache)
     return output
 
@@ -315,13 +328,17 @@ def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
         print(f"controls: {args.controls.describe()}")
     if args.composer is not None:
         print(f"composer: {describe_composer(args.composer, vocab.composers)}")
-    if args.wav:
-        print(f"WAV: {audio.write_wav(audio.synthesize(notes), Path(args.wav).expanduser())}")
-    if cache is None:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=False, vocab=vocab)
+    wav = wav_path(args)
+    if wav is not None:
+        replaced = " (replaced the earlier WAV file)" if wav.is_file() else ""
+        print(f"WAV: {audio.write_wav(audio.synthesize(notes), wav)}{replaced}")
+    if cache is None:  # read only: a token cache is never built for this line
+        cache = corpus.find_cache(train_cfg.data, args.cache_dir, vocab)
     if cache is not None and cache.vocab == vocab:
         print(describe(OriginalityIndex.for_cache(cache).check(vocab.encode(notes))))
+    else:
+        print(f"originality: not checked (no token cache of the model's corpus, {train_cfg.data.source}, in "
+              f"{args.cache_dir or corpus.CACHE_DIR}; `python -m melody_utils prepare` with its settings builds one)")
 
 
 def _checkpoint_arg(cfg: Config, args) -> Path:
@@ -337,6 +354,7 @@ def _checkpoint_arg(cfg: Config, args) -> Path:
 def cmd_generate(args) -> int:
     cfg = config_from_args(args)
     output = output_path(cfg, args)
+    wav_path(args)
     _generate(cfg, args, _checkpoint_arg(cfg, args), output)
     return 0
 
@@ -350,6 +368,7 @@ def cmd_quickstart(args) -> int:
     cfg = config_from_args(args, **{"data.source": "embedded", "model.arch": "causal",
                                     "train.time_budget_s": QUICKSTART_BUDGET_S})
     output = output_path(cfg, args)  # fail on an unwritable output before training
+    wav_path(args)
     budget = f", at most {cfg.train.time_budget_s:g} s" if cfg.train.time_budget_s else ""
     print(f"quickstart: preset {cfg.preset}, source {cfg.data.source}, {cfg.model.arch} model, "
           f"{cfg.train.epochs} epochs{budget}, out_dir {cfg.train.out_dir}")
@@ -369,12 +388,7 @@ def cmd_evaluate(args) -> int:
     """
     cfg = config_from_args(args)
     checkpoint = _checkpoint_arg(cfg, args)
-    report_path = args.report
-    if report_path:  # checked before the evaluation, which may take minutes
-        report_path = Path(report_path).expanduser()
-        report_path = report_path if report_path.suffix else report_path.with_suffix(".md")
-        if report_path.is_dir():
-            raise ValueError(f"--report {report_path} is a folder; give a file name, e.g. {report_path / 'evaluation.md'}")
+    out = report_path(args)  # checked before the evaluation, which may take minutes
     sweep = None
     if args.sweep or args.sweep_temperatures or args.sweep_top_ps:
         sweep = {"temperatures": args.sweep_temperatures, "top_ps": args.sweep_top_ps}  # None: the default grid
@@ -384,10 +398,10 @@ def cmd_evaluate(args) -> int:
         device=str(resolve_device(cfg.train.device)), seed=args.seed if args.seed is not None else 0,
         cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep, context=args.context,
     )
-    if not report_path:
+    if out is None:
         print(report.format_report(result))
         return 0
-    text, paths = report.write_report(result, report_path)
+    text, paths = report.write_report(result, out)
     print(text)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0
@@ -407,6 +421,11 @@ def main(argv=None) -> int:
             parser.error(str(exc))
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
+    try:  # the settings (preset, flags, --set) checked before any work: a bad value is a usage error too
+        check_settings(config_from_args(args))
+    except ValueError as exc:
+        print(f"error: {exc} (see `{parser.prog} {args.command} --help`)", file=sys.stderr)
+        return 2
     try:
         if int(os.environ.get("RANK", "0") or 0) > 0:
             # torchrun's other processes: rank 0 speaks for the run; errors still reach stderr

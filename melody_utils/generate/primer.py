@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..music.midi import MidiError, Notes, midi_to_notes
+from ..music.midi import MAX_MIDI_BYTES, MidiError, Notes, midi_to_notes
 from ..music.tokens import Vocab
 
 MIDI_SUFFIXES = (".mid", ".midi")  # what an upload may be called
@@ -29,6 +29,7 @@ def primer_from_file(path, vocab: Vocab, n_notes: int, sustain: bool = True, nam
     shown = name or str(path)
     if not path.is_file():
         raise FileNotFoundError(f"{shown}: file not found; pass {ALLOWED}")
+    _check_size(shown, path.stat().st_size)
     try:
         notes = midi_to_notes(path, sustain=sustain)
     except MidiError:
@@ -40,6 +41,12 @@ def primer_from_file(path, vocab: Vocab, n_notes: int, sustain: bool = True, nam
     return notes[:n_notes]
 
 
+def _check_size(name: str, size: int) -> None:
+    if size > MAX_MIDI_BYTES:
+        raise ValueError(f"{name} is {size / 1e6:,.0f} MB, more than the {MAX_MIDI_BYTES >> 20} MB a MIDI file may have "
+                         f"here; use {ALLOWED}")
+
+
 def primer_from_bytes(name: str, data, vocab: Vocab, n_notes: int, sustain: bool = True) -> Notes:
     """An uploaded file (its name and bytes) -> the primer of :func:`primer_from_file`."""
     if not str(name).lower().endswith(MIDI_SUFFIXES):
@@ -47,6 +54,7 @@ def primer_from_bytes(name: str, data, vocab: Vocab, n_notes: int, sustain: bool
     data = bytes(data)
     if not data:
         raise ValueError(f"{name} is empty (0 bytes); upload {ALLOWED}")
+    _check_size(name, len(data))
     fd, tmp = tempfile.mkstemp(suffix=Path(name).suffix)
     try:
         with os.fdopen(fd, "wb") as f:
