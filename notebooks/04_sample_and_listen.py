@@ -61,6 +61,8 @@ from melody_utils.data import corpus
 from melody_utils.evaluate import report as metrics, originality, sweep
 from melody_utils.train import runs
 from melody_utils.generate import sample, primer as uploads
+from melody_utils.generate.controls import Controls
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.music import scales
 from melody_utils.notebook import widgets
 from melody_utils.model.checkpoint import composer_names, load_checkpoint, training_summary
@@ -77,10 +79,10 @@ print("\n".join(filter(None, [soundfonts.colab_sound(), audio.describe_sound()])
 
 # %%
 held_out_primer = cache.notes(cache.held_out_piece())[: sample.primer_length(model, s.primer_notes)]
-generate_fn = sample.model_generate_fn(model, vocab, memory=s.memory)
+settings = SamplingSettings.from_config(s)  # temperature, top-k, top-p, length, seed, piece memory, controls
+generate_fn = sample.model_generate_fn(model, vocab, settings)
 report = originality.notes_report(originality.OriginalityIndex.for_cache(cache), vocab)
-result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
-                                     held_out_primer, s.output, originality=report)
+result = widgets.generate_and_render(generate_fn, settings, held_out_primer, s.output, originality=report)
 audio.listen(result["wave"], result["synth"])
 display(widgets.download_widget(result["midi_path"]), widgets.download_widget(result["wav_path"]))
 print(result["originality"])
@@ -162,12 +164,12 @@ print(list(primers))
 # hold for every note.
 
 # %%
-steer = widgets.control_values({"key": "D minor", "pitch_range": (48, 84), "seconds": 20.0})
-controlled = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed, held_out_primer,
-                                         Path(s.output).with_name("controlled_output.midi"), originality=report, **steer)
+steer = settings.replace(controls=Controls(key="D minor", pitch_range=(48, 84)), seconds=20.0)
+controlled = widgets.generate_and_render(generate_fn, steer, held_out_primer, Path(s.output).with_name("controlled_output.midi"),
+                                         originality=report)
 pitch = controlled["notes"].pitch
 in_key = np.isin(pitch % 12, scales.parse_key("D minor")).mean()
-print(f"{steer['controls'].describe()}: {len(pitch)} notes, {controlled['notes'].seconds():.1f} s, {in_key:.0%} in key, "
+print(f"{steer.controls.describe()}: {len(pitch)} notes, {controlled['notes'].seconds():.1f} s, {in_key:.0%} in key, "
       f"pitches {pitch.min()}-{pitch.max()}\n{controlled['originality']}")
 assert in_key == 1 and 48 <= pitch.min() and pitch.max() <= 84, "a hard key or a pitch range was left"
 audio.listen(controlled["wave"], controlled["synth"])
@@ -214,8 +216,8 @@ generator
 # %%
 tiny = cfg.preset == "tiny"
 grid = {"temperatures": [0.85, 1.0], "top_ps": [0.9, 1.0]} if tiny else True  # True: 4 temperatures x 4 top-p values
-evaluation = metrics.evaluate(checkpoint, cache=cache, n_samples=2 if tiny else 8, n_notes=32 if tiny else None,
-                              sweep=grid, likelihood=False)
+evaluation = metrics.evaluate_checkpoint(checkpoint, cache=cache, n_samples=2 if tiny else 8,
+                                         sampling={"n_notes": 32} if tiny else None, sweep=grid, likelihood=False)
 best = evaluation["sweep"]["best"]
 print(sweep.describe_best(evaluation["sweep"]))
 assert best is not None and 0 <= best["mean_oa"] <= 1, "the sweep scored no setting"

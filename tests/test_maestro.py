@@ -145,18 +145,53 @@ def test_ensure_maestro_recovers_from_a_corrupt_zip_on_the_next_call(fake, tmp_p
     assert len(maestro.read_metadata(root)) == len(PIECES)
 
 
-def test_extract_is_idempotent_and_replaces_an_unfinished_copy(fake, tmp_path):
+def test_extract_is_idempotent_and_never_deletes_a_folder_it_did_not_make(fake, tmp_path):
     zip_path = tmp_path / "m.zip"
     zip_path.write_bytes(fake.zip_bytes)
     out = tmp_path / "out"
     (out / "2004").mkdir(parents=True)
-    (out / "2004" / "half.midi").write_bytes(b"MThd")  # an interrupted copy without the marker
-    assert maestro.extract(zip_path, out, progress=False) == out
-    assert not (out / "2004" / "half.midi").exists() and (out / maestro.METADATA_CSV).is_file()
+    mine = out / "2004" / "my_recording.midi"  # the user's own file, in a folder without the marker
+    mine.write_bytes(b"MThd mine")
+    with pytest.raises(FileExistsError) as info:
+        maestro.extract(zip_path, out, progress=False)
+    msg = str(info.value)
+    assert str(out) in msg and "2004" in msg and "nothing was deleted" in msg and "\n" not in msg
+    assert mine.read_bytes() == b"MThd mine" and sorted(p.name for p in out.iterdir()) == ["2004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip", "out"]  # no temp folder left
+    hand = tmp_path / "hand"  # MAESTRO unzipped by hand: kept, and the error says to use it
+    hand.mkdir()
+    (hand / maestro.METADATA_CSV).write_text("by hand\n")
+    with pytest.raises(FileExistsError, match=r"already holds a MAESTRO copy .*use it as it is"):
+        maestro.extract(zip_path, hand, progress=False)
+    assert (hand / maestro.METADATA_CSV).read_text() == "by hand\n"
+    empty = tmp_path / "empty"  # an empty folder is used
+    empty.mkdir()
+    assert maestro.extract(zip_path, empty, progress=False) == empty
+    assert (empty / maestro.METADATA_CSV).is_file() and (empty / maestro.EXTRACTED_MARKER).is_file()
     zip_path.unlink()
-    assert maestro.extract(zip_path, out, progress=False) == out  # marker present: the zip is not needed
+    assert maestro.extract(zip_path, empty, progress=False) == empty  # marker present: the zip is not needed
     with pytest.raises(FileNotFoundError, match="m.zip"):
         maestro.extract(zip_path, tmp_path / "elsewhere", progress=False)
+
+
+def test_ensure_maestro_keeps_the_files_of_the_folder_it_is_given(fake, tmp_path):
+    drive = tmp_path / "MyDrive"  # a parent folder, as find_maestro accepts, holding the user's files
+    drive.mkdir()
+    (drive / "notes.txt").write_text("mine")
+    with FakeServer(fake.zip_bytes) as server:
+        got = maestro.ensure_maestro(drive, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=fake.sha256)
+    assert got == drive / maestro.MAESTRO_VERSION and (got / maestro.METADATA_CSV).is_file()
+    assert (drive / "notes.txt").read_text() == "mine" and maestro.find_maestro(drive) == got
+    partial = tmp_path / "hand" / maestro.MAESTRO_VERSION  # copied by hand, without the CSV: refused before downloading
+    (partial / "2004").mkdir(parents=True)
+    (partial / "2004" / "a.midi").write_bytes(b"MThd")
+    with FakeServer(fake.zip_bytes) as server:
+        with pytest.raises(FileExistsError, match="nothing was deleted"):
+            maestro.ensure_maestro(partial, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                   sha256=fake.sha256)
+        assert server.requests == []
+    assert (partial / "2004" / "a.midi").read_bytes() == b"MThd"
 
 
 def test_file_url(fake, tmp_path):

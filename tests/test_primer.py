@@ -1,10 +1,12 @@
-"""A MIDI file as the primer: the music continues from the file's end (its last seconds, its last notes)."""
+"""A MIDI file or upload as the primer (melody_utils/generate/primer.py): the music continues from the
+file's end (its last seconds, its last notes); too large is one line, before it is written anywhere."""
 
 import numpy as np
 import pytest
 
+from melody_utils.generate import primer
 from melody_utils.generate.primer import MAX_PRIMER_NOTES, PrimerLoader, primer_from_file, primer_tail
-from melody_utils.music.midi import Notes, notes_to_midi
+from melody_utils.music.midi import MAX_MIDI_BYTES, Notes, notes_to_midi
 from melody_utils.music.tokens import seed_vocab
 
 
@@ -51,3 +53,13 @@ def test_primer_from_file_reads_the_files_end(tmp_path):
     np.testing.assert_array_equal(PrimerLoader(vocab, seconds=1.0)("piece.mid", path.read_bytes()).pitch, [78, 79])
     with pytest.raises(ValueError, match="--primer-seconds"):
         PrimerLoader(vocab, seconds=0)
+
+
+def test_an_upload_larger_than_a_midi_file_may_be_is_refused(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the upload was written to a temp file")
+
+    monkeypatch.setattr(primer.tempfile, "mkstemp", never)
+    data = b"MThd" + bytes(MAX_MIDI_BYTES)
+    with pytest.raises(ValueError, match=rf"big.mid is 34 MB, more than the {MAX_MIDI_BYTES >> 20} MB a MIDI file may have"):
+        primer.primer_from_bytes("big.mid", data, seed_vocab(), 8)

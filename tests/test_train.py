@@ -220,7 +220,7 @@ def test_trained_checkpoint_reproduces_its_validation_loss(cache, tmp_path):
     h = T.train(tiny_cfg(), cache, tmp_path, progress=False)
     model, _, cfg, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)
     loader = data.make_loader(cache, "validation", cfg.data.window, cfg.data.stride, 8, shuffle=False)
-    val, heads = T.evaluate(model, loader, torch.device("cpu"))
+    val, heads = T.validation_loss(model, loader, torch.device("cpu"))
     assert val == pytest.approx(h["val_loss"][-1], abs=1e-6)
     assert set(heads) == {"pitch", "step", "duration"}
 

@@ -1,5 +1,8 @@
 """The generator UI: its callback logic without a browser, and the widgets wired to it."""
 
+import re
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
@@ -7,30 +10,33 @@ from matplotlib.collections import PolyCollection
 from helpers import random_notes
 from melody_utils.notebook import widgets as ui
 from melody_utils.display.audio import rms_db
-from melody_utils.config import SampleConfig
+from melody_utils.config import MAX_MEMORY, SampleConfig
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.music.midi import Notes, midi_to_notes
 
 GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
 
 
 class FakeGenerator:
-    """Stands in for a model: records its calls, returns n_notes seeded notes."""
+    """Stands in for a model (the generation contract: ``generate_fn(*, primer, **settings)``):
+    records its calls, returns n_notes seeded notes."""
 
     def __init__(self, notes_fn=None):
         self.calls = []
         self.notes_fn = notes_fn or (lambda n, seed: random_notes(n, seed=seed, chord_every=1000))
 
-    def __call__(self, temperature, top_k, top_p, n_notes, seed, primer, **extra):  # extra: e.g. memory
-        self.calls.append({"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes,
-                           "seed": seed, "primer": primer, **extra})
-        return self.notes_fn(n_notes, seed)
+    def __call__(self, *, primer=None, **settings):  # settings: every SamplingSettings field by name
+        self.calls.append({**settings, "primer": primer})
+        return self.notes_fn(settings["n_notes"], settings["seed"])
 
 
 def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     fake = FakeGenerator()
     primer = random_notes(4, seed=99)
-    out = ui.generate_and_render(fake, **GOOD, primer=primer, output_path=tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
-    assert fake.calls == [{**GOOD, "primer": primer}]
+    settings = ui.sampling_settings(GOOD)
+    out = ui.generate_and_render(fake, settings, primer, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert fake.calls == [{**settings.as_changes(), "primer": primer}]  # every setting, by name
+    assert {k: fake.calls[0][k] for k in GOOD} == GOOD
     assert set(out) == {"notes", "midi_path", "wav_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
     assert out["wav_path"] == tmp_path / "gen.wav" and out["wav_path"].is_file()  # the same music as the MIDI file
     assert out["originality"] is None  # no report asked for
@@ -42,34 +48,67 @@ def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     assert len(bars.get_paths()) == len(out["notes"])
 
 
-@pytest.mark.parametrize("name, value", [
-    ("temperature", 0.0), ("temperature", 2.5), ("temperature", float("nan")), ("temperature", "1.0"),
-    ("top_k", -1), ("top_k", 89), ("top_k", 2.5), ("top_k", True),
+BAD_VALUES = [
+    ("temperature", 0.0), ("temperature", -0.5), ("temperature", float("nan")), ("temperature", "1.0"),
+    ("top_k", -1), ("top_k", 2.5), ("top_k", True),
     ("top_p", 0.0), ("top_p", 1.01),
-    ("n_notes", 0), ("n_notes", 1001), ("n_notes", 10.0),
-    ("seed", -1), ("seed", 2**31),
-])
-def test_bad_slider_values_are_rejected_before_generating(tmp_path, name, value):
+    ("n_notes", 0), ("n_notes", 10.0),
+    ("seed", -1), ("seed", 1.5),
+    ("memory", -0.5), ("memory", MAX_MEMORY + 1),
+]
+
+
+@pytest.mark.parametrize("name, value", BAD_VALUES)
+def test_bad_slider_values_are_rejected_by_the_settings(name, value):
+    says = rf"^{name} must be .*, got {re.escape(repr(value))}$"  # names the value, what is allowed and what it got
+    with pytest.raises(ValueError, match=says):
+        ui.sampling_settings({**GOOD, name: value})
+    with pytest.raises(ValueError, match=says):
+        SamplingSettings(**{**GOOD, name: value})
+
+
+@pytest.mark.parametrize("name, value", BAD_VALUES[::3])
+def test_bad_slider_values_are_rejected_before_generating(tmp_path, capsys, name, value):
     fake = FakeGenerator()
-    with pytest.raises(ValueError, match=rf"^{name} must be .* between"):
-        ui.generate_and_render(fake, **{**GOOD, name: value}, primer=None, output_path=tmp_path / "x.mid")
-    assert fake.calls == []
-    assert not (tmp_path / "x.mid").exists()
+    box = ui.make_generator_ui(fake, {"none": None}, tmp_path / "x.mid", synth="numpy", sample_rate=8000)
+    box.controls[name] = SimpleNamespace(value=value)  # a widget holding what no slider can: the callback reads .value
+    box.controls["generate"].click()
+    assert fake.calls == [] and box.last_result is None
+    assert box.status.value == "failed"  # the status label
+    assert f"Error: {name} must be " in capsys.readouterr().out  # one line saying what to change
+    assert not list(tmp_path.iterdir())  # no take written
+    box.controls[name] = SimpleNamespace(value={**GOOD, "memory": 1.0}[name])  # a good value generates
+    box.controls["generate"].click()
+    assert len(fake.calls) == 1 and (tmp_path / "x_take1.mid").is_file()
 
 
 def test_range_limits_are_accepted(tmp_path):
     fake = FakeGenerator()
     for knobs in ({"temperature": 0.1, "top_k": 0, "top_p": 0.05, "n_notes": 1, "seed": 0},
                   {"temperature": 2.0, "top_k": 88, "top_p": 1.0, "n_notes": 3, "seed": 2**31 - 1}):
-        ui.generate_and_render(fake, **knobs, primer=None, output_path=tmp_path / "x.mid", synth="numpy", sample_rate=8000)
+        ui.generate_and_render(fake, ui.sampling_settings(knobs), None, tmp_path / "x.mid", synth="numpy", sample_rate=8000)
     assert [c["n_notes"] for c in fake.calls] == [1, 3]
+    assert [c["seed"] for c in fake.calls] == [0, 2**31 - 1]
+    # the sliders' ranges only bound the widgets: the settings' limits allow more
+    beyond = ui.sampling_settings({"temperature": 2.5, "top_k": 89, "top_p": 1.0, "n_notes": 1001, "seed": 2**31})
+    assert (beyond.temperature, beyond.top_k, beyond.n_notes, beyond.seed) == (2.5, 89, 1001, 2**31)
 
 
 def test_generator_returning_nothing_is_an_error(tmp_path):
+    settings = ui.sampling_settings(GOOD)
     with pytest.raises(ValueError, match="no notes"):
-        ui.generate_and_render(FakeGenerator(lambda n, s: Notes.empty()), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+        ui.generate_and_render(FakeGenerator(lambda n, s: Notes.empty()), settings, None, tmp_path / "x.mid")
     with pytest.raises(TypeError, match="must return"):
-        ui.generate_and_render(FakeGenerator(lambda n, s: [60, 62]), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+        ui.generate_and_render(FakeGenerator(lambda n, s: [60, 62]), settings, None, tmp_path / "x.mid")
+
+
+def test_generate_and_render_needs_settings_and_an_output_path(tmp_path):
+    fake = FakeGenerator()
+    with pytest.raises(ValueError, match="settings must be a SamplingSettings"):
+        ui.generate_and_render(fake, GOOD, None, tmp_path / "x.mid")  # a dict of values is not settings
+    with pytest.raises(ValueError, match="output_path must be a file path"):
+        ui.generate_and_render(fake, ui.sampling_settings(GOOD), None, None)
+    assert fake.calls == [] and not (tmp_path / "x.mid").exists()
 
 
 def test_building_the_ui_does_not_generate(tmp_path):
@@ -77,12 +116,16 @@ def test_building_the_ui_does_not_generate(tmp_path):
     box = ui.make_generator_ui(fake, {"none": None, "scale": random_notes(4)}, tmp_path / "gen.mid")
     assert fake.calls == [] and box.last_result is None
     c = box.controls
-    # the sliders cannot produce a value the callback would reject
     assert (c["temperature"].min, c["temperature"].max) == ui.TEMPERATURE_RANGE
     assert (c["top_k"].min, c["top_k"].max) == ui.TOP_K_RANGE
     assert (c["top_p"].min, c["top_p"].max) == ui.TOP_P_RANGE
     assert (c["n_notes"].min, c["n_notes"].max) == ui.N_NOTES_RANGE
     assert (c["seed"].min, c["seed"].max) == ui.SEED_RANGE
+    assert (c["memory"].min, c["memory"].max) == ui.MEMORY_RANGE
+    # the sliders cannot produce a value the settings would reject
+    for end in ("min", "max"):
+        s = ui.sampling_settings({k: getattr(c[k], end) for k in ("temperature", "top_k", "top_p", "n_notes", "seed", "memory")})
+        assert s.knobs == {k: getattr(c[k], end) for k in ("temperature", "top_k", "top_p")}
     assert list(c["primer"].options) == ["none", "scale"]
 
 
@@ -169,8 +212,11 @@ def test_composer_dropdown_only_for_models_with_composers(tmp_path):
     box.controls["composer"].value = "Liszt"
     box.controls["generate"].click()
     assert calls == ["Liszt"]
-    plain = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
-    assert "composer" not in plain.controls  # and the generator is called without a composer keyword
+    fake = FakeGenerator()
+    plain = ui.make_generator_ui(fake, {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert "composer" not in plain.controls
+    plain.controls["generate"].click()
+    assert fake.calls[0]["composer"] is None  # no composer asked for (id 0, "any")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,23 +248,30 @@ def _upload_value(name: str, data: bytes) -> tuple:
              "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
 
 
-def test_control_values_default_to_no_control_and_map_every_widget():
-    assert ui.control_values({}) == {"controls": None, "seconds": None, "keep_primer": False}
-    v = ui.control_values({"key": "D minor", "key_strength": 2.0, "pitch_range": (48, 72), "density": 6.0,
-                           "temperature_pitch": 0.8, "temperature_timing": 1.2, "temperature_velocity": 0.5,
-                           "repeat_guard": 3.0, "seconds": 60.0, "keep_primer": True})
-    c = v["controls"]
+def test_sampling_settings_default_to_no_control_and_map_every_widget():
+    plain = ui.sampling_settings({})
+    assert not plain.controls.active and plain.seconds is None and plain.keep_primer is False
+    assert plain.replace(controls=None) == SamplingSettings()  # nothing asked: the default settings
+    s = ui.sampling_settings({"key": "D minor", "key_strength": 2.0, "pitch_range": (48, 72), "density": 6.0,
+                              "temperature_pitch": 0.8, "temperature_timing": 1.2, "temperature_velocity": 0.5,
+                              "repeat_guard": 3.0, "seconds": 60.0, "keep_primer": True, **GOOD, "memory": 1.5,
+                              "composer": "Liszt"})
+    c = s.controls
     assert (c.scale, c.key_strength, c.pitches, c.density, c.repeat_guard) == ((0, 2, 4, 5, 7, 9, 10), 2.0, (48, 72), 6.0, 3.0)
     assert (c.temperature_pitch, c.temperature_timing, c.temperature_velocity) == (0.8, 1.2, 0.5)
-    assert (v["seconds"], v["keep_primer"]) == (60.0, True)
-    assert ui.control_values({"key": "C major"})["controls"].key_strength is None  # strength 0 = hard mask
+    assert (s.seconds, s.keep_primer, s.memory, s.composer) == (60.0, True, 1.5, "Liszt")
+    assert {k: getattr(s, k) for k in GOOD} == GOOD
+    assert ui.sampling_settings({"key": "C major"}).controls.key_strength is None  # strength 0 = hard mask
+    assert ui.sampling_settings({"key": "C major"}).controls.scale == (0, 2, 4, 5, 7, 9, 11)
 
 
 @pytest.mark.parametrize("values, name", [({"key": "H major"}, "key"), ({"density": -1.0}, "density"),
-                                          ({"seconds": -5.0}, "seconds"), ({"key": "C major", "pitch_range": (61, 61)}, "key")])
+                                          ({"seconds": -5.0}, "seconds"), ({"key": "C major", "pitch_range": (61, 61)}, "key"),
+                                          ({"temperature_pitch": 0.0}, "temperature_pitch"),
+                                          ({"repeat_guard": -1.0}, "repeat_guard")])
 def test_bad_control_values_name_the_value(values, name):
     with pytest.raises(ValueError, match=name):
-        ui.control_values(values)
+        ui.sampling_settings(values)
 
 
 def test_control_widgets_start_at_no_control_and_span_their_ranges():
@@ -226,7 +279,8 @@ def test_control_widgets_start_at_no_control_and_span_their_ranges():
 
     w = ui.control_widgets({}, ipywidgets.Layout())
     assert set(w) == set(ui.CONTROL_DEFAULTS)
-    assert ui.control_values({k: x.value for k, x in w.items()})["controls"] is None
+    s = ui.sampling_settings({k: x.value for k, x in w.items()})
+    assert not s.controls.active and s.seconds is None and s.keep_primer is False
     assert w["key"].options[0] == "any" and "D minor" in w["key"].options
     assert (w["pitch_range"].min, w["pitch_range"].max) == (21, 108)
     assert (w["density"].min, w["density"].max) == ui.DENSITY_RANGE
@@ -243,7 +297,8 @@ def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
                                originality=lambda notes: f"originality of {len(notes)} notes")
     c = box.controls
     c["generate"].click()
-    assert calls[-1] == (None, None, False)  # controls at their defaults: nothing passed
+    controls, seconds, keep = calls[-1]
+    assert not controls.active and (seconds, keep) == (None, False)  # controls at their defaults: none on
     c["key"].value, c["pitch_range"].value, c["seconds"].value, c["keep_primer"].value = "A minor", (40, 80), 30.0, True
     c["generate"].click()
     controls, seconds, keep = calls[-1]

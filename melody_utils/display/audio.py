@@ -40,6 +40,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import check_number
 from ..files import atomic_write_bytes
 from ..music.midi import DEFAULT_PROGRAM, MAX_MIDI_PITCH, MIN_MIDI_PITCH, Notes, notes_to_pretty_midi
 from .piano_model import RELEASE_S, TAIL_S, render_length, synth_numpy  # noqa: F401 (RELEASE_S re-exported)
@@ -262,15 +263,16 @@ def synthesize(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, method: str
     return synthesize_named(notes, sample_rate, method, sf2_path)[0]
 
 
-def _check_notes(notes: Notes, sample_rate) -> None:
+def _check_notes(notes: Notes, sample_rate) -> int:
     if not isinstance(notes, Notes):
         raise TypeError(f"notes must be a melody_utils.music.midi.Notes, got {type(notes).__name__}")
-    if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or not 4000 <= sample_rate <= 192000:
-        raise ValueError(f"sample_rate must be an integer between 4000 and 192000 Hz, got {sample_rate!r}")
+    sample_rate = check_number("sample_rate", sample_rate, "an integer between 4000 and 192000 Hz", 4000, 192000,
+                               integer=True)
     if len(notes) and (notes.pitch.min() < MIN_MIDI_PITCH or notes.pitch.max() > MAX_MIDI_PITCH):
         raise ValueError(f"pitches must lie in {MIN_MIDI_PITCH}-{MAX_MIDI_PITCH}, got {notes.pitch.min()}-{notes.pitch.max()}")
     if len(notes) and (not (np.isfinite(notes.start).all() and np.isfinite(notes.duration).all()) or notes.start.min() < 0):
         raise ValueError("note onsets must be finite and >= 0 and durations finite; clean the notes first")
+    return sample_rate
 
 
 def _candidates(method, sf2_path) -> list[tuple[str, Callable]]:
@@ -297,8 +299,7 @@ def synthesize_named(notes: Notes, sample_rate: int = DEFAULT_SAMPLE_RATE, metho
     empty array. Raises ``ValueError`` for bad input and ``ImportError`` (with the install line)
     for a named method that does not work here.
     """
-    _check_notes(notes, sample_rate)
-    sample_rate = int(sample_rate)
+    sample_rate = _check_notes(notes, sample_rate)
     if len(notes) == 0:
         return np.zeros((0, CHANNELS), dtype=np.float32), "none"
     notes = _playable(notes)

@@ -19,7 +19,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..music.midi import MidiError, Notes, midi_to_notes
+from ..music.midi import MAX_MIDI_BYTES, MidiError, Notes, midi_to_notes
 from ..music.tokens import Vocab
 
 MIDI_SUFFIXES = (".mid", ".midi")  # what an upload may be called
@@ -63,6 +63,7 @@ def primer_from_file(path, vocab: Vocab, n_notes: int = MAX_PRIMER_NOTES, sustai
     shown = name or str(path)
     if not path.is_file():
         raise FileNotFoundError(f"{shown}: file not found; pass {ALLOWED}")
+    _check_size(shown, path.stat().st_size)
     try:
         notes = midi_to_notes(path, sustain=sustain)
     except MidiError:
@@ -74,6 +75,12 @@ def primer_from_file(path, vocab: Vocab, n_notes: int = MAX_PRIMER_NOTES, sustai
     return primer_tail(notes, seconds, n_notes, shown)
 
 
+def _check_size(name: str, size: int) -> None:
+    if size > MAX_MIDI_BYTES:
+        raise ValueError(f"{name} is {size / 1e6:,.0f} MB, more than the {MAX_MIDI_BYTES >> 20} MB a MIDI file may have "
+                         f"here; use {ALLOWED}")
+
+
 def primer_from_bytes(name: str, data, vocab: Vocab, n_notes: int = MAX_PRIMER_NOTES, sustain: bool = True,
                       seconds: float | None = None) -> Notes:
     """An uploaded file (its name and bytes) -> the primer of :func:`primer_from_file`."""
@@ -82,6 +89,7 @@ def primer_from_bytes(name: str, data, vocab: Vocab, n_notes: int = MAX_PRIMER_N
     data = bytes(data)
     if not data:
         raise ValueError(f"{name} is empty (0 bytes); upload {ALLOWED}")
+    _check_size(name, len(data))
     fd, tmp = tempfile.mkstemp(suffix=Path(name).suffix)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -19,6 +19,7 @@ from ..music.midi import Notes
 from ..music.tokens import Vocab
 from .controls import trim_to_seconds
 from .sample import generate
+from .settings import SamplingSettings
 
 MAX_TAKES = 32  # takes one call may ask for
 
@@ -30,19 +31,22 @@ def validate_takes(n) -> int:
     return int(n)
 
 
-def generate_takes(model, vocab: Vocab, n_takes: int, n_notes: int, primer=None, keep_primer: bool = False,
+def generate_takes(model, vocab: Vocab, n_takes: int, primer=None, settings: SamplingSettings | None = None,
                    **kwargs) -> list[Notes]:
     """``n_takes`` pieces after ``primer`` from one batched :func:`~melody_utils.generate.sample.generate`
-    call (``kwargs``: its sampling arguments, ``seconds`` included). ``keep_primer``: each take
-    starts with the primer (as quantized tokens), its new notes after it."""
+    call with ``settings`` (``kwargs``: its run keywords, ``device``, ``fast``, ``progress``, ``info``, and
+    setting changes). With ``settings.keep_primer`` each take starts with the primer (as quantized
+    tokens), its new notes after it; with ``settings.seconds`` each is cut there."""
     n_takes = validate_takes(n_takes)
-    rows = generate(model, vocab, n_notes, primer, batch=n_takes, **kwargs)  # (n_takes, n, F)
+    run = {k: kwargs.pop(k) for k in ("device", "fast", "progress", "info") if k in kwargs}
+    settings = (settings or SamplingSettings()).replace(**kwargs)
+    rows = generate(model, vocab, primer=primer, settings=settings, batch=n_takes, **run)  # (n_takes, n, F)
     head = None
-    if keep_primer and primer is not None:
+    if settings.keep_primer and primer is not None:
         head = vocab.encode(primer) if isinstance(primer, Notes) else vocab.check(np.asarray(primer))
     takes = []
     for row in rows:
-        new = trim_to_seconds(row, vocab, kwargs.get("seconds"))  # (n, F)
+        new = trim_to_seconds(row, vocab, settings.seconds)  # (n, F)
         takes.append(vocab.decode(new if head is None else np.concatenate([head, new])))
     return takes
 
