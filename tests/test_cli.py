@@ -1,8 +1,11 @@
 """The command line, run in-process through cli.main (tiny preset, embedded corpus, a few steps)."""
 
+import os
 import subprocess
 import sys
+import wave
 
+import numpy as np
 import pretty_midi
 import pytest
 import torch
@@ -12,6 +15,7 @@ from melody_utils.cli import commands as cli
 from melody_utils.config import MEMORY, N_NOTES, REPO_ROOT, SEED, TOP_K, TOP_P
 from melody_utils.generate.settings import SECONDS
 from melody_utils.model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
+from melody_utils.music.midi import midi_to_notes
 from melody_utils.train.loop import HISTORY_FILE
 
 torch.set_num_threads(1)
@@ -174,6 +178,96 @@ def test_other_torchrun_ranks_stay_quiet(run, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
     assert "pieces" in capsys.readouterr().out
+
+
+def _primer_file(tmp_path):
+    """40 notes, one every 0.5 s, each pitch different from its neighbours: the file ends at 19.9 s."""
+    from melody_utils.music.midi import Notes, notes_to_midi
+
+    pitches = 48 + (np.arange(40) * 7) % 40
+    notes = Notes(pitches, np.arange(40) * 0.5, np.full(40, 0.4), np.full(40, 70))
+    return notes_to_midi(notes, tmp_path / "my_piece.mid"), notes
+
+
+def test_primer_seconds_primes_with_the_files_last_seconds_and_continues_after_them(run, tmp_path, capsys):
+    common, out = run
+    path, notes = _primer_file(tmp_path)
+    song = tmp_path / "continued.mid"
+    args = ["generate", *common, "--out-dir", str(out), "--primer", str(path), "--primer-seconds", "5", "--n-notes", "6",
+            "--seed", "2", "--output", str(song)]
+    assert cli.main(args + ["--keep-primer"]) == 0
+    assert "its last 5 s: 10 notes" in capsys.readouterr().out  # onsets 15.0 ... 19.5 of a file ending at 19.9 s
+    back = midi_to_notes(song, sustain=False)
+    assert len(back) == 10 + 6
+    np.testing.assert_array_equal(back.pitch[:10], notes.pitch[30:])  # exactly the last 5 seconds, in order
+    assert back.start[0] == 0.0 and np.all(back.start[10:] >= back.start[9])  # the new notes come after the primer
+    assert cli.main(args) == 0  # without --keep-primer: the continuation alone
+    assert len(midi_to_notes(song, sustain=False)) == 6
+
+
+def test_a_file_primer_is_the_whole_file_by_default_and_its_end_with_primer_notes(run, tmp_path, capsys):
+    common, out = run
+    path, notes = _primer_file(tmp_path)
+    song = tmp_path / "continued.mid"
+    base = ["generate", *common, "--out-dir", str(out), "--primer", str(path), "--n-notes", "3", "--keep-primer",
+            "--output", str(song)]
+    assert cli.main(base) == 0
+    assert "the whole file: 40 notes" in capsys.readouterr().out
+    np.testing.assert_array_equal(midi_to_notes(song, sustain=False).pitch[:40], notes.pitch)
+    assert cli.main(base + ["--primer-notes", "4"]) == 0
+    np.testing.assert_array_equal(midi_to_notes(song, sustain=False).pitch[:4], notes.pitch[-4:])  # the file's end
+
+
+def test_num_outputs_writes_different_numbered_pieces_and_a_stereo_wav_each(run, tmp_path, capsys):
+    common, out = run
+    song = tmp_path / "song.mid"
+    assert cli.main(["generate", *common, "--out-dir", str(out), "--n-notes", "20", "--num-outputs", "3", "--seed", "4",
+                     "--output", str(song), "--wav", str(tmp_path / "song.wav")]) == 0
+    text = capsys.readouterr().out
+    assert "3 takes of 20-20 notes in one batch" in text and not song.exists()
+    pieces = []
+    for i in (1, 2, 3):
+        notes = midi_to_notes(tmp_path / f"song_{i}.mid")
+        assert len(notes) == 20 and f"take {i}: " in text
+        pieces.append(tuple(notes.pitch) + tuple(np.round(notes.start, 3)))
+        with wave.open(str(tmp_path / f"song_{i}.wav")) as w:
+            assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 44100, 2)
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert np.abs(pcm).max() > 1000  # not silent
+    assert len(set(pieces)) == 3  # three different pieces
+
+
+def test_generate_and_evaluate_take_the_newest_run_folder(run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from melody_utils.evaluate import report as metrics
+
+    common, out = run
+    outputs = tmp_path / "outputs"
+    shutil.copytree(out, outputs)
+    newer = outputs / "run-20300101-0000"
+    shutil.copytree(out, newer)
+    os.utime(newer / CHECKPOINT_BEST, (2e9, 2e9))  # saved later than the outputs folder's own
+    assert cli.main(["generate", *common, "--out-dir", str(outputs), "--n-notes", "3", "--primer", "none"]) == 0
+    text = capsys.readouterr().out
+    assert f"using the newest run in {outputs}: {newer / CHECKPOINT_BEST}" in text
+    assert f"from {newer / CHECKPOINT_BEST}" in text
+    seen = {}
+    monkeypatch.setattr(metrics, "evaluate_checkpoint", lambda checkpoint, **kw: seen.update(checkpoint=checkpoint) or {})
+    monkeypatch.setattr(metrics, "format_report", lambda result: "the report")
+    assert cli.main(["evaluate", *common, "--out-dir", str(outputs)]) == 0
+    assert seen["checkpoint"] == newer / CHECKPOINT_BEST
+
+
+def test_primer_seconds_and_soundfont_mistakes_are_one_line(run, tmp_path, capsys):
+    common, out = run
+    path, _ = _primer_file(tmp_path)
+    gen = ["generate", *common, "--out-dir", str(out), "--n-notes", "3"]
+    _fails(gen + ["--primer-seconds", "4"], capsys, "--primer-seconds", "--primer test")
+    _fails(gen + ["--primer", str(path), "--primer-seconds", "0.01"], capsys, "my_piece.mid", "no note starts in its last 0.01 s")
+    _fails(gen + ["--soundfont", str(tmp_path / "x.sf2")], capsys, "--soundfont", "--wav")
+    _fails(gen + ["--wav", str(tmp_path / "a.wav"), "--soundfont", str(tmp_path / "x.sf2")], capsys, "--soundfont", "x.sf2")
+    assert cli.main(gen + ["--num-outputs", "0"]) == 2 and "--num-outputs" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- sizes, side effects, overwrites, messages

@@ -325,3 +325,31 @@ def test_grammar_mask_removes_exactly_the_zero_step_where_the_pitch_does_not_ris
     assert sample_logits(out, np.zeros(3))[:2].tolist() == [1, 1]  # u = 0 never draws a masked id
     no_zero = GrammarMask(zero_step_id(seed_vocab()))  # the seed grid has no 0 bin
     assert no_zero.apply(logits, np.array([1]), np.array([5])) is logits and no_zero.mean_mass == 0.0
+
+
+def test_a_long_primer_is_fed_once_and_generation_carries_the_state(monkeypatch):
+    model, vocab = tiny_model()
+    fed = []
+    real_step = NumpyStepper.step
+    monkeypatch.setattr(NumpyStepper, "step", lambda self, x, state: fed.append(len(x)) or real_step(self, x, state))
+    generate(model, vocab, 10, primer=random_tokens(vocab, 600), batch=3)
+    assert len(fed) == 600 + 9 and set(fed) == {3}  # one step per primer note, then one per new note: O(1) a note
+
+
+def test_generation_runs_with_one_blas_thread(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    model, vocab = tiny_model()
+    seen = []
+    real_step = NumpyStepper.step
+
+    def step(self, x, state):
+        seen.append((torch.get_num_threads(), max(d["num_threads"] for d in threadpoolctl.threadpool_info())))
+        return real_step(self, x, state)
+
+    monkeypatch.setattr(NumpyStepper, "step", step)
+    before = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=2):
+        generate(model, vocab, 4)
+        after = max(d["num_threads"] for d in threadpoolctl.threadpool_info())
+    assert seen and set(seen) == {(1, 1)}
+    assert torch.get_num_threads() == before and after == 2  # restored after generation

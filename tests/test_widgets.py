@@ -37,7 +37,8 @@ def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     out = ui.generate_and_render(fake, settings, primer, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
     assert fake.calls == [{**settings.as_changes(), "primer": primer}]  # every setting, by name
     assert {k: fake.calls[0][k] for k in GOOD} == GOOD
-    assert set(out) == {"notes", "midi_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
+    assert set(out) == {"notes", "midi_path", "wav_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
+    assert out["wav_path"] == tmp_path / "gen.wav" and out["wav_path"].is_file()  # the same music as the MIDI file
     assert out["originality"] is None  # no report asked for
     back = midi_to_notes(out["midi_path"])
     assert len(back) == len(out["notes"]) > 0
@@ -73,12 +74,12 @@ def test_bad_slider_values_are_rejected_before_generating(tmp_path, capsys, name
     box.controls[name] = SimpleNamespace(value=value)  # a widget holding what no slider can: the callback reads .value
     box.controls["generate"].click()
     assert fake.calls == [] and box.last_result is None
-    assert box.children[-2].value == "failed"  # the status label
+    assert box.status.value == "failed"  # the status label
     assert f"Error: {name} must be " in capsys.readouterr().out  # one line saying what to change
-    assert not (tmp_path / "x.mid").exists()
+    assert not list(tmp_path.iterdir())  # no take written
     box.controls[name] = SimpleNamespace(value={**GOOD, "memory": 1.0}[name])  # a good value generates
     box.controls["generate"].click()
-    assert len(fake.calls) == 1 and (tmp_path / "x.mid").is_file()
+    assert len(fake.calls) == 1 and (tmp_path / "x_take1.mid").is_file()
 
 
 def test_range_limits_are_accepted(tmp_path):
@@ -143,7 +144,7 @@ def test_generate_button_passes_the_slider_values(tmp_path):
     assert call["primer"] is scale and call["memory"] == pytest.approx(1.5)
     assert (call["top_k"], call["n_notes"], call["seed"]) == (5, 20, 42)
     assert call["temperature"] == pytest.approx(1.3) and call["top_p"] == pytest.approx(0.7)
-    assert box.last_result["midi_path"] == tmp_path / "gen.mid" and (tmp_path / "gen.mid").is_file()
+    assert box.last_result["midi_path"] == tmp_path / "gen_take1.mid" and (tmp_path / "gen_take1.mid").is_file()
     assert not c["generate"].disabled
 
 
@@ -163,7 +164,7 @@ def test_ui_reports_generator_errors_without_raising(tmp_path):
     box = ui.make_generator_ui(failing, {"none": None}, tmp_path / "g.mid")
     box.controls["generate"].click()
     assert box.last_result is None and not box.controls["generate"].disabled
-    assert box.children[-2].value == "failed"  # the status label
+    assert box.status.value == "failed"  # the status label
 
 
 def test_ui_needs_primers_and_a_callable(tmp_path):
@@ -306,7 +307,7 @@ def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
     c["density"].value = 0.0
     c["key"].value, c["pitch_range"].value = "C major", (61, 61)  # no C-major pitch in C#4-C#4
     c["generate"].click()
-    assert len(calls) == 2 and box.children[-2].value == "failed"
+    assert len(calls) == 2 and box.status.value == "failed"
 
 
 def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
@@ -314,16 +315,16 @@ def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
 
     data = _midi_bytes(tmp_path, pitches=(10, 60, 64, 67, 72, 76))  # pitch 10 is below the piano: dropped
     notes = primer_from_bytes("mine.mid", data, _vocab(), n_notes=3)
-    np.testing.assert_array_equal(notes.pitch, [60, 64, 67])
+    np.testing.assert_array_equal(notes.pitch, [67, 72, 76])  # the music continues from the file's end
     calls = []
     fake = FakeGenerator()
     box = ui.make_generator_ui(lambda **k: calls.append(k["primer"]) or fake(**k), {"none": None}, tmp_path / "g.mid",
                                synth="numpy", sample_rate=8000, load_primer=PrimerLoader(_vocab(), 4))
     c = box.controls
     c["upload"].value = _upload_value("mine.mid", data)
-    assert c["primer"].value == "uploaded: mine.mid" and "4 notes" in box.children[-2].value
+    assert c["primer"].value == "uploaded: mine.mid" and "4 notes" in box.status.value
     c["generate"].click()
-    np.testing.assert_array_equal(calls[0].pitch, [60, 64, 67, 72])
+    np.testing.assert_array_equal(calls[0].pitch, [64, 67, 72, 76])
 
 
 @pytest.mark.parametrize("name, data, says", [
@@ -339,7 +340,7 @@ def test_an_upload_that_is_not_midi_is_one_line_naming_it(tmp_path, name, data, 
     assert "\n" not in str(err.value) and ".mid or .midi" in str(err.value)
     box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "g.mid", load_primer=PrimerLoader(_vocab(), 8))
     box.controls["upload"].value = _upload_value(name, data)
-    assert box.children[-2].value.startswith(f"Error: {says}")
+    assert box.status.value.startswith(f"Error: {says}")
     assert list(box.controls["primer"].options) == ["none"]
 
 
@@ -356,3 +357,33 @@ def test_colab_upload_outside_colab_asks_nothing(monkeypatch, capsys):
     monkeypatch.setenv("MELODY_COLAB", "0")
     assert ui.colab_upload(lambda name, data: 1 / 0) == {}
     assert "Upload MIDI button" in capsys.readouterr().out
+
+
+def test_each_generate_press_adds_a_take_with_its_wav_and_the_takes_play(tmp_path, monkeypatch):
+    import wave
+
+    shown = []
+    monkeypatch.setattr(ui.audio, "listen", lambda w, synth, rate, max_seconds=None: shown.append((w.shape, rate)))
+    (tmp_path / "gen_take1.mid").write_bytes(b"an earlier session's take")  # kept: numbering goes on after it
+    box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy")
+    c = box.controls
+    for seed in (1, 2):
+        c["seed"].value = seed
+        c["generate"].click()
+    assert [t["midi_path"].name for t in box.takes] == ["gen_take2.mid", "gen_take3.mid"]
+    assert (tmp_path / "gen_take1.mid").read_bytes() == b"an earlier session's take"
+    for take in box.takes:
+        assert midi_to_notes(take["midi_path"]).pitch.tolist() == take["notes"].pitch.tolist()
+        with wave.open(str(take["wav_path"])) as w:  # each take's own WAV, 44.1 kHz stereo
+            assert (w.getnchannels(), w.getframerate()) == (2, 44100)
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert take["wav_path"].stem == take["midi_path"].stem and np.abs(pcm).max() > 1000
+    assert c["takes"].value == 1 and len(c["takes"].options) == 2 and shown[-1][0][1] == 2  # the new take plays
+    c["takes"].value = 0  # an earlier take plays again, from its WAV file
+    frames = len(ui.audio.read_wav(box.takes[0]["wav_path"])[0])
+    assert shown[-1] == ((frames, 2), 44100)
+
+
+def test_download_widgets_name_the_kind_of_file(tmp_path):
+    assert ui.download_widget(tmp_path / "a_take1.wav").result_html_prefix == "Download WAV: "
+    assert ui.download_widget(tmp_path / "a_take1.midi").result_html_prefix == "Download MIDI: "

@@ -5,6 +5,7 @@
     python -m melody_utils train --preset colab --epochs 30
     python -m melody_utils train --init pretrained --source my_midis   # fine-tune the shipped model
     python -m melody_utils generate --temperature 0.9 --top-p 0.95 --n-notes 300 --primer test
+    python -m melody_utils generate --primer my_piece.mid --primer-seconds 20 --num-outputs 3 --wav take.wav
 
 Sizes come from a preset (``--preset``, default ``$MELODY_PRESET`` or ``small``); the flags
 below override single settings, and ``--set section.field=value`` any other one. Bad input
@@ -21,29 +22,33 @@ import sys
 import time
 from pathlib import Path
 
+from ..checks import Limit
 from ..config import DEFAULT_OUTPUT_NAME, MAX_MEMORY, MAX_N_NOTES, PRESET_ENV_VAR, PRESETS, Config, SampleConfig, \
     TrainConfig, get_config
 from ..data import corpus
 from ..data.composers import describe_composer
 from ..device import resolve_device
 from ..display import audio
+from ..display.soundfonts import find_soundfont
 from ..evaluate import report
 from ..evaluate.originality import OriginalityIndex, describe
 from ..evaluate.sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
-from ..generate.primer import primer_from_file
-from ..generate.sample import model_generate_fn, primer_length
+from ..generate.primer import MAX_PRIMER_NOTES
 from ..generate.settings import SamplingSettings
+from ..generate.takes import MAX_TAKES, generate_takes, take_paths
 from ..model import checkpoint as ckpts
 from ..model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, default_checkpoint, load_checkpoint
 from ..music.midi import MAX_MIDI_BYTES, notes_to_midi
-from .outputs import check_settings, force_arg, refuse_foreign_midi, report_path, wav_path
+from .outputs import check_settings, force_arg, report_path, take_outputs, wav_paths
+from .primers import PRIMER_CHOICES, load_primer, primer_notes
 from ..music.tokens import Vocab
+from ..train import runs
 from ..train.loop import HISTORY_FILE, train
-from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, controls_from_args, number_list,
+from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, controls_from_args, flag, number_list,
                    parse_setting, setting_flag)
 
-PRIMER_CHOICES = (f"a .mid/.midi file (at most {MAX_MIDI_BYTES >> 20} MB), 'test' (the start of a held-out test piece) "
-                  f"or 'none' (one default note)")
+PRIMER_SECONDS = flag(Limit("float", "a number of seconds > 0", 0.0, lo_open=True))
+NUM_OUTPUTS = flag(Limit("int", f"an integer in [1, {MAX_TAKES}]", 1, MAX_TAKES))
 
 
 # ---------------------------------------------------------------- parser
@@ -88,21 +93,29 @@ def _init_arg(g) -> None:
 def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> None:
     g = p.add_argument_group("generation")
     if with_checkpoint:
-        g.add_argument("--checkpoint", help="checkpoint to sample from (default: OUT_DIR/ckpt_best.pt, else ckpt_last.pt, "
-                       "else the shipped model)")
+        g.add_argument("--checkpoint", help="checkpoint to sample from (default: the newest run's ckpt_best.pt, else "
+                       "ckpt_last.pt, in OUT_DIR or its run-* folders; else the shipped model)")
     g.add_argument("--temperature", type=setting_flag(SampleConfig, "temperature"), help="sampling temperature, > 0 (lower = safer)")
     g.add_argument("--top-k", type=setting_flag(SampleConfig, "top_k"), help="keep the k most likely ids (0 = off, 1 = greedy)")
     g.add_argument("--top-p", type=setting_flag(SampleConfig, "top_p"), help="nucleus mass in (0, 1] (1 = off)")
     g.add_argument("--memory", type=setting_flag(SampleConfig, "memory"), help=f"piece memory: 0 = off, 1 = the fitted weights, up to {MAX_MEMORY:g} = more repeats")
     g.add_argument("--n-notes", type=setting_flag(SampleConfig, "n_notes"), help=f"notes to generate (at most {MAX_N_NOTES:,})")
     g.add_argument("--primer", default="test", help=f"what the music continues: {PRIMER_CHOICES} (default: test)")
-    g.add_argument("--primer-notes", type=setting_flag(SampleConfig, "primer_notes"), help="notes taken from the primer")
+    g.add_argument("--primer-notes", type=setting_flag(SampleConfig, "primer_notes"), help="notes taken from the primer: "
+                   f"the first of a test piece, the last of a file (default: the preset's for test, {MAX_PRIMER_NOTES} for a file)")
+    g.add_argument("--primer-seconds", type=PRIMER_SECONDS, metavar="S", help="with --primer FILE: the file's last S "
+                   "seconds prime the model and the music continues after them (default: the whole file)")
     g.add_argument("--keep-primer", action="store_true", help="put the primer notes at the start of the output")
+    g.add_argument("--num-outputs", type=NUM_OUTPUTS, default=1, metavar="N",
+                   help="N different pieces in one batched call, written to numbered files (OUTPUT_1.midi, ...)")
     g.add_argument("--output", help=f"MIDI file to write (default: OUT_DIR/{DEFAULT_OUTPUT_NAME})")
     g.add_argument("--seconds", type=setting_flag(SamplingSettings, "seconds"),
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
     g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
-    g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
+    g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file, 44.1 kHz stereo (the notebooks' "
+                   "synthesizer; numbered like the MIDI files with --num-outputs)")
+    g.add_argument("--soundfont", metavar="PATH", help="the .sf2/.sf3 SoundFont --wav plays (default: the best on this "
+                   "machine; see melody_utils.display.soundfonts)")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.generate.controls)"))
 
 
@@ -165,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.evaluate.report)")
     _base_args(p)
-    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: OUT_DIR/ckpt_best.pt, else the shipped model)")
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the newest run's ckpt_best.pt in OUT_DIR or its "
+                   "run-* folders, else the shipped model)")
     _evaluate_args(p)
     force_arg(p)
     p.set_defaults(func=cmd_evaluate)
@@ -216,7 +230,7 @@ def output_path(cfg: Config, args) -> Path:
         folder = folder.parent  # the nearest existing folder decides whether we may create the rest
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"--output {path}: cannot write to folder {folder}; choose a writable path with --output")
-    refuse_foreign_midi(path, args)
+    take_outputs(path, args)
     return path
 
 
@@ -272,79 +286,78 @@ def cmd_train(args) -> int:
     return 0
 
 
-def load_primer(spec: str, train_cfg: Config, vocab, n_notes: int, args, cache=None):
-    """--primer value -> Notes (the first ``n_notes`` notes) or None."""
-    spec = (spec or "test").strip()
-    if spec.lower() == "none":
-        return None, "none (one default note)"
-    if spec.lower() == "test":
-        if cache is None:
-            try:
-                cache = corpus.prepare(train_cfg.data, cache_dir=args.cache_dir, progress=not args.quiet, vocab=vocab)
-            except FileNotFoundError as exc:
-                raise FileNotFoundError(f"--primer test needs the corpus the model was trained on: {exc}; "
-                                        f"or pass --primer none or --primer a .mid file") from None
-        try:
-            i = cache.held_out_piece()
-        except ValueError as exc:
-            raise ValueError(f"--primer test: {exc}") from None
-        return cache.notes(i)[:n_notes], f"{cache.pieces[i]['name']} ({cache.pieces[i]['split']} split)"
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"--primer {spec}: file not found; pass {PRIMER_CHOICES}")
-    try:
-        return primer_from_file(path, vocab, n_notes, train_cfg.data.sustain), str(path)
-    except ValueError as exc:
-        raise ValueError(f"--primer: {exc}") from None
-
-
-def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> Path:
+def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> list[Path]:
     s = cfg.sample
+    if args.soundfont and not args.wav:
+        raise ValueError("--soundfont plays the --wav rendering: add --wav PATH, or drop --soundfont")
+    if args.soundfont:
+        find_soundfont(args.soundfont)  # a missing SoundFont fails before the work
     device = resolve_device(cfg.train.device)
     model, vocab, train_cfg, state = load_checkpoint(checkpoint, device=device)
-    primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_length(model, s.primer_notes), args, cache)
+    primer, primer_name = load_primer(args.primer, train_cfg, vocab, primer_notes(model, cfg, args), args, cache)
     t0 = time.time()
     keep = s.keep_primer or args.keep_primer
     info = {}
     settings = SamplingSettings.from_config(s, keep_primer=keep, seconds=args.seconds, composer=args.composer,
                                             controls=args.controls)
-    notes = model_generate_fn(model, vocab, settings, str(device), progress=not args.quiet, info=info)(primer=primer)
-    replaced = " (replaced the earlier MIDI file)" if output.is_file() else ""
-    notes_to_midi(notes, output)
+    takes = generate_takes(model, vocab, args.num_outputs, primer, settings, device=str(device), progress=not args.quiet,
+                           info=info)
+    targets = take_paths(output, len(takes))
+    replaced = [" (replaced the earlier MIDI file)" if p.is_file() else "" for p in targets]
+    paths = [notes_to_midi(notes, path) for notes, path in zip(takes, targets)]
     trained = state.get("history", {}).get("epoch") or [0]
-    n_new = len(notes) - (len(primer) if keep and primer is not None else 0)
-    print(f"generated {n_new} notes ({notes.seconds():.0f} s of music) in {time.time() - t0:.1f} s from "
+    n_new = [len(notes) - (len(primer) if keep and primer is not None else 0) for notes in takes]
+    what = (f"{n_new[0]} notes ({takes[0].seconds():.0f} s of music)" if len(takes) == 1 else
+            f"{len(takes)} takes of {min(n_new)}-{max(n_new)} notes in one batch")
+    print(f"generated {what} in {time.time() - t0:.1f} s from "
           f"{checkpoint} ({trained[-1]:.2f} epochs, {state.get('step', 0)} steps); primer: {primer_name}\n"
           f"grammar mask: removed {100 * info['masked_mass']:.2f}% of the probability per note (notes at the "
-          f"previous onset not above it)\nMIDI: {output}{replaced}")
-    _after_generate(notes, vocab, train_cfg, args, cache)
-    return output
+          f"previous onset not above it)")
+    licence = ckpts.training_summary(state).get("licence")
+    if licence:
+        print(f"training data licence: {licence}")
+    if len(takes) == 1:
+        print(f"MIDI: {paths[0]}{replaced[0]}")
+    _after_generate(takes, [f"{p}{r}" for p, r in zip(paths, replaced)], vocab, train_cfg, args, cache)
+    return paths
 
 
-def _after_generate(notes, vocab, train_cfg: Config, args, cache=None) -> None:
-    """The controls in effect, --wav, and the originality line when the training corpus's token
-    cache is at hand."""
+def _after_generate(takes, shown, vocab, train_cfg: Config, args, cache=None) -> None:
+    """The controls in effect, then per take: its files (--wav renders it), and its originality line when
+    the training corpus's token cache is at hand."""
     if args.controls is not None:
         print(f"controls: {args.controls.describe()}")
     if args.composer is not None:
         print(f"composer: {describe_composer(args.composer, vocab.composers)}")
-    wav = wav_path(args)
-    if wav is not None:
-        replaced = " (replaced the earlier WAV file)" if wav.is_file() else ""
-        print(f"WAV: {audio.write_wav(audio.synthesize(notes), wav)}{replaced}")
     if cache is None:  # read only: a token cache is never built for this line
         cache = corpus.find_cache(train_cfg.data, args.cache_dir, vocab)
-    if cache is not None and cache.vocab == vocab:
-        print(describe(OriginalityIndex.for_cache(cache).check(vocab.encode(notes))))
-    else:
+    index = OriginalityIndex.for_cache(cache) if cache is not None and cache.vocab == vocab else None
+    wavs = wav_paths(args) or [None] * len(takes)
+    for i, (notes, midi, wav) in enumerate(zip(takes, shown, wavs), 1):
+        label = f"take {i}: " if len(takes) > 1 else ""
+        if len(takes) > 1:
+            print(f"{label}{len(notes)} notes, {notes.seconds():.0f} s of music, MIDI: {midi}")
+        if wav is not None:
+            replaced = " (replaced the earlier WAV file)" if wav.is_file() else ""
+            written, synth = audio.render_to_wav(notes, wav, sf2_path=args.soundfont)
+            print(f"{label}WAV: {written}{replaced} (44.1 kHz stereo; sound: {audio.describe_synth(synth)})")
+        if index is not None:
+            print(label + describe(index.check(vocab.encode(notes))))
+    if index is None:
         print(f"originality: not checked (no token cache of the model's corpus, {train_cfg.data.source}, in "
               f"{args.cache_dir or corpus.CACHE_DIR}; `python -m melody_utils prepare` with its settings builds one)")
 
 
 def _checkpoint_arg(cfg: Config, args) -> Path:
-    """--checkpoint (an error when missing), else OUT_DIR's own, else the shipped model (said in one line)."""
+    """--checkpoint (an error when missing), else the newest run's in OUT_DIR (itself or a run-* folder),
+    else the shipped model (said in one line)."""
     if args.checkpoint:
         return Path(args.checkpoint).expanduser()
+    newest = runs.newest_checkpoint(cfg.train.out_dir)
+    if newest is not None:
+        if newest.parent != Path(cfg.train.out_dir):
+            print(f"using the newest run in {cfg.train.out_dir}: {newest}")
+        return newest
     checkpoint, note = ckpts.generation_checkpoint(cfg.train.out_dir)
     if note:
         print(note)
@@ -354,7 +367,7 @@ def _checkpoint_arg(cfg: Config, args) -> Path:
 def cmd_generate(args) -> int:
     cfg = config_from_args(args)
     output = output_path(cfg, args)
-    wav_path(args)
+    wav_paths(args)
     _generate(cfg, args, _checkpoint_arg(cfg, args), output)
     return 0
 
@@ -368,7 +381,7 @@ def cmd_quickstart(args) -> int:
     cfg = config_from_args(args, **{"data.source": "embedded", "model.arch": "causal",
                                     "train.time_budget_s": QUICKSTART_BUDGET_S})
     output = output_path(cfg, args)  # fail on an unwritable output before training
-    wav_path(args)
+    wav_paths(args)
     budget = f", at most {cfg.train.time_budget_s:g} s" if cfg.train.time_budget_s else ""
     print(f"quickstart: preset {cfg.preset}, source {cfg.data.source}, {cfg.model.arch} model, "
           f"{cfg.train.epochs} epochs{budget}, out_dir {cfg.train.out_dir}")
@@ -382,7 +395,7 @@ def cmd_quickstart(args) -> int:
 def cmd_evaluate(args) -> int:
     """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
 
-    The checkpoint is ``--checkpoint``, else OUT_DIR/ckpt_best.pt; the device ``--device`` (default
+    The checkpoint is ``--checkpoint``, else the newest run's in OUT_DIR (:func:`_checkpoint_arg`); the device ``--device`` (default
     auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
     ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """

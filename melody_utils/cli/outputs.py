@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..files import refuse_foreign_file
+from ..generate.takes import take_paths
 from ..music.midi import MIDI_MAGIC
 from ..config import MAX_N_NOTES
 
@@ -30,6 +31,10 @@ def refuse_foreign_midi(path: Path, args) -> None:
     refuse_foreign_file(path, MIDI_MAGIC, "MIDI file", "--output", getattr(args, "force", False))
 
 
+def refuse_foreign_wav(path: Path, args) -> None:
+    refuse_foreign_file(path, WAV_MAGIC, "WAV file", "--wav", getattr(args, "force", False))
+
+
 def wav_path(args) -> Path | None:
     """--wav, checked before any work is done: not a folder, not a file of another kind (without --force)."""
     if not getattr(args, "wav", None):
@@ -37,8 +42,25 @@ def wav_path(args) -> Path | None:
     path = Path(args.wav).expanduser()
     if path.is_dir():
         raise ValueError(f"--wav {path} is a folder; give a file name, e.g. {path / 'piece.wav'}")
-    refuse_foreign_file(path, WAV_MAGIC, "WAV file", "--wav", getattr(args, "force", False))
+    refuse_foreign_wav(path, args)
     return path
+
+
+def take_outputs(path: Path, args) -> list[Path]:
+    """The MIDI files of --num-outputs takes (``path`` itself for one), each checked like --output."""
+    paths = take_paths(path, getattr(args, "num_outputs", 1))
+    for take in paths:
+        refuse_foreign_midi(take, args)
+    return paths
+
+
+def wav_paths(args) -> list[Path]:
+    """--wav numbered like the takes, each checked (none without --wav)."""
+    wav = wav_path(args)
+    paths = take_paths(wav, getattr(args, "num_outputs", 1)) if wav is not None else []
+    for path in paths:
+        refuse_foreign_wav(path, args)
+    return paths
 
 
 def report_path(args) -> Path | None:

@@ -4,8 +4,9 @@ The MIDI zip (~56 MiB) unpacks into a folder holding ``maestro-v3.0.0.csv`` and 
 ``.midi`` files per year. Everything here is restartable:
 
 - :func:`download` streams into ``<dest>.part``, resumes an interrupted transfer with an HTTP
-  ``Range`` request, checks the size (and optionally the sha256), and renames the finished file
-  into place, so ``<dest>`` is either absent or complete.
+  ``Range`` request, checks the size and the sha256 (MAESTRO's published one,
+  :data:`MAESTRO_ZIP_SHA256`), and renames the finished file into place, so ``<dest>`` is either
+  absent or complete.
 - :func:`extract` unpacks into a temp folder beside the destination and renames it into place
   with a marker file, so a second call is free and a crash leaves no half-extracted corpus. It
   never deletes anything it did not unpack: a destination that exists without its marker (a
@@ -15,7 +16,8 @@ The MIDI zip (~56 MiB) unpacks into a folder holding ``maestro-v3.0.0.csv`` and 
   warning) when the network is unreachable: the embedded corpus is used instead.
 
 The metadata CSV carries MAESTRO's own train/validation/test split, which the corpus builder
-uses through :func:`midi_files_with_split`.
+uses through :func:`midi_files_with_split`. MAESTRO's licence is :data:`MAESTRO_LICENCE`
+(non-commercial): checkpoints trained on it carry it (:func:`melody_utils.data.sources.source_licence`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ from ..config import DATA_DIR, SPLITS
 MAESTRO_VERSION = "maestro-v3.0.0"
 MAESTRO_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0-midi.zip"
 MAESTRO_ZIP_BYTES = 58_416_533  # size of the v3.0.0 MIDI zip: a different size means a bad download
+# the zip's sha256 as the dataset's page publishes it (magenta.withgoogle.com/datasets/maestro)
+MAESTRO_ZIP_SHA256 = "70470ee253295c8d2c71e6d9d4a815189e35c89624b76d22fce5a019d5dde12c"
+MAESTRO_LICENCE = ("CC BY-NC-SA 4.0 (Google LLC; non-commercial, share alike: "
+                   "https://creativecommons.org/licenses/by-nc-sa/4.0/)")
 DEFAULT_ROOT = DATA_DIR / MAESTRO_VERSION  # folder holding the CSV and the year folders
 MAESTRO_ZIP_NAME = f"{MAESTRO_VERSION}-midi.zip"  # saved beside that folder
 METADATA_CSV = f"{MAESTRO_VERSION}.csv"
@@ -380,8 +386,11 @@ def find_maestro(root: str | os.PathLike | None = None) -> Path | None:
 
 def ensure_maestro(root: str | os.PathLike | None = None, url: str = MAESTRO_URL,
                    expected_size: int | None = MAESTRO_ZIP_BYTES, progress: bool = True,
-                   strict: bool = False, keep_zip: bool = True) -> Path | None:
+                   strict: bool = False, keep_zip: bool = True, sha256: str | None = MAESTRO_ZIP_SHA256) -> Path | None:
     """Download and extract MAESTRO unless present; return the folder holding CSV and MIDI.
+
+    The zip must have ``expected_size`` bytes and the ``sha256`` digest (MAESTRO's published ones by
+    default; a mirror of another file passes its own or None), else it is fetched again, then refused.
 
     The zip is saved beside ``root`` (``data/maestro-v3.0.0-midi.zip`` by default; kept unless
     ``keep_zip=False``). A ``root`` that holds other files and is not named ``maestro-v3.0.0``
@@ -402,7 +411,7 @@ def ensure_maestro(root: str | os.PathLike | None = None, url: str = MAESTRO_URL
         _refuse_foreign_folder(root)  # before a download it could not unpack
     zip_path = root.parent / MAESTRO_ZIP_NAME  # one fixed name, whatever mirror ``url`` points at
     try:
-        download(url, zip_path, expected_size=expected_size, progress=progress)
+        download(url, zip_path, expected_size=expected_size, progress=progress, sha256=sha256)
         extract(zip_path, root, progress=progress)
     except (DownloadError, CorruptZipError) as exc:
         if strict:

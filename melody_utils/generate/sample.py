@@ -35,7 +35,7 @@ import torch
 
 from ..checks import check_number
 from ..data.composers import composer_id
-from ..device import resolve_device
+from ..device import resolve_device, single_threaded
 from ..model.stepper import NumpyStepper
 from ..music.midi import DEFAULT_VELOCITY, Notes
 from ..music.tokens import Vocab
@@ -74,6 +74,7 @@ def _check_model_vocab(model, vocab: Vocab) -> None:
         )
 
 
+@single_threaded  # one BLAS thread: tiny matrix products (device.py, docs/benchmarks.md)
 def generate(model, vocab: Vocab, n_notes: int | None = None, primer=None, settings: SamplingSettings | None = None, *,
              batch: int = 1, device: str = "cpu", fast: bool = True, progress: bool = False, info: dict | None = None,
              **changes) -> np.ndarray:

@@ -241,14 +241,15 @@ def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
 
 
 def training_summary(ckpt: dict, corpus: str | None = None, licence: str = "") -> dict:
-    """What a checkpoint's training was: steps, epochs, best validation loss, seconds, device, corpus, licence."""
+    """What a checkpoint's training was: steps, epochs, best validation loss, seconds, device, corpus, licence
+    (``licence``, else the one training wrote into the checkpoint: its corpus's, e.g. MAESTRO's non-commercial one)."""
     if ckpt.get("kind") == INFERENCE:
         return dict(ckpt["summary"])
     history = ckpt.get("history") or {}
     return {"steps": int(ckpt.get("step", 0)), "epochs": float((history.get("epoch") or [0])[-1]),
             "best_val_loss": float(ckpt.get("best_val_loss", float("nan"))),
             "train_seconds": float(sum(history.get("seconds") or [])), "device": str(ckpt.get("device", "unknown")),
-            "corpus": corpus or ckpt["config"].get("data", {}).get("source", ""), "licence": licence}
+            "corpus": corpus or ckpt["config"].get("data", {}).get("source", ""), "licence": licence or ckpt.get("licence", "")}
 
 
 def export_inference(src, dst, corpus: str | None = None, licence: str = "", **extra) -> Path:

@@ -12,7 +12,11 @@ temperature, repetition guard) and the length in seconds have widgets too; :func
 turns all the widgets' values into one :class:`~melody_utils.generate.settings.SamplingSettings`
 (every control widget at its default = no control).
 A user's MIDI becomes a primer through an upload (:mod:`melody_utils.generate.primer`): a ``FileUpload``
-button in the generator, or in Colab :func:`colab_upload`.
+button in the generator, or in Colab :func:`colab_upload`; the music continues from the file's end.
+
+Every press of **Generate** adds a numbered take (``NAME_take1.midi`` and ``NAME_take1.wav``, then
+``_take2``, ...; never over an earlier take, see :func:`melody_utils.generate.takes.next_take_path`);
+the takes list under the button plays any of them and offers both files for download.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ..generate.controls import MAX_NOTES_PER_SECOND, MAX_SECONDS, Controls
 from ..generate.settings import SamplingSettings
 from ..music.midi import Notes, notes_to_midi
 from ..generate.sample import GenerateFn
+from ..generate.takes import next_take_path
 from ..music.scales import KEY_CHOICES
 from ..music.tokens import MAX_PIANO_PITCH, MIN_PIANO_PITCH
 from ..generate.primer import MIDI_SUFFIXES, uploaded_files
@@ -80,8 +85,9 @@ def generate_and_render(generate_fn: GenerateFn, settings: SamplingSettings, pri
                         sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", originality=None) -> dict:
     """Generate with ``settings``, write the MIDI, synthesize and draw it.
 
-    Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
-    name (see :data:`audio.SYNTH_NAMES`), "figure": Figure, "originality": str or None}``.
+    Returns ``{"notes": Notes, "midi_path": Path, "wav_path": Path, "wave": float32 (frames, 2) array,
+    "synth": what made the sound (see :func:`audio.describe_synth`), "figure": Figure, "originality":
+    str or None}``; the WAV file beside the MIDI file (same name, ``.wav``) holds the same music.
     ``generate_fn(primer=, **settings)`` follows the generation contract
     (:func:`melody_utils.generate.sample.model_generate_fn`). Raises ValueError before ``generate_fn``
     runs for a bad output path, and when ``generate_fn`` returns no notes. ``synth``: an
@@ -99,13 +105,16 @@ def generate_and_render(generate_fn: GenerateFn, settings: SamplingSettings, pri
         raise ValueError("generate_fn returned no notes; try a larger n_notes or another primer")
     midi_path = notes_to_midi(notes, output_path)
     wave, synth_name = audio.synthesize_named(notes, sample_rate, synth)
+    wav_path = audio.write_wav(wave, Path(midi_path).with_suffix(".wav"), sample_rate)
     figure = plots.piano_roll(notes, title=_title(notes, settings))
-    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "synth": synth_name, "figure": figure,
-            "originality": originality(notes) if originality is not None else None}
+    return {"notes": notes, "midi_path": Path(midi_path), "wav_path": wav_path, "wave": wave, "synth": synth_name,
+            "figure": figure, "originality": originality(notes) if originality is not None else None}
 
 
 def download_widget(path):
-    """In Colab, a button that downloads the file to the browser; elsewhere an ``IPython`` FileLink."""
+    """In Colab, a button that downloads the file to the browser; elsewhere an ``IPython`` FileLink.
+    Labelled by the file's kind ("Download MIDI", "Download WAV")."""
+    kind = {".wav": "WAV"}.get(Path(path).suffix.lower(), "MIDI")
     try:
         from google.colab import files  # only importable in a Colab runtime
     except ImportError:
@@ -116,10 +125,10 @@ def download_widget(path):
             shown = os.path.relpath(path)  # links resolve relative to the notebook's folder
         except ValueError:  # another drive on Windows
             shown = str(path)
-        return FileLink(shown, result_html_prefix="Download MIDI: ")
+        return FileLink(shown, result_html_prefix=f"Download {kind}: ")
     import ipywidgets as widgets
 
-    button = widgets.Button(description="Download MIDI", icon="download")
+    button = widgets.Button(description=f"Download {kind}", icon="download")
     button.on_click(lambda _: files.download(str(path)))
     return button
 
@@ -240,17 +249,19 @@ def _upload_widget(primers: dict, dropdown, load_primer, status):
 def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, defaults=None,
                       sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None,
                       composers=(), load_primer=None, originality=None):
-    """Sliders + primer dropdown + controls + Generate button + an output area (roll, audio, download).
+    """Sliders + primer dropdown + controls + Generate button + an output area (roll, originality) + the takes.
 
     ``primers``: display name -> primer passed to ``generate_fn`` (Notes, tokens, or None).
+    ``output_path``: the MIDI file name the takes are numbered from (``NAME_take1.midi`` + ``.wav``, ...).
     ``defaults``: a :class:`~melody_utils.config.SampleConfig` (or dict) for the starting values.
     ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). ``composers``: names for a
     composer dropdown ("any" first; :func:`melody_utils.model.checkpoint.composer_names` of a model; empty = no
     dropdown). ``load_primer``: ``(name, bytes) -> Notes`` (:class:`melody_utils.generate.primer.PrimerLoader`)
     adds an **Upload MIDI** button (not in Colab: see :func:`colab_upload`). ``originality``: as in
     :func:`generate_and_render`, printed after each piece. Returns a ``VBox``; its ``controls`` dict
-    holds the widgets by name and ``last_result`` the latest :func:`generate_and_render` result.
-    Nothing is generated until the button is pressed.
+    holds the widgets by name (``"takes"``: the takes dropdown), ``takes`` a list of the
+    :func:`generate_and_render` results so far (without their waveforms; oldest first) and
+    ``last_result`` the latest result. Nothing is generated until the button is pressed.
     """
     import ipywidgets as widgets
 
@@ -272,17 +283,34 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
     more = widgets.Accordion(children=[widgets.VBox(list(steering.values()))])
     more.set_title(0, "controls: key, pitch range, density, per-field temperature, repetition guard, length")
     out = widgets.Output()
-    box = widgets.VBox([*knobs.values(), more, generate, status, out])
-    box.controls = {**knobs, **steering, "generate": generate}
-    box.last_result = None
+    takes_list = widgets.Dropdown(options=[], description="takes", style=style, layout=layout)
+    takes_out = widgets.Output()
+    box = widgets.VBox([*knobs.values(), more, generate, status, out, takes_list, takes_out])
+    box.controls = {**knobs, **steering, "generate": generate, "takes": takes_list}
+    box.last_result, box.takes, box.status = None, [], status
+    takes_list.observe(lambda change: _show_take(box.takes, change["new"], takes_out, sample_rate, max_seconds), names="value")
     run = _generate_callback(box, generate_fn, primers, output_path, status, out,
-                             dict(sample_rate=sample_rate, synth=synth, originality=originality), max_seconds)
+                             dict(sample_rate=sample_rate, synth=synth, originality=originality))
     generate.on_click(run)
     return box
 
 
-def _generate_callback(box, generate_fn, primers: dict, output_path, status, out, render: dict, max_seconds):
-    """The Generate button's work: read the widgets, :func:`generate_and_render`, show the result."""
+def _show_take(takes: list, index, out, sample_rate: int, max_seconds) -> None:
+    """Take ``index`` (0-based; None: nothing) in ``out``: its player (read back from its WAV file) and both downloads."""
+    from IPython.display import display
+
+    with out:
+        out.clear_output(wait=True)
+        if index is None:
+            return
+        take = takes[index]
+        wave, rate = audio.read_wav(take["wav_path"])
+        audio.listen(wave, take["synth"], rate, max_seconds=max_seconds)
+        display(download_widget(take["midi_path"]), download_widget(take["wav_path"]))
+
+
+def _generate_callback(box, generate_fn, primers: dict, output_path, status, out, render: dict):
+    """The Generate button's work: read the widgets, :func:`generate_and_render` a new take, show it."""
     from IPython.display import display
 
     def on_generate(_=None):
@@ -294,7 +322,8 @@ def _generate_callback(box, generate_fn, primers: dict, output_path, status, out
                 out.clear_output(wait=True)
                 try:
                     settings = sampling_settings({name: c[name].value for name in (*KNOBS, *CONTROL_DEFAULTS) if name in c})
-                    result = generate_and_render(generate_fn, settings, primers[c["primer"].value], output_path, **render)
+                    result = generate_and_render(generate_fn, settings, primers[c["primer"].value],
+                                                 next_take_path(output_path), **render)
                 except ValueError as exc:  # a bad value: the message says what to change
                     print(f"Error: {exc}")
                     status.value = "failed"
@@ -304,13 +333,16 @@ def _generate_callback(box, generate_fn, primers: dict, output_path, status, out
                     status.value = "failed"
                     return
                 box.last_result = result
+                box.takes.append({k: v for k, v in result.items() if k != "wave"})  # the WAV file holds the sound
                 display(result["figure"])
-                audio.listen(result["wave"], result["synth"], render["sample_rate"], max_seconds=max_seconds)
                 if result["originality"]:
                     print(result["originality"])
-                print(f"MIDI written to {result['midi_path']}")
-                display(download_widget(result["midi_path"]))
-                status.value = f"{len(result['notes'])} notes, {result['notes'].seconds():.0f} s"
+                print(f"take {len(box.takes)}: {result['midi_path']} and {result['wav_path'].name}")
+            names = [f"take {i}: {t['midi_path'].stem} ({len(t['notes'])} notes, {t['notes'].seconds():.0f} s)"
+                     for i, t in enumerate(box.takes, 1)]
+            c["takes"].options = list(zip(names, range(len(names))))
+            c["takes"].value = len(names) - 1  # the new take plays (the observer draws its player)
+            status.value = f"take {len(box.takes)}: {len(result['notes'])} notes, {result['notes'].seconds():.0f} s"
         finally:
             c["generate"].disabled = False
 

@@ -52,11 +52,12 @@ from ..data import streams
 from ..model.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, INFERENCE, build_checked, checkpoint_bytes,
                                 config_differences, read_checkpoint, save_checkpoint)
 from ..config import Config, TrainConfig
-from ..data.corpus import TokenCache
+from ..data.corpus import TokenCache, resolve_source
+from ..data.sources import source_licence
 from ..device import autocast_context, resolve_device, rng_state, seed_everything, set_rng_state
 from ..files import atomic_write_bytes
 from . import lock as locks
-from .schedule import get_lr, make_schedule
+from .schedule import get_lr, make_schedule, projected_steps
 from ..music.tokens import Vocab, vocab_differences
 
 HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, for plots.plot_history)
@@ -180,6 +181,7 @@ class Run:
     carried: tuple | None = None  # the state the last batch left (None: zero; so after a resume)
     t_start: float = 0.0
     bar: object = None  # one progress bar (tqdm) for the whole run, in optimizer steps; None when not shown
+    licence: str = ""  # the training corpus's licence, written into every checkpoint (data.sources.source_licence)
     clock: Callable[[], float] = time.time  # seconds now; tests pass a fake one
     lock: locks.OutDirLock | None = None  # out_dir's lock, held by the main process (lock.py)
 
@@ -228,10 +230,11 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock:
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bf16 and fp32 need no scaling
     schedule = make_schedule(tc, len(train_loader))
+    licence = source_licence(resolve_source(cfg.data))
     size = checkpoint_bytes(model)  # the folder is checked and locked last: nothing after it can fail
     lock = locks.claim(out_dir, {CHECKPOINT_LAST: size, CHECKPOINT_BEST: size, HISTORY_FILE: 0}) if main else None
     return Run(cfg, cache.vocab, model, optimizer, scaler, ctx, device, train_loader, val_loader, schedule, out_dir,
-               main, show, tc.carry_state and model.causal, clock=clock, lock=lock)
+               main, show, tc.carry_state and model.causal, clock=clock, lock=lock, licence=licence)
 
 
 def _resume(run: Run, path: Path) -> TrainState:
@@ -281,7 +284,7 @@ def save(run: Run, state: TrainState, path: Path) -> None:
             run.lock.refresh()  # still ours: never overwrite the checkpoints of a run that took the folder over
         save_checkpoint(path, run.model, run.cfg, run.vocab, run.optimizer, scaler=run.scaler.state_dict(),
                         scheduler=run.schedule, device=str(run.device), **state.to_checkpoint(),
-                        trained_s=elapsed_s(run, state))
+                        trained_s=elapsed_s(run, state), licence=run.licence)
 
 
 def elapsed_s(run: Run, state: TrainState) -> float:
@@ -398,7 +401,8 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
         notes = _notes_in(batch, causal) * distributed.world_size()  # the global batch's notes
         state.running["loss"] += loss_value * notes
         state.running["notes"] += notes
-        if bar is not None:
+        if bar is not None:  # counting to whichever ends the run first: its steps or its time budget
+            bar.total = projected_steps(run.schedule["total_steps"], state.step, elapsed_s(run, state), tc.time_budget_s)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
         stop = should_stop(tc, state, elapsed_s(run, state))
@@ -469,6 +473,7 @@ def _train_run(run: Run, resume: bool, init, on_epoch, checkpoint_every_s: float
         stop = _run_epoch(run, state, checkpoint_every_s)
         _end_of_epoch(run, state, on_epoch)
     if run.bar is not None:
+        run.bar.total = run.bar.n  # stopped: the bar ends full, whichever limit stopped it
         run.bar.close()
     if stop and run.show:
         print(f"stopped at {stop}; run again with a higher limit to continue from {last_path}")
