@@ -13,3 +13,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["MELODY_DOWNLOAD"] = "0"
 # Notebook kernels (nbval) import this checkout's melody_utils, installed or not.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")]))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run only when asked for (``-m slow``), as the marker's description says."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    import pytest
+
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

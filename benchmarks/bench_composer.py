@@ -122,10 +122,10 @@ def main(argv=None) -> int:
             train(cfg, prepare(cfg.data, cache_dir=cache_dir, progress=False), Path(tmp) / "out", resume=False, progress=False)
             checkpoint = Path(tmp) / "out" / CHECKPOINT_LAST
         model, vocab, cfg, state = load_checkpoint(checkpoint, device=args.device)
-        if not model.composers:
+        if not model.n_composer_ids:
             raise SystemExit(f"error: {checkpoint} was trained without composers; nothing to measure")
         cache = prepare(cfg.data, cache_dir=cache_dir, progress=False)
-        print(f"model: {checkpoint} ({cfg.preset} preset, {state.get('step', 0)} steps, {model.composers - 1} composers, "
+        print(f"model: {checkpoint} ({cfg.preset} preset, {state.get('step', 0)} steps, {model.n_composer_ids - 1} composers, "
               f"composer dropout {cfg.data.composer_dropout:g}); source {cfg.data.source}")
         print(nats_table(model, cache, str(next(model.parameters()).device)))
         print(closeness_table(model, vocab, cache, pieces, notes))

@@ -1,7 +1,7 @@
 """A checkpoint evaluated on both corpora side by side (the shipped model by default).
 
 For each corpus (``--corpora``; the real performances skipped with a note when absent), the
-checkpoint's ``evaluate`` (``melody_utils.evaluate.report.evaluate``) on the corpus's test split,
+checkpoint's ``evaluate`` (``melody_utils.evaluate.report.evaluate_checkpoint``) on the corpus's test split,
 tokenized with the checkpoint's vocabulary: held-out nats/note of the model, with its piece memory
 (its own settings), with the memory refitted on this corpus's validation split, and of the
 3-gram on the same tokens; then ``--samples`` generated pieces of ``--n-notes`` notes (the
@@ -95,8 +95,9 @@ def main(argv=None) -> int:
         if source is None:
             continue
         sweep = {"temperatures": SWEEP_TEMPERATURES, "top_ps": SWEEP_TOP_PS, "n_pieces": args.sweep_pieces} if args.sweep else None
-        result = report.evaluate(args.checkpoint, data={"source": source}, n_samples=args.samples, n_notes=args.n_notes,
-                                 seed=args.seed, memory=args.memory, sweep=sweep, progress=False)
+        sampling = {"n_notes": args.n_notes, **({} if args.memory is None else {"memory": args.memory})}
+        result = report.evaluate_checkpoint(args.checkpoint, data={"source": source}, n_samples=args.samples,
+                                            sampling=sampling, seed=args.seed, sweep=sweep, progress=False)
         columns[name] = dict(likelihood_rows(result) + statistics_rows(result) + sweep_rows(result))
         print(f"  {name}: mean OA {result['stats']['mean_oa']:.2f}", flush=True)
     names = list(dict.fromkeys(k for c in columns.values() for k in c))

@@ -42,7 +42,8 @@ def parse_args(argv=None):
                    help="which paths: fast, torch, reencode (a window model through generate), "
                         "seed (benchmarks/seed_reference.seed_generate, the seed's own loop; batch 1 only)")
     p.add_argument("--budget", type=float, default=2.0, help="seconds a timed run should last")
-    p.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0 = library defaults)")
+    p.add_argument("--threads", type=int, default=0, help="BLAS and torch threads (0 = library defaults: generate's "
+                   "one-thread pin is turned off, as when the table in docs/benchmarks.md was measured)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (the numpy stepper is CPU-only and is skipped on cuda)")
     return p.parse_args(argv)
 
@@ -84,6 +85,9 @@ def main(argv=None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from melody_utils import device
+
+    device.GENERATION_THREADS = args.threads  # generate's own pin: off (0) unless --threads asks (bench_threads.py compares)
     print(machine_header("bench_generate", argv))
     print(f"numpy {np.__version__} | OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
 

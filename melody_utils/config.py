@@ -8,12 +8,14 @@ minutes on a laptop CPU (``small``, the default) and for real on a GPU (``colab`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import workspace
+from .checks import Limit, check_fields, is_flag, setting
 from .workspace import REPO_ROOT, SHIPPED_DATA_DIR  # noqa: F401 (re-exported)
 
 PRESET_ENV_VAR = "MELODY_PRESET"
@@ -28,86 +30,130 @@ DEFAULT_OUTPUT_NAME = "improved_generated_output.midi"  # the generated MIDI's f
 SPLITS = ("train", "validation", "test")  # pieces are split by piece, never by window (MAESTRO's official split)
 
 
+# What the settings may hold (checked when a config is built or overridden, and by the flags).
+FLAG = Limit("bool")
+SEED = Limit("int", "an integer >= 0", 0)
+FRACTION = Limit("float", "in [0, 0.5] (a share of the pieces)", 0.0, 0.5)
+WIDTH = Limit("int", "an integer in [1, 4096]", 1, 4096)
+MAX_MEMORY = 4.0  # strongest piece-memory setting: odds of the fitted weights times 4 (docs/eval/shipped_memory.md)
+TEMPERATURE = Limit("float", "a number > 0 (1.0 = unchanged)", 0.0, lo_open=True)
+TOP_K = Limit("int", "an integer >= 0 (0 = off, 1 = greedy)", 0)
+TOP_P = Limit("float", "a number in (0, 1] (1 = off)", 0.0, 1.0, lo_open=True)
+# Longest piece one call generates: 100,000 notes are hours of piano music and a few MB of memory;
+# the output is allocated before the first note, so 10^9 notes would need tens of GB.
+MAX_N_NOTES = 100_000
+N_NOTES = Limit("int", f"an integer in [1, {MAX_N_NOTES:,}]", 1, MAX_N_NOTES)
+MEMORY = Limit("float", f"a number in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)", 0.0, MAX_MEMORY)
+CPU_BF16 = Limit("any", "'auto', true or false")  # normalised by cpu_bf16_setting
+
+
+def cpu_bf16_setting(value) -> bool | str:
+    """``train.cpu_bf16`` normalised: "auto", True or False (the text --set gives too); ValueError naming it otherwise."""
+    if is_flag(value):
+        return bool(value)
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        with contextlib.suppress(ValueError):
+            return FLAG.parse(value.strip())
+    raise ValueError(f"train.cpu_bf16 must be {CPU_BF16.describe()}, got {value!r}")
+
+
 @dataclass
 class DataConfig:
-    bins: str = "log"  # "log": log-spaced bins fitted to the data, with a 0 step bin; "seed": the seed notebook's linear grid
-    n_step_bins: int = 32  # step (inter-onset) bins for "log"; bin 0 is exactly 0 s so chords stay chords
-    n_dur_bins: int = 32  # duration bins for "log"
+    bins: str = setting("log", Limit("str", choices=("log", "seed")))  # "log": log-spaced bins fitted to the data, with a 0 step bin; "seed": the seed notebook's linear grid
+    n_step_bins: int = setting(32, Limit("int", "an integer in [2, 1024]", 2, 1024))  # step (inter-onset) bins for "log"; bin 0 is exactly 0 s so chords stay chords
+    n_dur_bins: int = setting(32, Limit("int", "an integer in [2, 1024]", 2, 1024))  # duration bins for "log"
     # Velocity bins (uniform over 1..127); 0 = velocity not modelled (constant in output). A corpus
     # without dynamics gets 0 whatever this says (corpus.NO_DYNAMICS_SHARE). Uniform, not fitted to
-    # quantiles: on the piano corpus 16 uniform bins err by 2.0 velocity units on average and 4 at
-    # most, below what a listener tells apart; 16 quantile bins err 1.2 on average but up to 44 on
-    # the rare fff/ppp notes (crushed into the end bins), and uniform bins keep one vocabulary for
-    # every corpus and checkpoint.
-    velocity_bins: int = 16
-    sustain: bool = True  # extend note durations by the sustain pedal (CC64): performance MIDI needs it
-    source: str = "auto"  # "auto": MAESTRO if under data/, else "piano"; "piano" (alias "embedded"), "chorales", "maestro", or a folder (MAESTRO's anywhere)
-    window: int = 64  # notes per training window (input length)
-    seed_window: int = 50  # window length of the seed-style window->next models
-    stride: int = 32  # distance between window starts for causal training (seed-style uses stride 1)
-    transpose: int = 6  # training windows shifted by random semitones in [-transpose, transpose] (0 = off)
-    val_fraction: float = 0.1  # by-piece split fractions when a corpus carries no official split
-    test_fraction: float = 0.1
-    split_seed: int = 0  # seed of that by-piece split
-    max_files: int = 0  # 0 = all files; otherwise the first N (sorted) files, for quick runs
-    composer_dropout: float = 0.2  # with model.composers: share of training windows shown as composer "any" (drawn per epoch)
+    # quantiles: quantile bins crush the rare fff/ppp notes into the end bins, and uniform bins keep
+    # one vocabulary for every corpus and checkpoint (errors of both measured in docs/benchmarks.md).
+    velocity_bins: int = setting(16, Limit("int", "an integer in [0, 127] (0 = velocity not modelled)", 0, 127))
+    sustain: bool = setting(True, FLAG)  # extend note durations by the sustain pedal (CC64): performance MIDI needs it
+    source: str = setting("auto", Limit("str", "a source name or a folder"))  # "auto": MAESTRO if under data/, else "piano"; "piano" (alias "embedded"), "chorales", "maestro", or a folder (MAESTRO's anywhere)
+    window: int = setting(64, Limit("int", "an integer in [2, 65536] (notes of context)", 2, 65536))  # notes per training window (input length)
+    seed_window: int = setting(50, Limit("int", "an integer in [2, 65536]", 2, 65536))  # window length of the seed-style window->next models
+    stride: int = setting(32, Limit("int", "an integer >= 1", 1))  # distance between window starts for causal training (seed-style uses stride 1)
+    transpose: int = setting(6, Limit("int", "an integer in [0, 24] semitones", 0, 24))  # training windows shifted by random semitones in [-transpose, transpose] (0 = off)
+    val_fraction: float = setting(0.1, FRACTION)  # by-piece split fractions when a corpus carries no official split
+    test_fraction: float = setting(0.1, FRACTION)
+    split_seed: int = setting(0, SEED)  # seed of that by-piece split
+    max_files: int = setting(0, Limit("int", "an integer >= 0 (0 = all files)", 0))  # 0 = all files; otherwise the first N (sorted) files, for quick runs
+    composer_dropout: float = setting(0.2, Limit("float", "in [0, 1] (a share of windows)", 0.0, 1.0))  # with model.composers: share of training windows shown as composer "any" (drawn per epoch)
+
+    def __post_init__(self):
+        check_fields(self, "data.")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"data.val_fraction + data.test_fraction must be < 1 (the rest trains), "
+                             f"got {self.val_fraction} + {self.test_fraction}")
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "causal"  # "causal" (stateful LSTM, default), "advanced" (MusicLSTM_Advanced), "baseline" (seed MusicLSTM)
-    emb_pitch: int = 64  # embedding width of each token field
-    emb_step: int = 32
-    emb_dur: int = 32
-    emb_vel: int = 16
-    hidden: int = 256  # LSTM hidden size (per direction for bidirectional models)
-    layers: int = 2  # LSTM layers
-    dropout: float = 0.1  # dropout between LSTM layers and before the heads
-    attn_heads: int = 4  # self-attention heads (MusicLSTM_Advanced)
-    chained: bool = True  # step/duration heads see the pitch just chosen (False: three independent heads, like the seed)
-    chain_all: bool = False  # with chained: duration also sees the step, velocity all fields before it (causal model)
-    interval_emb: int = 0  # > 0: embed the interval to the previous note's pitch beside the pitch (causal model)
-    composers: bool = False  # causal model reads each piece's composer (ids: vocab.composers, 0 = "any"); see composers.py
+    arch: str = setting("causal", Limit("str", choices=("causal", "advanced", "baseline")))  # "causal" (stateful LSTM, default), "advanced" (MusicLSTM_Advanced), "baseline" (seed MusicLSTM)
+    emb_pitch: int = setting(64, WIDTH)  # embedding width of each token field
+    emb_step: int = setting(32, WIDTH)
+    emb_dur: int = setting(32, WIDTH)
+    emb_vel: int = setting(16, WIDTH)
+    hidden: int = setting(256, Limit("int", "an integer in [1, 8192]", 1, 8192))  # LSTM hidden size (per direction for bidirectional models)
+    layers: int = setting(2, Limit("int", "an integer in [1, 16]", 1, 16))  # LSTM layers
+    dropout: float = setting(0.1, Limit("float", "in [0, 1)", 0.0, 1.0, hi_open=True))  # dropout between LSTM layers and before the heads
+    attn_heads: int = setting(4, Limit("int", "an integer in [1, 64]", 1, 64))  # self-attention heads (MusicLSTM_Advanced)
+    chained: bool = setting(True, FLAG)  # step/duration heads see the pitch just chosen (False: three independent heads, like the seed)
+    chain_all: bool = setting(False, FLAG)  # with chained: duration also sees the step, velocity all fields before it (causal model)
+    interval_emb: int = setting(0, Limit("int", "an integer in [0, 4096] (0 = off)", 0, 4096))  # > 0: embed the interval to the previous note's pitch beside the pitch (causal model)
+    composers: bool = setting(False, FLAG)  # causal model reads each piece's composer (ids: vocab.composers, 0 = "any"); see composers.py
+
+    def __post_init__(self):
+        check_fields(self, "model.")
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 64  # windows per batch
-    lr: float = 2e-3  # peak Adam learning rate
-    weight_decay: float = 0.0
-    epochs: int = 5  # passes over the training windows
-    epoch_windows: int = 0  # 0 = an epoch is every training window; else a fresh random sample of this many per epoch
+    batch_size: int = setting(64, Limit("int", "an integer in [1, 65536]", 1, 65536))  # windows per batch
+    lr: float = setting(2e-3, Limit("float", "in (0, 1]", 0.0, 1.0, lo_open=True))  # peak Adam learning rate
+    weight_decay: float = setting(0.0, Limit("float", ">= 0", 0.0))
+    epochs: int = setting(5, Limit("int", "an integer >= 1", 1))  # passes over the training windows
+    epoch_windows: int = setting(0, Limit("int", "an integer >= 0 (0 = every window)", 0))  # 0 = an epoch is every training window; else a fresh random sample of this many per epoch
     # Causal models: the batch is batch_size streams, each reading pieces one after another in consecutive
     # windows of data.window notes (data.stride unused), the LSTM state carried from batch to batch (truncated
     # back-propagation through time; see streams.py). False: independent windows every data.stride notes,
     # each from a zero state. Window models (baseline, advanced) always train on independent windows.
-    carry_state: bool = False
-    max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
-    time_budget_s: float = 0.0  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
-    grad_clip: float = 1.0  # max global grad norm (0 = off)
-    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (fp32, or bf16 by cpu_bf16; same code path)
+    carry_state: bool = setting(False, FLAG)
+    max_steps: int = setting(0, Limit("int", "an integer >= 0 (0 = no limit)", 0))  # 0 = no limit; otherwise stop after this many optimizer steps
+    time_budget_s: float = setting(0.0, Limit("float", ">= 0 seconds (0 = no limit)", 0.0))  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
+    warmup_steps: int = setting(100, Limit("int", "an integer >= 0", 0))  # linear warm-up, then cosine decay to lr/10
+    grad_clip: float = setting(1.0, Limit("float", ">= 0 (0 = off)", 0.0))  # max global grad norm (0 = off)
+    amp: bool = setting(True, FLAG)  # bf16/fp16 autocast on CUDA; ignored on CPU (fp32, or bf16 by cpu_bf16; same code path)
     # bf16 autocast on the CPU: "auto" = on CPUs that multiply bf16 natively (AVX512-BF16/AMX; ~1.5x the steps, a
     # lower loss in the same time, docs/benchmarks.md), fp32 elsewhere; true / false to force it (true needs such a CPU)
-    cpu_bf16: bool | str = "auto"
-    seed: int = 0  # seeds torch, numpy and the data order: CPU runs are reproducible
-    num_workers: int = 0  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    out_dir: str = str(OUTPUTS_DIR)  # checkpoints, loss history and plots go here
+    cpu_bf16: bool | str = setting("auto", CPU_BF16)
+    seed: int = setting(0, SEED)  # seeds torch, numpy and the data order: CPU runs are reproducible
+    num_workers: int = setting(0, Limit("int", "an integer in [0, 256]", 0, 256))  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
+    device: str = setting("auto", Limit("str", "a device name such as auto, cpu, cuda, cuda:1"))  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    out_dir: str = setting(str(OUTPUTS_DIR), Limit("str", "a folder"))  # checkpoints, loss history and plots go here
+
+    def __post_init__(self):
+        check_fields(self, "train.")
+        object.__setattr__(self, "cpu_bf16", cpu_bf16_setting(self.cpu_bf16))
 
 
 @dataclass
 class SampleConfig:
-    temperature: float = 1.0  # > 0; lower is more conservative
-    top_k: int = 0  # 0 = off; 1 = greedy
-    top_p: float = 0.95  # nucleus mass in (0, 1]; 1 = off
-    n_notes: int = 200  # notes to generate
-    seed: int = 0  # random seed for reproducible samples
-    keep_primer: bool = False  # include the primer notes in the output MIDI
-    primer_notes: int = 32  # notes taken from the primer piece
-    memory: float = 2.0  # piece memory (memory.py): 0 = off, 1 = its weights fitted on held-out piano music, up to 4;
-    # 2: generated pieces closest to held-out ones without loops (docs/eval/shipped_memory.md)
-    output: str = str(OUTPUTS_DIR / DEFAULT_OUTPUT_NAME)  # the generated MIDI file
+    temperature: float = setting(1.0, TEMPERATURE)  # > 0; lower is more conservative
+    top_k: int = setting(0, TOP_K)  # 0 = off; 1 = greedy
+    top_p: float = setting(0.95, TOP_P)  # nucleus mass in (0, 1]; 1 = off
+    n_notes: int = setting(200, N_NOTES)  # notes to generate
+    seed: int = setting(0, SEED)  # random seed for reproducible samples
+    keep_primer: bool = setting(False, FLAG)  # include the primer notes in the output MIDI
+    primer_notes: int = setting(32, Limit("int", "an integer >= 1", 1))  # notes taken from the primer piece
+    # piece memory (generate/memory.py): 0 = off, 1 = its weights fitted on held-out piano music, up to
+    # MAX_MEMORY; the default is the strength chosen in docs/eval/shipped_memory.md
+    memory: float = setting(2.0, MEMORY)
+    output: str = setting(str(OUTPUTS_DIR / DEFAULT_OUTPUT_NAME), Limit("str", "a file path"))  # the generated MIDI file
+
+    def __post_init__(self):
+        check_fields(self, "sample.")
 
 
 @dataclass
@@ -150,10 +196,8 @@ class Config:
 
 
 # Sampling defaults of the real presets, from the sampling sweep of the shipped model on the
-# piano corpus's held-out pieces (docs/eval/shipped_sweep.md): the best mean overlap with held-out
-# statistics (0.73) among the settings with no degenerate piece. The sweep's own pick, 0.85 / 0.9
-# (0.76, but 6% of pieces stuck in loops), is within its noise at 16 pieces a setting, and loops
-# are what a listener notices first.
+# piano corpus's held-out pieces (docs/eval/shipped_sweep.md): the setting closest to held-out
+# statistics among those with no degenerate piece (loops are what a listener notices first).
 _SWEPT_SAMPLING = {"sample.temperature": 1.0, "sample.top_p": 0.9}
 
 # Named presets: only sizes differ. Each entry is a set of dotted overrides of the defaults.
@@ -170,11 +214,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # A few minutes on a laptop CPU: the README's main command.
     "small": {
         "train.epochs": 20, "train.batch_size": 64, "train.warmup_steps": 20,
-        # peak rate 4e-3: 4.192 pitch+step+duration nats/note after 765 steps on real piano, against 4.441 at
-        # 2e-3 and 4.196 at 6e-3 (docs/benchmarks.md)
+        # the peak rate and the inputs below won the fixed-step comparisons in docs/benchmarks.md
         "train.lr": 4e-3,
         **_SWEPT_SAMPLING,
-        # interval inputs and the full head chain: -0.67 nats/note at 150 fixed steps on real piano (docs/benchmarks.md)
         "model.interval_emb": 16, "model.chain_all": True,
     },
     # A Colab GPU runtime (T4 or better): MAESTRO, bigger model, ~30 min.
@@ -203,10 +245,10 @@ _SEED_BASELINE = {"model.emb_pitch": 64, "model.emb_step": 64, "model.emb_dur": 
                   "model.layers": 1, "model.dropout": 0.3}
 _SEED_ADVANCED = {"model.emb_pitch": 128, "model.emb_step": 128, "model.emb_dur": 128, "model.hidden": 512,
                   "model.layers": 3, "model.dropout": 0.3, "model.attn_heads": 4}
-# MusicLSTM_Advanced on a GPU: at the seed's batch of 64 it learns from 3,491 windows/s on an H200;
-# at 2048 (bf16 autocast) from 41,588 (docs/benchmarks.md). Stride-1 windows make a MAESTRO epoch
-# millions of windows, so an epoch is a fresh sample of 409,600 (200 steps, ~10 s on an H200):
-# validation, checkpoints and the loss plot come every few seconds, and 30 of them see ~2 passes.
+# MusicLSTM_Advanced on a GPU: a batch of 2048 keeps a large GPU busy where the seed's 64 does not
+# (throughput in docs/benchmarks.md). Stride-1 windows make a MAESTRO epoch millions of windows, so
+# an epoch is a fresh sample of 409,600 (200 steps): validation, checkpoints and the loss plot come
+# often, and 30 of them see about two passes.
 _ADVANCED_ON_A_GPU = {"train.batch_size": 2048, "train.epoch_windows": 409_600, "train.epochs": 30,
                       "train.lr": 2e-3, "train.warmup_steps": 300}
 WINDOW_ARCH_SIZES: dict[str, dict[str, dict[str, Any]]] = {

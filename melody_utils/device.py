@@ -1,4 +1,5 @@
-"""Where the work runs: device choice, autocast (mixed precision), CPU bf16 detection and seeding.
+"""Where the work runs: device choice, autocast (mixed precision), CPU bf16 detection, seeding and
+the thread pin of generation.
 
 One code path serves CPU and GPU (as in nanoGPT): :func:`autocast_context` returns a
 ``nullcontext`` for plain fp32 on the CPU and ``torch.autocast`` on CUDA. Every bf16 check goes
@@ -6,15 +7,23 @@ through :func:`cpu_flags`, so a test stands in a CPU without native bf16 by patc
 function. :func:`seed_everything`, :func:`rng_state` and :func:`set_rng_state` seed and save the
 random generators training draws from (Python, numpy, torch, CUDA), so a resumed run goes on
 exactly as an uninterrupted one.
+
+:func:`single_threaded` runs generation with one BLAS/OpenMP thread (numpy's and torch's): its
+matrix products are tiny (a batch of notes times the LSTM's weights), and two threads splitting
+them wait on each other, which on a machine busy with other work made generation many times slower
+(docs/benchmarks.md, "Generation on a loaded machine").
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+
+from .config import cpu_bf16_setting
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -49,17 +58,10 @@ def cpu_has_native_bf16() -> bool:
 
 def cpu_bf16_wanted(setting) -> bool:
     """``train.cpu_bf16`` -> whether a CPU run trains under bf16 autocast: ``"auto"`` where the CPU multiplies
-    bf16 natively (:func:`cpu_has_native_bf16`), True/False (or "true"/"false", as ``--set`` gives them) as said."""
-    if isinstance(setting, str):
-        text = setting.strip().lower()
-        if text == "auto":
-            return cpu_has_native_bf16()
-        if text not in ("true", "1", "yes", "false", "0", "no"):
-            raise ValueError(f"train.cpu_bf16 must be 'auto', true or false, got {setting!r}")
-        return text in ("true", "1", "yes")
-    if not isinstance(setting, bool):
-        raise ValueError(f"train.cpu_bf16 must be 'auto', true or false, got {setting!r}")
-    return setting
+    bf16 natively (:func:`cpu_has_native_bf16`), True/False (or "true"/"false", as ``--set`` gives them) as said;
+    anything else is a ValueError naming the setting (:func:`melody_utils.config.cpu_bf16_setting`)."""
+    value = cpu_bf16_setting(setting)
+    return cpu_has_native_bf16() if value == "auto" else value
 
 
 def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool | str = False):
@@ -113,3 +115,39 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+GENERATION_THREADS = 1  # BLAS/OpenMP threads while generating (docs/benchmarks.md); 0 = the libraries' own counts
+
+
+@contextmanager
+def blas_threads(n: int = GENERATION_THREADS):
+    """Inside the block numpy's BLAS, OpenMP and torch use at most ``n`` threads; restored after.
+
+    numpy's BLAS is limited through threadpoolctl (a dependency); where it is missing, torch alone
+    is limited."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = nullcontext()
+    else:
+        limits = threadpool_limits(limits=n)
+    with limits:  # entered first, so that it restores what it found after torch's own setting is back
+        before = torch.get_num_threads()
+        torch.set_num_threads(min(n, before))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+def single_threaded(fn):
+    """Decorator: ``fn`` runs inside :func:`blas_threads` with :data:`GENERATION_THREADS` (generation's pin;
+    benchmarks/bench_threads.py sets it to 0 to measure without)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with blas_threads(GENERATION_THREADS) if GENERATION_THREADS else nullcontext():  # read at each call
+            return fn(*args, **kwargs)
+
+    return wrapper

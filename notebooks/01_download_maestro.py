@@ -23,7 +23,10 @@
 # `USE_DRIVE` below), where notebooks 02 and 03 find it.
 #
 # MAESTRO holds some 200 hours of virtuoso piano performances recorded on Yamaha Disklaviers:
-# real timing, real dynamics, real pedalling. Without a network (or with `MELODY_DOWNLOAD=0`, as
+# real timing, real dynamics, real pedalling. **Licence: [CC BY-NC-SA 4.0](https://creativecommons.org/licenses/by-nc-sa/4.0/)**
+# (Google LLC; non-commercial, share alike): a model trained on it, and the music it makes, may not be
+# used commercially, and its checkpoints say so in their summary. The download is checked against
+# the zip's published size and sha256. Without a network (or with `MELODY_DOWNLOAD=0`, as
 # in the test suite) nothing is downloaded and the later notebooks use the **embedded piano corpus**
 # shipped in the repository (`data/embedded/`), so every notebook still runs. A MAESTRO folder
 # you already have elsewhere (e.g. on Google Drive) can be named as the source instead:
@@ -52,7 +55,6 @@ if "google.colab" in sys.modules:  # fetch the project and the few packages Cola
                              f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 
@@ -70,14 +72,14 @@ from melody_utils.data import corpus, maestro
 # %% [markdown]
 # ## Download and extract
 #
-# `maestro.ensure_maestro()` downloads the zip with a progress bar (checking its size), unpacks it
+# `maestro.ensure_maestro()` downloads the zip with a progress bar (checking its size and sha256), unpacks it
 # next to it and returns the folder. If the network is unreachable it says why in one warning and
 # returns `None`. Set the environment variable `MELODY_DOWNLOAD=0` to skip the download altogether.
 
 # %%
 DOWNLOAD = os.environ.get("MELODY_DOWNLOAD", "1") == "1"
 root = maestro.ensure_maestro() if DOWNLOAD else maestro.find_maestro()
-print(f"MAESTRO: {root}" if root else
+print(f"MAESTRO: {root}\nlicence: {maestro.MAESTRO_LICENCE}" if root else
       f"MAESTRO is not available ({'the download failed, see above' if DOWNLOAD else 'downloads are off: MELODY_DOWNLOAD=0'}), "
       f"so the embedded piano corpus is used instead.")
 

@@ -47,7 +47,8 @@ if "google.colab" in sys.modules:  # fetch the project and the few packages Cola
                              f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
+    # a SoundFont renderer for when symusic's does not play in tune (docs/audio.md); its pyaudio dependency is for live playback
+    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 
@@ -143,8 +144,9 @@ display(Markdown("| bins | step median (ms) | step p95 (ms) | duration median (m
 # ## Listen: before and after quantization
 #
 # The first seconds of the piece as played, then after a round trip through each scheme's tokens
-# (notes → ids → notes). Listen for the chords: the seed grid rolls them, 50 ms per note, so its
-# version also runs longer. The seed's tokens carry
+# (notes → ids → notes). Listen for the chords: the seed grid rolls them, 50 ms per note. Its version
+# also runs shorter: the grid cuts every gap between onsets to at most 1.05 s and every note to
+# 1.45 s, and Clair de lune's slow opening has longer ones. The seed's tokens carry
 # no velocity, so that version plays at one loudness; the log tokens keep it in
 # `data.velocity_bins` uniform bins (16 by default; a corpus without dynamics, like the chorales,
 # gets none). The three clips are brought to the **same loudness** (the same RMS level) before they

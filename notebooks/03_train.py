@@ -48,7 +48,6 @@ if "google.colab" in sys.modules:  # fetch the project and the few packages Cola
                              f"to your repository's address (e.g. your fork's) and run the cell again")
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run(pip + ["pretty_midi", "symusic"], check=True)  # torch, numpy, matplotlib, ipywidgets: Colab's own
-    subprocess.run(pip + ["--no-deps", "tinysoundfont"], check=True)  # a sampled piano (its pyaudio dependency is for live playback)
     sys.path.insert(0, REPO)
     os.chdir(f"{REPO}/notebooks")
 
@@ -70,31 +69,23 @@ from melody_utils.display import plots
 from melody_utils.config import get_config
 
 # %% [markdown]
-# ## A GPU?
+# ## A GPU, and the preset that fits it
 #
-# The `tiny` and `small` presets train on a CPU in seconds to minutes; `colab` wants a GPU.
+# One config holds every setting; a **preset** sets the sizes. `PRESET = None` follows the device:
+# `colab` on a GPU (MAESTRO, a 3-layer LSTM of 512 units, velocity modelled), `small` on a CPU (a few
+# minutes on a laptop); the environment variable `MELODY_PRESET` wins when set (the tests set
+# `tiny`). Set `PRESET` to choose yourself (`"tiny"`, `"small"`, `"colab"`, `"full"`). Any single
+# setting can be changed too, e.g. `get_config(preset, **{"train.epochs": 10})`.
 
 # %%
+PRESET = None  # None: colab on a GPU, small on a CPU ($MELODY_PRESET wins); or "tiny", "small", "colab", "full"
 device = estimate.detect_device()
-if device.kind == "cuda":
-    print(f"GPU: {device.name}")
-else:
+if device.kind == "cpu":
     print(f"No GPU: training runs on {device.name}. On Colab, pick one with Runtime > Change runtime type > "
           "T4 GPU (or better), then run the notebook again from the top.")
-
-# %% [markdown]
-# ## The preset
-#
-# One config holds every setting; a **preset** sets the sizes. `PRESET = None` takes the
-# environment variable `MELODY_PRESET` (the tests set `tiny`), else `small` (a few minutes on a
-# laptop). On a Colab GPU runtime set `PRESET = "colab"`: MAESTRO, a 3-layer LSTM of 512 units,
-# velocity modelled. Any single setting can be changed too, e.g.
-# `get_config(PRESET, **{"train.epochs": 10})`.
-
-# %%
-PRESET = None  # None: $MELODY_PRESET or "small"; "colab" on a GPU runtime; "tiny" for a smoke test
-cfg = get_config(PRESET)
-print(f"preset {cfg.preset}: {cfg.model.arch} LSTM, {cfg.model.layers} x {cfg.model.hidden} units, "
+preset, why = estimate.preset_for(device, PRESET)
+cfg = get_config(preset)
+print(f"preset {cfg.preset} ({why}): {cfg.model.arch} LSTM, {cfg.model.layers} x {cfg.model.hidden} units, "
       f"windows of {cfg.data.window} notes, batch {cfg.train.batch_size}, {cfg.train.epochs} epochs"
       + (f" (at most {cfg.train.max_steps} steps)" if cfg.train.max_steps else ""))
 

@@ -102,10 +102,10 @@ def record(work: Path) -> dict[str, dict]:
     import torch
 
     from melody_utils.model import checkpoint
-    from melody_utils.cli import commands as cli
     from melody_utils.data import corpus
-    from melody_utils.evaluate import report as metrics, sweep
+    from melody_utils.evaluate import report, sweep
     from melody_utils.generate import sample
+    from melody_utils.generate.settings import SamplingSettings
     from melody_utils.train import loop as train
     from melody_utils.config import get_config
     from melody_utils.music.midi import midi_to_notes
@@ -133,7 +133,7 @@ def record(work: Path) -> dict[str, dict]:
         "window": _rows(sample.generate(wmodel, wvocab, N_NOTES, cache.piece_tokens(held_out)[:wmodel.window],
                                         **KNOBS, seed=SEED)[0]),
         "no_primer": _rows(sample.generate(model, vocab, N_NOTES, None, **KNOBS, seed=SEED)[0]),
-        "widget_fn": _notes(sample.model_generate_fn(model, vocab, keep_primer=True)(
+        "widget_fn": _notes(sample.model_generate_fn(model, vocab, SamplingSettings(keep_primer=True))(
             n_notes=N_NOTES, seed=SEED, primer=primer, **KNOBS)),
         "sweep_fn": _notes(_sweep_piece(sweep, sample.model_generate_fn(model, vocab),
                                         [primer, cache.piece_tokens(0)[:4]], cache)),
@@ -142,8 +142,8 @@ def record(work: Path) -> dict[str, dict]:
     cli_lines["generate"] = _run_cli(["generate", *common, "--out-dir", str(out), "--n-notes", str(N_NOTES),
                                       "--seed", str(SEED), "--top-k", "20", "--output", str(midi)], replace)
     gen["cli_generate"] = _notes(midi_to_notes(midi))
-    evaluation = metrics.evaluate(out / train.CHECKPOINT_BEST, cache=cache, n_samples=2, n_notes=N_NOTES, seed=SEED,
-                                  progress=False, sweep={"temperatures": [0.8, 1.0], "top_ps": [0.95], "n_pieces": 2})
+    evaluation = report.evaluate_checkpoint(out / train.CHECKPOINT_BEST, cache=cache, n_samples=2,
+                                            sampling={"n_notes": N_NOTES}, seed=SEED, progress=False, sweep={"temperatures": [0.8, 1.0], "top_ps": [0.95], "n_pieces": 2})
     gen["evaluate"] = _round({k: evaluation[k] for k in ("nll", "stats", "degenerate_rate", "sampling")}
                              | {"sweep_best": evaluation["sweep"]["best"]})
 

@@ -5,7 +5,7 @@
 Generates with the CLI's defaults (the shipped model, the first held-out primer, seed 0), as
 `python -m melody_utils generate` would on a fresh clone, draws the first ``--roll-seconds`` as
 a piano roll (colour = velocity) and renders the first ``--clip-seconds`` with the best
-synthesizer available (tinysoundfont's General MIDI piano when installed), 16 kHz mono to keep
+synthesizer and SoundFont available (docs/audio.md), mixed down to 16 kHz mono to keep
 the file small. Prints what it used.
 """
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
                            seconds=args.roll_seconds)
     fig.savefig(out / "generated_piano_roll.png", dpi=110, bbox_inches="tight")
     wave, method = audio.synthesize_named(audio.clip_notes(notes, args.clip_seconds), sample_rate=16000)
-    audio.write_wav(wave, out / "generated_clip.wav", sample_rate=16000)
+    audio.write_wav(audio.to_mono(wave), out / "generated_clip.wav", sample_rate=16000)  # mono: a small file
     print(f"{len(notes)} notes, {len(set(notes.velocity.tolist()))} distinct velocities; "
           f"piano roll {out / 'generated_piano_roll.png'}, clip {out / 'generated_clip.wav'} ({method})")
     return 0

@@ -17,8 +17,10 @@ def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
         pytest.skip("this CPU has no native bf16: the forced-off run already covers it")
     assert run_all.main(["--tiny"]) == 0
     out = capsys.readouterr().out
-    for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality"):
+    for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality", "bench_threads", "bench_audio"):
         assert f"# {name}" in out
+    assert re.search(r"\| \+1 burner \| 1 \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out)  # generation beside the burner, pin off and on
+    assert re.search(r"\| numpy \| [\d,]+x \| 1\.00 \| .* \| 1\.00 \|", out)  # the renderer that always runs, in tune
     assert re.search(r"\| symusic \| [\d,]+ \| [\d,]+ \|", out)  # preprocessing row with files and notes
     assert re.search(r"\| seed-style MusicLSTM .*\| 1\.0× \|", out)  # training table with its reference row
     assert re.search(r"causal, numpy stepper +1\.05M +1 +[\d,]+", out)  # generation at batch 1

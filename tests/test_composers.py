@@ -13,6 +13,7 @@ from melody_utils.data.corpus import TokenCache, prepare
 from melody_utils.data.windows import MusicDataset, make_loader
 from melody_utils.model.lstm import build_model
 from melody_utils.generate.sample import generate
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.model.stepper import NumpyStepper
 from melody_utils.music.tokens import seed_vocab
 from melody_utils.train.loop import train
@@ -101,7 +102,7 @@ def test_numpy_stepper_matches_the_model_with_a_composer(chained, extra):
         comp = torch.full((3,), c)
         with torch.no_grad():
             x = torch.as_tensor(seq)
-            ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_rest=x[:, 1:, 1:], composer=comp)
+            ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_fields=x[:, 1:, 1:], composer=comp)
         stepper = NumpyStepper(model, c)
         state = stepper.zero_state(3)
         for t in range(9):
@@ -119,6 +120,8 @@ def test_fast_and_torch_paths_agree_for_a_composer():
     fast = generate(model, vocab, 12, batch=2, seed=1, top_k=1, composer="johann")
     slow = generate(model, vocab, 12, batch=2, seed=1, top_k=1, composer=3, fast=False)
     np.testing.assert_array_equal(fast, slow)
+    settings = SamplingSettings(n_notes=12, seed=1, top_k=1, composer="johann")  # the same, as one settings object
+    np.testing.assert_array_equal(generate(model, vocab, settings=settings, batch=2), fast)
 
 
 def test_the_composer_moves_the_generated_pitch():
@@ -153,7 +156,7 @@ def test_composer_names_resolve_or_fail_with_one_line():
     msg = str(e.value)
     assert "\n" not in msg and "'Mozart'" in msg and "any, Frédéric Chopin, Ludwig van Beethoven" in msg
     model, vocab = composer_model()
-    with pytest.raises(ValueError, match="out of range 0..4"):
+    with pytest.raises(ValueError, match=r"^composer id must be an id in 0\.\.4 \(0 = any\), got 5$"):
         composer_id(model, 5)
     plain = build_model(ModelConfig(**TINY), seed_vocab(), 8)
     assert composer_id(plain, None) == 0 and composer_id(plain, "any") == 0
@@ -200,4 +203,4 @@ def test_training_with_composers_resumes_exactly_and_the_checkpoint_names_them(t
     np.testing.assert_allclose(resumed["val_loss"] + resumed["train_loss"], whole["val_loss"] + whole["train_loss"],
                                rtol=0, atol=1e-6)
     model, vocab, _, _ = load_checkpoint(tmp_path / "b" / CHECKPOINT_LAST)
-    assert model.composers == 3 and composer_names(model) == ["High", "Low"] == list(vocab.composers)
+    assert model.n_composer_ids == 3 and composer_names(model) == ["High", "Low"] == list(vocab.composers)

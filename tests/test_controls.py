@@ -12,9 +12,14 @@ from benchmarks import bench_controls
 from melody_utils.cli import commands as cli
 from melody_utils.data import corpus
 from melody_utils.config import get_config
-from melody_utils.generate.controls import Controls, Steering, controls_from_widgets, loop_continuations, trim_to_seconds
+from melody_utils.generate.controls import CONTROLS, Controls, loop_continuations, trim_to_seconds
+from melody_utils.generate.logits import NoteContext
+from melody_utils.generate.pipeline import SamplingPipeline
+from melody_utils.generate.settings import SamplingSettings
+from melody_utils.notebook.widgets import sampling_settings
 from melody_utils.music.stats import degeneracy, loop_mask
-from melody_utils.generate.sample import generate, generate_notes, sample_logits
+from melody_utils.generate.logits import sample_logits
+from melody_utils.generate.sample import generate, generate_notes
 from melody_utils.music.scales import KEY_CHOICES, parse_key, parse_pitch_range
 from melody_utils.music.tokens import seed_vocab
 from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint
@@ -69,12 +74,12 @@ def test_controls_validate(kwargs, name):
 
 
 def test_widget_values_map_to_controls():
-    assert not controls_from_widgets().active  # the widgets' defaults change nothing
-    c = controls_from_widgets(key="D minor", key_strength=0.0, pitch_low=48, pitch_high=72, density=6.0,
-                              temperature_timing=0.8, repeat_guard=2.0)
+    assert not sampling_settings({}).controls.active  # the widgets' defaults change nothing
+    c = sampling_settings({"key": "D minor", "key_strength": 0.0, "pitch_range": (48, 72), "density": 6.0,
+                           "temperature_timing": 0.8, "repeat_guard": 2.0}).controls
     assert c.scale == D_MINOR and c.key_strength is None and c.pitches == (48, 72) and c.density == 6.0
     assert c.temperature_timing == 0.8 and c.repeat_guard == 2.0
-    assert controls_from_widgets(key="D minor", key_strength=1.5).key_strength == 1.5
+    assert sampling_settings({"key": "D minor", "key_strength": 1.5}).controls.key_strength == 1.5
     assert all(parse_key(k) is None or len(parse_key(k)) == 7 for k in KEY_CHOICES)
 
 
@@ -83,26 +88,43 @@ VOCAB = seed_vocab(velocity_bins=8)  # sizes (88, 21, 29, 8)
 MIDI = np.arange(VOCAB.min_pitch, VOCAB.max_pitch + 1)
 
 
+def pipeline(controls=None, rows: int = 2, temperature: float = 1.0) -> SamplingPipeline:
+    return SamplingPipeline(SamplingSettings(temperature=temperature, controls=controls), VOCAB, rows, 1)
+
+
+def processed(controls, field, z, hist, pitch=None, temperature: float = 1.0) -> np.ndarray:
+    """The logits of ``field`` after the temperature and the controls (no grammar mask: no previous pitch)."""
+    return pipeline(controls, len(z), temperature).logits(field, z, NoteContext(hist, pitch))
+
+
 def test_inactive_controls_leave_logits_alone():
     z = np.random.default_rng(0).normal(size=(3, 88))
-    assert Steering(None, VOCAB).adjust(0, z, np.zeros((3, 0, 4), int)) is z
+    assert pipeline(None).controls == [] and pipeline(Controls()).controls == []
+    assert np.array_equal(processed(None, 0, z, np.zeros((3, 0, 4), int)), z)
+
+
+def test_each_control_is_one_processor_in_a_fixed_order():
+    c = Controls(key="D minor", density=4.0, temperature_timing=2.0, repeat_guard=1.0)
+    assert [type(p) for p in pipeline(c).controls] == CONTROLS  # every registered control, in its order
+    assert [type(p).__name__ for p in pipeline(Controls(density=4.0)).controls] == ["NoteDensity"]
 
 
 def test_key_range_and_field_temperatures_on_fixed_logits():
     z = np.random.default_rng(0).normal(size=(2, 88))
     hist = np.zeros((2, 0, 4), int)
     in_key = np.isin(MIDI % 12, D_MINOR)
-    hard = Steering(Controls(key="D minor"), VOCAB).adjust(0, z, hist)
+    hard = processed(Controls(key="D minor"), 0, z, hist)
     assert np.all(np.isneginf(hard[:, ~in_key])) and np.array_equal(hard[:, in_key], z[:, in_key])
-    soft = Steering(Controls(key="D minor", key_strength=2.0), VOCAB, temperature=1.5).adjust(0, z, hist)
-    assert np.allclose(soft[:, ~in_key], z[:, ~in_key] - 3.0) and np.array_equal(soft[:, in_key], z[:, in_key])  # 2 nats after T
-    rng_ = Steering(Controls(pitch_range="C3-C5"), VOCAB).adjust(0, z, hist)
+    soft = processed(Controls(key="D minor", key_strength=2.0), 0, z, hist, temperature=1.5)
+    # 2 nats of the distribution drawn from: after the temperature
+    assert np.allclose(soft[:, ~in_key], z[:, ~in_key] / 1.5 - 2.0) and np.allclose(soft[:, in_key], z[:, in_key] / 1.5)
+    rng_ = processed(Controls(pitch_range="C3-C5"), 0, z, hist)
     inside = (MIDI >= 48) & (MIDI <= 72)
     assert np.all(np.isneginf(rng_[:, ~inside])) and np.array_equal(rng_[:, inside], z[:, inside])
-    s = Steering(Controls(temperature_pitch=0.5, temperature_timing=2.0, temperature_velocity=4.0), VOCAB)
+    temps = Controls(temperature_pitch=0.5, temperature_timing=2.0, temperature_velocity=4.0)
     for field, t in enumerate((0.5, 2.0, 2.0, 4.0)):
         zf = np.random.default_rng(field).normal(size=(2, VOCAB.sizes[field]))
-        assert np.allclose(s.adjust(field, zf, hist, np.zeros(2, int)), zf / t)
+        assert np.allclose(processed(temps, field, zf, hist, np.zeros(2, int), temperature=0.8), zf / 0.8 / t)
 
 
 def test_loop_continuations_agree_with_the_loop_detector():
@@ -124,27 +146,31 @@ def test_loop_continuations_agree_with_the_loop_detector():
 def test_guard_lowers_exactly_the_ids_that_continue_a_loop():
     motif = np.array([[40, 3, 5, 1], [43, 4, 5, 1], [47, 3, 6, 1], [45, 2, 5, 1]])
     hist = np.stack([np.tile(motif, (3, 1)), np.tile(motif[::-1], (3, 1))])  # (2, 12, 4), both rows loop
-    s = Steering(Controls(repeat_guard=2.5), VOCAB)
+    s = pipeline(Controls(repeat_guard=2.5))
+
+    def adjust(field, z, history, pitch=None):
+        return s.logits(field, z, NoteContext(history, pitch))
+
     z = np.zeros((2, 88))
-    out = s.adjust(0, z, hist)
+    out = adjust(0, z, hist)
     # row 0 continues with pitch 40 a 13-note loop, all 12 notes so far in loops: 2.5 * (13 / 8)^2 * (1 + 4 * 1) nats
     assert np.flatnonzero(out[0]).tolist() == [40] and np.isclose(out[0, 40], -2.5 * (13 / 8) ** 2 * 5)
     assert np.flatnonzero(out[1]).tolist() == [45]
-    step = s.adjust(1, np.zeros((2, 21)), hist, pitch=np.array([40, 44]))  # row 1 left the loop's pitch
+    step = adjust(1, np.zeros((2, 21)), hist, pitch=np.array([40, 44]))  # row 1 left the loop's pitch
     assert np.flatnonzero(step[0]).tolist() == [3] and not step[1].any()
-    assert s.adjust(3, np.zeros((2, 8)), hist, pitch=np.array([40, 45])).any() == False  # velocity: not part of a loop
-    assert not s.adjust(0, z, hist[:, :5]).any()  # 5 notes: no loop yet
+    assert adjust(3, np.zeros((2, 8)), hist, pitch=np.array([40, 45])).any() == False  # velocity: not part of a loop
+    assert not adjust(0, z, hist[:, :5]).any()  # 5 notes: no loop yet
 
 
 @pytest.mark.parametrize("target", [1.5, 6.0, 20.0])
 def test_density_controller_on_fixed_logits(target):
     """A fixed step distribution (mean ~4 notes/s) steered to the target, rows sampled independently."""
     step_logits = -0.5 * (np.log(np.asarray(VOCAB.step_bins.centers)) + 1.4) ** 2  # peaked near 0.25 s
-    s = Steering(Controls(density=target), VOCAB)
+    s = pipeline(Controls(density=target), rows=8)
     rng = np.random.default_rng(0)
     hist = np.zeros((8, 300, 4), np.int64)
     for i in range(300):
-        z = s.adjust(1, np.tile(step_logits, (8, 1)), hist[:, :i], np.zeros(8, int))
+        z = s.logits(1, np.tile(step_logits, (8, 1)), NoteContext(hist[:, :i], np.zeros(8, int)))
         hist[:, i, 1] = sample_logits(z, rng.random(8))
     realised = 300 / np.asarray(VOCAB.step_bins.centers)[hist[:, :, 1]].sum(axis=1)
     assert np.all(np.abs(realised / target - 1) < 0.2), realised
@@ -263,7 +289,7 @@ def _cli(trained, tmp_path, *extra):
     _, _, _, root = trained
     midi = tmp_path / "song.mid"
     args = ["generate", "--preset", "tiny", "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet",
-            "--set", "data.source=embedded", "--checkpoint", str(root / "out" / CHECKPOINT_LAST), "--output", str(midi), *extra]
+            "--checkpoint", str(root / "out" / CHECKPOINT_LAST), "--output", str(midi), *extra]  # the checkpoint's corpus
     return cli.main(args), midi
 
 

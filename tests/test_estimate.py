@@ -48,7 +48,8 @@ def test_cpu_estimate_divides_the_notes_by_the_measured_rate_scaled_by_model_siz
     assert est.scaled  # a 16-unit model is far from the measured 1.05 M parameters
     assert est.seconds == pytest.approx(notes / (m.notes_per_s * m.parameters / params(cfg, cache)))
     text = str(est)
-    assert "on a 2-core CPU (" in text and "measured on a 2-core CPU" in text and "scaled by model size" in text
+    assert text.startswith("expected training time on a 2-core CPU: about ")
+    assert "measured on a 2-core CPU" in text and "scaled by model size" in text
     assert "sooner" in str(E.training_estimate(cfg, cache, E.Device("cpu", "a 8-core CPU", 8)))
 
 
@@ -61,14 +62,50 @@ def test_a_measured_size_is_used_as_is(monkeypatch):
     assert "measured on an H100" in str(got) and "scaled" not in str(got)
 
 
-def test_an_unmeasured_gpu_gets_the_h100_figure_with_the_t4_range():
+def test_an_unmeasured_gpu_is_named_and_its_figure_said_to_be_extrapolated():
     cache = make_cache()
     cfg = tiny_cfg()
     t4, h100 = E.training_estimate(cfg, cache, T4), E.training_estimate(cfg, cache, H100)
-    assert t4.seconds == h100.seconds
+    assert t4.seconds == h100.seconds and t4.extrapolated and not h100.extrapolated
     text = str(t4)
-    assert text.startswith(f"expected training time: about {E.format_duration(h100.seconds)} on an H100 (")
-    assert "This GPU, Tesla T4, was not measured: expect ~2-4x longer on a T4" in text
+    assert text.startswith(f"expected training time on Tesla T4: extrapolated, at least {E.format_duration(h100.seconds)} (")
+    assert "Extrapolated: Tesla T4 was not measured; the time is what an H100 takes" in text
+    assert "2-4x" not in text
+    assert str(h100).startswith(f"expected training time on NVIDIA H100 80GB HBM3: about {E.format_duration(h100.seconds)} (")
+
+
+def test_the_preset_follows_the_device_unless_one_is_asked_for(monkeypatch):
+    monkeypatch.delenv("MELODY_PRESET", raising=False)
+    assert E.preset_for(T4) == ("colab", "picked for Tesla T4; set PRESET to override")
+    assert E.preset_for(CPU)[0] == "small"
+    assert E.preset_for(T4, "tiny") == ("tiny", "PRESET as set")
+    monkeypatch.setenv("MELODY_PRESET", "tiny")
+    assert E.preset_for(T4) == ("tiny", "from $MELODY_PRESET")
+    with pytest.raises(ValueError, match="PRESET = 'huge' is not a preset"):
+        E.preset_for(CPU, "huge")
+
+
+def test_notebook_03_trains_colab_under_a_stand_in_gpu(monkeypatch, tmp_path):
+    """The notebook's own cells, from its settings to the preset, with torch seeing a T4."""
+    import jupytext
+    import torch
+
+    monkeypatch.delenv("MELODY_PRESET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    nb = jupytext.read(E.__file__.replace("melody_utils/train/estimate.py", "notebooks/03_train.py"))
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    upto = next(i for i, c in enumerate(code) if "get_config(" in c)
+    scope = {}
+    for source in code[: upto + 1]:
+        exec(compile(source, "03_train.py", "exec"), scope)
+    assert scope["device"].kind == "cuda" and scope["cfg"].preset == "colab"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    scope = {}
+    for source in code[: upto + 1]:
+        exec(compile(source, "03_train.py", "exec"), scope)
+    assert scope["cfg"].preset == "small"
 
 
 def test_an_unmeasured_architecture_is_named():

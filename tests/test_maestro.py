@@ -36,11 +36,13 @@ def closed_port() -> int:
 def test_ensure_maestro_downloads_extracts_and_reads_split(fake, tmp_path):
     root = tmp_path / "data" / "maestro-v3.0.0"
     with FakeServer(fake.zip_bytes) as server:
-        got = maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False)
+        got = maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=fake.sha256)
         assert got == root
         assert maestro.find_maestro(root) == root and maestro.find_maestro(root.parent) == root
         # a second call finds the folder and asks the server nothing
-        assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False) == root
+        assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=fake.sha256) == root
         assert len(server.requests) == 1
     assert (tmp_path / "data" / "maestro-v3.0.0-midi.zip").read_bytes() == fake.zip_bytes
     assert not list((tmp_path / "data").glob(".*tmp")), "temp folders left behind"
@@ -132,27 +134,64 @@ def test_corrupt_zip_is_named_and_deleted(fake, tmp_path, damage):
 
 
 def test_ensure_maestro_recovers_from_a_corrupt_zip_on_the_next_call(fake, tmp_path):
-    root = tmp_path / "maestro-v3.0.0"
+    root = tmp_path / "maestro-v3.0.0"  # a mirror without a digest (sha256=None): the size passes, extract catches the damage
     with FakeServer(fake.zip_bytes, plan=[{"body": corrupted(fake.zip_bytes)}]) as server:
         with pytest.warns(UserWarning, match="maestro-v3.0.0-midi.zip is not a valid zip file"):
-            assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False) is None
+            assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=None) is None
         assert not (tmp_path / "maestro-v3.0.0-midi.zip").exists()
-        assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False) == root
+        assert maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=None) == root
     assert len(maestro.read_metadata(root)) == len(PIECES)
 
 
-def test_extract_is_idempotent_and_replaces_an_unfinished_copy(fake, tmp_path):
+def test_extract_is_idempotent_and_never_deletes_a_folder_it_did_not_make(fake, tmp_path):
     zip_path = tmp_path / "m.zip"
     zip_path.write_bytes(fake.zip_bytes)
     out = tmp_path / "out"
     (out / "2004").mkdir(parents=True)
-    (out / "2004" / "half.midi").write_bytes(b"MThd")  # an interrupted copy without the marker
-    assert maestro.extract(zip_path, out, progress=False) == out
-    assert not (out / "2004" / "half.midi").exists() and (out / maestro.METADATA_CSV).is_file()
+    mine = out / "2004" / "my_recording.midi"  # the user's own file, in a folder without the marker
+    mine.write_bytes(b"MThd mine")
+    with pytest.raises(FileExistsError) as info:
+        maestro.extract(zip_path, out, progress=False)
+    msg = str(info.value)
+    assert str(out) in msg and "2004" in msg and "nothing was deleted" in msg and "\n" not in msg
+    assert mine.read_bytes() == b"MThd mine" and sorted(p.name for p in out.iterdir()) == ["2004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip", "out"]  # no temp folder left
+    hand = tmp_path / "hand"  # MAESTRO unzipped by hand: kept, and the error says to use it
+    hand.mkdir()
+    (hand / maestro.METADATA_CSV).write_text("by hand\n")
+    with pytest.raises(FileExistsError, match=r"already holds a MAESTRO copy .*use it as it is"):
+        maestro.extract(zip_path, hand, progress=False)
+    assert (hand / maestro.METADATA_CSV).read_text() == "by hand\n"
+    empty = tmp_path / "empty"  # an empty folder is used
+    empty.mkdir()
+    assert maestro.extract(zip_path, empty, progress=False) == empty
+    assert (empty / maestro.METADATA_CSV).is_file() and (empty / maestro.EXTRACTED_MARKER).is_file()
     zip_path.unlink()
-    assert maestro.extract(zip_path, out, progress=False) == out  # marker present: the zip is not needed
+    assert maestro.extract(zip_path, empty, progress=False) == empty  # marker present: the zip is not needed
     with pytest.raises(FileNotFoundError, match="m.zip"):
         maestro.extract(zip_path, tmp_path / "elsewhere", progress=False)
+
+
+def test_ensure_maestro_keeps_the_files_of_the_folder_it_is_given(fake, tmp_path):
+    drive = tmp_path / "MyDrive"  # a parent folder, as find_maestro accepts, holding the user's files
+    drive.mkdir()
+    (drive / "notes.txt").write_text("mine")
+    with FakeServer(fake.zip_bytes) as server:
+        got = maestro.ensure_maestro(drive, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                     sha256=fake.sha256)
+    assert got == drive / maestro.MAESTRO_VERSION and (got / maestro.METADATA_CSV).is_file()
+    assert (drive / "notes.txt").read_text() == "mine" and maestro.find_maestro(drive) == got
+    partial = tmp_path / "hand" / maestro.MAESTRO_VERSION  # copied by hand, without the CSV: refused before downloading
+    (partial / "2004").mkdir(parents=True)
+    (partial / "2004" / "a.midi").write_bytes(b"MThd")
+    with FakeServer(fake.zip_bytes) as server:
+        with pytest.raises(FileExistsError, match="nothing was deleted"):
+            maestro.ensure_maestro(partial, url=server.url, expected_size=len(fake.zip_bytes), progress=False,
+                                   sha256=fake.sha256)
+        assert server.requests == []
+    assert (partial / "2004" / "a.midi").read_bytes() == b"MThd"
 
 
 def test_file_url(fake, tmp_path):
@@ -201,3 +240,13 @@ def test_zip_layout_matches_maestro(fake):
     # guards the fixture itself: one top folder holding the CSV, like the real zip
     names = zipfile.ZipFile(io.BytesIO(fake.zip_bytes)).namelist()
     assert "maestro-v3.0.0/maestro-v3.0.0.csv" in names and all(n.startswith("maestro-v3.0.0/") for n in names)
+
+
+def test_ensure_maestro_checks_the_published_sha256_by_default(fake, tmp_path):
+    assert maestro.MAESTRO_ZIP_SHA256 == "70470ee253295c8d2c71e6d9d4a815189e35c89624b76d22fce5a019d5dde12c"
+    assert "CC BY-NC-SA 4.0" in maestro.MAESTRO_LICENCE and "non-commercial" in maestro.MAESTRO_LICENCE
+    root = tmp_path / "maestro-v3.0.0"
+    with FakeServer(fake.zip_bytes) as server:  # the right size, but not the published bytes
+        with pytest.raises(maestro.DownloadError, match="sha256 .* instead of 70470ee253295c8d"):
+            maestro.ensure_maestro(root, url=server.url, expected_size=len(fake.zip_bytes), progress=False, strict=True)
+    assert maestro.find_maestro(root) is None and not (tmp_path / "maestro-v3.0.0-midi.zip").exists()

@@ -181,7 +181,7 @@ def test_bad_memory_values_name_the_parameter(value):
     with pytest.raises(ValueError, match=r"^memory must be a number in \[0, 4\]"):
         generate(model, vocab, 4, memory=value)
     with pytest.raises(ValueError, match="memory"):
-        model_generate_fn(model, vocab, memory=value)
+        model_generate_fn(model, vocab)(memory=value)
 
 
 def test_cli_rejects_a_bad_memory_in_one_line(capsys):

@@ -471,7 +471,7 @@ def evaluated(request, tmp_path_factory):
                                 "sample.n_notes": 40, "sample.primer_notes": 8})
     model = build_from_config(cfg, vocab)
     path = checkpoint.save_checkpoint(tmp_path_factory.mktemp(arch) / "ckpt.pt", model, cfg, vocab, epoch=1)
-    result = M.evaluate(path, cache=cache, n_samples=3, device="cpu", progress=False)
+    result = M.evaluate_checkpoint(path, cache=cache, n_samples=3, device="cpu", progress=False)
     return {"arch": arch, "path": path, "cache": cache, "cfg": cfg, "model": model, "result": result}
 
 
@@ -497,9 +497,11 @@ def test_evaluate_compares_generated_with_held_out_pieces(evaluated):
 def test_evaluate_sweep_row_at_the_evaluated_setting_reproduces_the_evaluation(evaluated):
     # the sweep reuses the evaluation's primers, seeds and excerpts
     cfg, s = evaluated["cfg"], evaluated["cfg"].sample
-    quick = M.evaluate(evaluated["path"], cache=evaluated["cache"], n_samples=2, n_notes=24, device="cpu", progress=False,
-                       likelihood=False, sweep={"temperatures": [s.temperature], "top_ps": [s.top_p, 0.5]})
+    quick = M.evaluate_checkpoint(evaluated["path"], cache=evaluated["cache"], n_samples=2, sampling={"n_notes": 24},
+                                  device="cpu", progress=False, likelihood=False,
+                                  sweep={"temperatures": [s.temperature], "top_ps": [s.top_p, 0.5]})
     assert quick["nll"] == {} and "log-likelihood" not in M.format_report(quick)
+    assert quick["sampling"]["n_notes"] == 24 and quick["stats"]["n_generated"] == 2
     sweep = quick["sweep"]
     assert [(r["temperature"], r["top_p"]) for r in sweep["rows"]] == [(s.temperature, s.top_p), (s.temperature, 0.5)]
     assert (sweep["n_pieces"], sweep["n_notes"], sweep["top_k"]) == (2, 24, cfg.sample.top_k)
@@ -508,6 +510,29 @@ def test_evaluate_sweep_row_at_the_evaluated_setting_reproduces_the_evaluation(e
     assert sweep["reference_degenerate_rate"] == quick["reference_degenerate_rate"]
     assert sweep["best"]["top_p"] in (s.top_p, 0.5)
     json.dumps(quick, allow_nan=False)
+
+
+def test_evaluate_checkpoint_generates_with_the_sampling_changes_and_refuses_bad_ones(evaluated, monkeypatch):
+    from melody_utils.generate.settings import SamplingSettings
+
+    cfg, used = evaluated["cfg"], []
+    real = M.model_generate_fn
+    monkeypatch.setattr(M, "model_generate_fn", lambda model, vocab, settings=None, **kw: used.append(settings)
+                        or real(model, vocab, settings, **kw))
+    changes = {"temperature": 0.5, "top_k": 3, "n_notes": 20, "memory": 1.5}
+    result = M.evaluate_checkpoint(evaluated["path"], cache=evaluated["cache"], n_samples=2, sampling=changes,
+                                   device="cpu", progress=False, likelihood=False)
+    assert used == [SamplingSettings.from_config(cfg.sample, **changes)]  # the checkpoint's sample section + the changes
+    assert used[0].top_p == cfg.sample.top_p  # what is not given stays the checkpoint's
+    s = result["sampling"]
+    assert (s["temperature"], s["top_k"], s["top_p"], s["n_notes"]) == (0.5, 3, cfg.sample.top_p, 20)
+    assert result["memory"]["strength"] == 1.5
+    for bad, says in (({"top_p": 1.5}, r"^top_p must be a number in \(0, 1\]"), ({"memory": -1.0}, "^memory must be"),
+                      ({"n_notes": 0}, "^n_notes must be"), ({"temp": 0.9}, "unknown sampling setting")):
+        with pytest.raises(ValueError, match=says):
+            M.evaluate_checkpoint(evaluated["path"], cache=evaluated["cache"], n_samples=2, sampling=bad, device="cpu",
+                                  progress=False, likelihood=False)
+    assert len(used) == 1  # refused before any piece is generated
 
 
 def test_sampling_sweep_drives_a_model_through_the_generation_contract(evaluated):
@@ -558,7 +583,7 @@ def test_evaluate_rejects_a_cache_of_another_vocabulary(tmp_path):
     other = seed_vocab(velocity_bins=4)
     cache = TokenCache.from_pieces([np.zeros((40, 4), int)] * 4, other, ["train", "train", "test", "test"])
     with pytest.raises(ValueError, match="another vocabulary than the token cache's .velocity bins 0 vs 4"):
-        M.evaluate(path, cache=cache, n_samples=2, progress=False)
+        M.evaluate_checkpoint(path, cache=cache, n_samples=2, progress=False)
 
 
 @pytest.fixture(scope="module")

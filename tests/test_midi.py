@@ -2,6 +2,7 @@ import mido
 import numpy as np
 import pytest
 
+from melody_utils.music import midi
 from melody_utils.music.midi import MidiError, Notes, apply_sustain, midi_to_notes, notes_to_midi, resolve_same_pitch_overlaps
 from tests.helpers import random_notes
 
@@ -130,3 +131,21 @@ def test_unwritable_output_folder_is_named(tmp_path):
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="file"):
         notes_to_midi(random_notes(5), blocker / "out.mid")
+
+
+def test_a_huge_file_or_one_without_a_midi_header_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    def never(path, sustain):
+        raise AssertionError("the reader was called")
+
+    monkeypatch.setattr(midi, "_read_symusic", never)
+    monkeypatch.setattr(midi, "_read_pretty_midi", never)
+    huge = tmp_path / "huge.mid"
+    with open(huge, "wb") as f:  # sparse: takes no disk space
+        f.write(b"MThd")
+        f.truncate(midi.MAX_MIDI_BYTES + 1)
+    with pytest.raises(MidiError, match=rf"huge.mid is 34 MB, more than the {midi.MAX_MIDI_BYTES >> 20} MB"):
+        midi_to_notes(huge)
+    text = tmp_path / "notes.mid"
+    text.write_text("my notes, not music")
+    with pytest.raises(MidiError, match=r"could not read .*notes.mid as MIDI \(it begins with b'my n'"):
+        midi_to_notes(text)

@@ -120,7 +120,7 @@ def test_chain_all_heads_see_the_fields_chosen_before_them():
         r1 = r0.clone()
         r1[..., k] = 3
         with torch.no_grad():
-            a, b = model(x, next_pitch=p, next_rest=r0), model(x, next_pitch=p, next_rest=r1)
+            a, b = model(x, next_pitch=p, next_fields=r0), model(x, next_pitch=p, next_fields=r1)
         assert [torch.equal(la, lb) for la, lb in zip(a, b)] == [f <= k + 1 for f in range(4)]  # only later heads move
 
 

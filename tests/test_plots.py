@@ -178,3 +178,13 @@ def test_compare_distributions_names_features_with_units():
     assert titles[0].startswith("Polyphony (notes)") and titles[1].startswith("Inter-onset interval (s)")
     assert all("_" not in t for t in titles)
     assert set(stats.SCALAR_FEATURES + stats.HIST_FEATURES) <= set(plots.FEATURE_LABELS)
+
+
+def test_the_velocity_histogram_is_labelled_in_velocity_not_seconds():
+    gen = [random_notes(40, seed=s) for s in range(3)]
+    ref = [random_notes(40, seed=10 + s) for s in range(3)]
+    fig = plots.compare_distributions(gen, ref, features=["velocity_hist", "step_hist"])
+    velocity, step = fig.axes[:2]
+    assert velocity.get_xlabel() == "Velocity (MIDI 1-127)"
+    assert [t.get_text() for t in velocity.get_xticklabels()] == ["0", "32", "64", "96"]
+    assert [t.get_text() for t in step.get_xticklabels()][:2] == [f"{stats.STAT_TIME_EDGES[0]:.2g}", f"{stats.STAT_TIME_EDGES[4]:.2g}"]

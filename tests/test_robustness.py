@@ -2,6 +2,7 @@
 then bad checkpoints, sampling values, primers and output folders. MIDI files are written on
 the fly (a tiny Standard MIDI File writer below); no binary fixtures."""
 
+import re
 import struct
 
 import numpy as np
@@ -9,11 +10,12 @@ import pytest
 import torch
 
 from melody_utils.generate import sample
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.train import loop as T
 from melody_utils.model import checkpoint as C, lstm as MD
-from melody_utils.config import DataConfig, get_config
+from melody_utils.config import TEMPERATURE, TOP_K, TOP_P, DataConfig, get_config
 from melody_utils.data.corpus import TokenCache, prepare
-from melody_utils.music.midi import MidiError, midi_to_notes, notes_to_midi
+from melody_utils.music.midi import MAX_MIDI_BYTES, MidiError, midi_to_notes, notes_to_midi
 from melody_utils.music.tokens import Vocab, seed_vocab
 from tests.helpers import random_notes, write_midi_folder
 
@@ -210,6 +212,17 @@ def test_prepare_on_a_folder_with_only_bad_files_names_them(tmp_path):
         prepare(DataConfig(source=str(tmp_path / "typo")), cache_dir=tmp_path / "cache", progress=False)
 
 
+def test_a_huge_file_in_a_folder_is_skipped_unread(tmp_path):
+    folder = tmp_path / "midi"
+    write_midi_folder(folder, n_good=3)
+    with open(folder / "huge.mid", "wb") as f:  # sparse: takes no disk space
+        f.write(b"MThd")
+        f.truncate(MAX_MIDI_BYTES + 1)
+    cache = prepare(DataConfig(source=str(folder)), cache_dir=tmp_path / "cache", progress=False, workers=1)
+    [(path, reason)] = cache.report.skipped
+    assert len(cache) == 3 and path.endswith("huge.mid") and f"is 34 MB, more than the {MAX_MIDI_BYTES >> 20} MB" in reason
+
+
 # ---------------------------------------------------------------- other bad input
 
 
@@ -264,11 +277,19 @@ def test_sampling_with_a_vocab_of_other_bins_is_refused(small_cache):
     ((1.0, 0, 0.0), "top_p"), ((1.0, 0, 1.5), "top_p"), ((1.0, 0, float("nan")), "top_p"),
 ])
 def test_sampling_values_out_of_range_name_the_parameter_and_its_range(knobs, name, small_cache):
-    with pytest.raises(ValueError, match=f"^{name} must be"):
-        sample.validate_sampling(*knobs)
+    limit = {"temperature": TEMPERATURE, "top_k": TOP_K, "top_p": TOP_P}[name]
+    value = knobs[("temperature", "top_k", "top_p").index(name)]
+    says = f"^{re.escape(f'{name} must be {limit.describe()}, got {value!r}')}$"  # the parameter, its range, the value
+    with pytest.raises(ValueError, match=says):
+        SamplingSettings(temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
+    with pytest.raises(ValueError, match=says):
+        limit.check(name, value)
     model = MD.build_from_config(tiny_cfg(), small_cache.vocab)
-    with pytest.raises(ValueError, match=f"^{name} must be"):
+    with pytest.raises(ValueError, match=says):
         sample.generate(model, small_cache.vocab, 4, temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
+    generate_fn = sample.model_generate_fn(model, small_cache.vocab)
+    with pytest.raises(ValueError, match=says):
+        generate_fn(temperature=knobs[0], top_k=knobs[1], top_p=knobs[2])
 
 
 def test_primer_without_usable_notes_is_refused_clearly(small_cache, tmp_path):

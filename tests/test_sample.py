@@ -7,7 +7,9 @@ from melody_utils.config import ModelConfig
 from melody_utils.music.midi import Notes
 from melody_utils.model.lstm import build_model
 from melody_utils.music.quantize import log_bins, seed_duration_bins
-from melody_utils.generate.sample import filter_logits, generate, generate_notes, sample_logits, validate_sampling
+from melody_utils.generate.logits import GrammarMask, filter_logits, sample_logits, zero_step_id
+from melody_utils.generate.sample import generate, generate_notes
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.model.stepper import NumpyStepper
 from melody_utils.music.tokens import Vocab, seed_vocab
 
@@ -41,14 +43,24 @@ def random_tokens(vocab, n, seed=0):
 def test_validation_names_the_parameter(kwargs, name):
     args = {"temperature": 1.0, "top_k": 0, "top_p": 0.9, **kwargs}
     with pytest.raises(ValueError, match=name):
-        validate_sampling(**args)
+        SamplingSettings(**args)
     with pytest.raises(ValueError, match=name):
         filter_logits(np.zeros(4), **args)
 
 
 def test_valid_settings_pass():
-    validate_sampling(0.5, 0, 1.0)
-    validate_sampling(2, np.int64(3), 0.01)
+    assert SamplingSettings(temperature=0.5, top_k=0, top_p=1.0).knobs == {"temperature": 0.5, "top_k": 0, "top_p": 1.0}
+    s = SamplingSettings(temperature=2, top_k=np.int64(3), top_p=0.01)
+    assert type(s.temperature) is float and type(s.top_k) is int  # normalised when checked
+
+
+def test_settings_replace_checks_again_and_names_unknown_settings():
+    s = SamplingSettings()
+    assert s.replace(temperature=0.7).temperature == 0.7 and s.temperature == 1.0
+    with pytest.raises(ValueError, match="temperature"):
+        s.replace(temperature=0)
+    with pytest.raises(ValueError, match="unknown sampling setting.*'temprature'"):
+        s.replace(temprature=0.7)
 
 
 PROBS = np.array([0.15, 0.5, 0.1, 0.25])  # sorted: 0.5 (id 1), 0.25 (id 3), 0.15 (id 0), 0.1 (id 2)
@@ -120,7 +132,7 @@ def test_numpy_stepper_matches_full_forward(chained, velocity_bins, layers, extr
     seq = np.stack([random_tokens(vocab, 12, seed=s) for s in range(3)])  # (B, T, F)
     with torch.no_grad():
         x = torch.as_tensor(seq)
-        ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_rest=x[:, 1:, 1:])  # [(B, T-1, V)]: after each prefix
+        ref = model(x[:, :-1], next_pitch=x[:, 1:, 0], next_fields=x[:, 1:, 1:])  # [(B, T-1, V)]: after each prefix
     stepper = NumpyStepper(model)
     state = stepper.zero_state(3)
     for t in range(11):  # carried state: one note at a time
@@ -269,7 +281,7 @@ def chord_happy_model(arch, chained=True, seed=0, **extra):
     vocab = chord_vocab()
     model = build_model(ModelConfig(arch=arch, chained=chained, **TINY, **extra), vocab, 8)
     with torch.no_grad():
-        step_head = model.rest_heads[0] if arch == "causal" else model.heads[1]
+        step_head = model.field_heads[0] if arch == "causal" else model.heads[1]
         step_head.bias[0] += 4.0
         pitch_head = model.pitch_head if arch == "causal" else model.heads[0]
         pitch_head.bias[:] = torch.linspace(3.0, -3.0, vocab.n_pitch)
@@ -304,11 +316,40 @@ def test_no_generated_note_repeats_or_descends_at_one_onset(arch, chained, fast,
 
 
 def test_grammar_mask_removes_exactly_the_zero_step_where_the_pitch_does_not_rise():
-    mask = sample.GrammarMask(0)
+    mask = GrammarMask(0)
     logits = np.zeros((3, 4))  # uniform: the 0-step id has probability 1/4
+    mask.measure(logits, pitch=np.array([5, 4, 6]), prev_pitch=np.array([5, 5, 5]))
     out = mask.apply(logits, pitch=np.array([5, 4, 6]), prev_pitch=np.array([5, 5, 5]))
     assert np.isneginf(out[:2, 0]).all() and np.isfinite(out[2]).all() and np.isfinite(out[:2, 1:]).all()
     assert mask.mean_mass == pytest.approx(2 * 0.25 / 3)
     assert sample_logits(out, np.zeros(3))[:2].tolist() == [1, 1]  # u = 0 never draws a masked id
-    no_zero = sample.GrammarMask(sample.zero_step_id(seed_vocab()))  # the seed grid has no 0 bin
+    no_zero = GrammarMask(zero_step_id(seed_vocab()))  # the seed grid has no 0 bin
     assert no_zero.apply(logits, np.array([1]), np.array([5])) is logits and no_zero.mean_mass == 0.0
+
+
+def test_a_long_primer_is_fed_once_and_generation_carries_the_state(monkeypatch):
+    model, vocab = tiny_model()
+    fed = []
+    real_step = NumpyStepper.step
+    monkeypatch.setattr(NumpyStepper, "step", lambda self, x, state: fed.append(len(x)) or real_step(self, x, state))
+    generate(model, vocab, 10, primer=random_tokens(vocab, 600), batch=3)
+    assert len(fed) == 600 + 9 and set(fed) == {3}  # one step per primer note, then one per new note: O(1) a note
+
+
+def test_generation_runs_with_one_blas_thread(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    model, vocab = tiny_model()
+    seen = []
+    real_step = NumpyStepper.step
+
+    def step(self, x, state):
+        seen.append((torch.get_num_threads(), max(d["num_threads"] for d in threadpoolctl.threadpool_info())))
+        return real_step(self, x, state)
+
+    monkeypatch.setattr(NumpyStepper, "step", step)
+    before = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=2):
+        generate(model, vocab, 4)
+        after = max(d["num_threads"] for d in threadpoolctl.threadpool_info())
+    assert seen and set(seen) == {(1, 1)}
+    assert torch.get_num_threads() == before and after == 2  # restored after generation

@@ -10,6 +10,7 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 MAX_LOOSE_MODULES = 8  # modules at the top of the package, beside the subpackages
 MIN_SUBPACKAGES = 5
+MAX_BOOL_CHECKS = 3  # hand-written isinstance(x, bool): settings check their own types in one place
 # The subpackages in the order a note travels through them: each may import only from those
 # before it (and from the loose modules at the top). docs/architecture.md draws the same picture.
 LAYERS = ("music", "data", "model", "train", "generate", "display", "evaluate", "notebook", "cli")
@@ -141,3 +142,19 @@ def test_modules_and_functions_stay_small():
     too_long = [f"{m} ({n} lines)" for n, m in modules if n > MAX_MODULE_LINES]
     too_long += [f"{f} ({n} lines)" for n, f in functions if n > MAX_FUNCTION_LINES]
     assert not too_long, f"over {MAX_MODULE_LINES} lines per module / {MAX_FUNCTION_LINES} per function: {too_long}"
+
+
+def bool_checks() -> list[str]:
+    """Where the package writes ``isinstance(x, bool)`` by hand."""
+    found = []
+    for name, (_, tree) in _trees().items():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2
+                    and "bool" in ast.unparse(node.args[1])):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_type_checks_live_in_one_place():
+    found = bool_checks()
+    assert len(found) <= MAX_BOOL_CHECKS, f"{len(found)} hand-written isinstance(x, bool) checks: {found}"

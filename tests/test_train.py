@@ -220,7 +220,7 @@ def test_trained_checkpoint_reproduces_its_validation_loss(cache, tmp_path):
     h = T.train(tiny_cfg(), cache, tmp_path, progress=False)
     model, _, cfg, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)
     loader = data.make_loader(cache, "validation", cfg.data.window, cfg.data.stride, 8, shuffle=False)
-    val, heads = T.evaluate(model, loader, torch.device("cpu"))
+    val, heads = T.validation_loss(model, loader, torch.device("cpu"))
     assert val == pytest.approx(h["val_loss"][-1], abs=1e-6)
     assert set(heads) == {"pitch", "step", "duration"}
 
@@ -293,3 +293,62 @@ def test_train_state_round_trips_through_a_checkpoint_dict():
     torch.manual_seed(99)  # whatever ran since, restoring brings back the saved generators
     back = T.TrainState.from_checkpoint({**saved, "optimizer": {}}, "ckpt.pt")
     assert back == state and torch.equal(torch.rand(3), expected)
+
+
+def test_projected_steps_is_whichever_limit_ends_the_run_first():
+    assert S.projected_steps(1000, 0, 0.0, 60.0) == 1000  # no pace yet: the steps
+    assert S.projected_steps(1000, 100, 10.0, 60.0) == 600  # 10 steps/s for 60 s
+    assert S.projected_steps(1000, 100, 1.0, 60.0) == 1000  # the epochs end it first
+    assert S.projected_steps(1000, 100, 10.0) == 1000  # no budget
+    assert S.projected_steps(1000, 700, 80.0, 60.0) == 700  # past the budget: never below the steps made
+
+
+class RecordingBar:
+    """Stands in for tqdm: records the totals the loop gives the bar."""
+
+    made = []
+
+    def __init__(self, total, initial=0, unit=""):
+        self.total, self.n, self.totals = total, initial, [total]
+        RecordingBar.made.append(self)
+
+    def update(self, k):
+        self.n += k
+        self.totals.append(self.total)
+
+    def close(self):
+        self.closed = (self.n, self.total)
+
+    def set_description(self, *args, **kwargs):
+        pass
+
+    set_postfix = write = set_description
+
+
+def test_the_progress_bar_counts_to_the_time_budget_when_it_ends_the_run_first(cache, tmp_path, monkeypatch):
+    RecordingBar.made = []
+    monkeypatch.setattr(T, "tqdm", RecordingBar)
+    cfg = tiny_cfg(**{"train.epochs": 1000, "train.time_budget_s": 30.0})
+    h = T.train(cfg, cache, tmp_path, clock=FakeClock(0.5))
+    (bar,) = RecordingBar.made
+    steps = h["step"][-1]
+    assert bar.totals[0] == 1000 * 4 > 10 * steps  # the epochs' steps: what the bar counted to before
+    assert all(abs(t - steps) <= 0.2 * steps for t in bar.totals[len(bar.totals) // 2:])  # the budget's, early on
+    assert bar.closed == (steps, steps)  # and it ends full
+
+
+def test_checkpoints_carry_their_corpus_licence(cache, tmp_path):
+    from melody_utils.data import maestro, sources
+
+    T.train(tiny_cfg(**{"data.source": "embedded", "train.max_steps": 2}), cache, tmp_path / "piano", progress=False)
+    piano = C.read_checkpoint(tmp_path / "piano" / C.CHECKPOINT_LAST)
+    assert piano["licence"] == sources.LICENCES["piano"] and "CC BY-SA 3.0 DE" in C.describe(piano)
+    folder = tmp_path / "somewhere" / "maestro-v3.0.0"  # a MAESTRO folder anywhere is MAESTRO
+    folder.mkdir(parents=True)
+    (folder / maestro.METADATA_CSV).write_text(",".join(maestro.METADATA_COLUMNS) + "\n")
+    T.train(tiny_cfg(**{"data.source": str(folder), "train.max_steps": 2}), cache, tmp_path / "m", progress=False)
+    for name in (C.CHECKPOINT_LAST, C.CHECKPOINT_BEST):
+        ckpt = C.read_checkpoint(tmp_path / "m" / name)
+        assert ckpt["licence"] == maestro.MAESTRO_LICENCE
+        assert C.training_summary(ckpt)["licence"] == maestro.MAESTRO_LICENCE and "non-commercial" in C.describe(ckpt)
+    assert sources.source_licence(str(tmp_path)) == ""  # another folder's licence is its owner's to name

@@ -1,5 +1,8 @@
 """The generator UI: its callback logic without a browser, and the widgets wired to it."""
 
+import re
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
@@ -7,31 +10,35 @@ from matplotlib.collections import PolyCollection
 from helpers import random_notes
 from melody_utils.notebook import widgets as ui
 from melody_utils.display.audio import rms_db
-from melody_utils.config import SampleConfig
+from melody_utils.config import MAX_MEMORY, SampleConfig
+from melody_utils.generate.settings import SamplingSettings
 from melody_utils.music.midi import Notes, midi_to_notes
 
 GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
 
 
 class FakeGenerator:
-    """Stands in for a model: records its calls, returns n_notes seeded notes."""
+    """Stands in for a model (the generation contract: ``generate_fn(*, primer, **settings)``):
+    records its calls, returns n_notes seeded notes."""
 
     def __init__(self, notes_fn=None):
         self.calls = []
         self.notes_fn = notes_fn or (lambda n, seed: random_notes(n, seed=seed, chord_every=1000))
 
-    def __call__(self, temperature, top_k, top_p, n_notes, seed, primer, **extra):  # extra: e.g. memory
-        self.calls.append({"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes,
-                           "seed": seed, "primer": primer, **extra})
-        return self.notes_fn(n_notes, seed)
+    def __call__(self, *, primer=None, **settings):  # settings: every SamplingSettings field by name
+        self.calls.append({**settings, "primer": primer})
+        return self.notes_fn(settings["n_notes"], settings["seed"])
 
 
 def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     fake = FakeGenerator()
     primer = random_notes(4, seed=99)
-    out = ui.generate_and_render(fake, **GOOD, primer=primer, output_path=tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
-    assert fake.calls == [{**GOOD, "primer": primer}]
-    assert set(out) == {"notes", "midi_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
+    settings = ui.sampling_settings(GOOD)
+    out = ui.generate_and_render(fake, settings, primer, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert fake.calls == [{**settings.as_changes(), "primer": primer}]  # every setting, by name
+    assert {k: fake.calls[0][k] for k in GOOD} == GOOD
+    assert set(out) == {"notes", "midi_path", "wav_path", "wave", "synth", "figure", "originality"} and out["synth"] == "numpy"
+    assert out["wav_path"] == tmp_path / "gen.wav" and out["wav_path"].is_file()  # the same music as the MIDI file
     assert out["originality"] is None  # no report asked for
     back = midi_to_notes(out["midi_path"])
     assert len(back) == len(out["notes"]) > 0
@@ -41,34 +48,67 @@ def test_generate_and_render_writes_midi_audio_and_roll(tmp_path):
     assert len(bars.get_paths()) == len(out["notes"])
 
 
-@pytest.mark.parametrize("name, value", [
-    ("temperature", 0.0), ("temperature", 2.5), ("temperature", float("nan")), ("temperature", "1.0"),
-    ("top_k", -1), ("top_k", 89), ("top_k", 2.5), ("top_k", True),
+BAD_VALUES = [
+    ("temperature", 0.0), ("temperature", -0.5), ("temperature", float("nan")), ("temperature", "1.0"),
+    ("top_k", -1), ("top_k", 2.5), ("top_k", True),
     ("top_p", 0.0), ("top_p", 1.01),
-    ("n_notes", 0), ("n_notes", 1001), ("n_notes", 10.0),
-    ("seed", -1), ("seed", 2**31),
-])
-def test_bad_slider_values_are_rejected_before_generating(tmp_path, name, value):
+    ("n_notes", 0), ("n_notes", 10.0),
+    ("seed", -1), ("seed", 1.5),
+    ("memory", -0.5), ("memory", MAX_MEMORY + 1),
+]
+
+
+@pytest.mark.parametrize("name, value", BAD_VALUES)
+def test_bad_slider_values_are_rejected_by_the_settings(name, value):
+    says = rf"^{name} must be .*, got {re.escape(repr(value))}$"  # names the value, what is allowed and what it got
+    with pytest.raises(ValueError, match=says):
+        ui.sampling_settings({**GOOD, name: value})
+    with pytest.raises(ValueError, match=says):
+        SamplingSettings(**{**GOOD, name: value})
+
+
+@pytest.mark.parametrize("name, value", BAD_VALUES[::3])
+def test_bad_slider_values_are_rejected_before_generating(tmp_path, capsys, name, value):
     fake = FakeGenerator()
-    with pytest.raises(ValueError, match=rf"^{name} must be .* between"):
-        ui.generate_and_render(fake, **{**GOOD, name: value}, primer=None, output_path=tmp_path / "x.mid")
-    assert fake.calls == []
-    assert not (tmp_path / "x.mid").exists()
+    box = ui.make_generator_ui(fake, {"none": None}, tmp_path / "x.mid", synth="numpy", sample_rate=8000)
+    box.controls[name] = SimpleNamespace(value=value)  # a widget holding what no slider can: the callback reads .value
+    box.controls["generate"].click()
+    assert fake.calls == [] and box.last_result is None
+    assert box.status.value == "failed"  # the status label
+    assert f"Error: {name} must be " in capsys.readouterr().out  # one line saying what to change
+    assert not list(tmp_path.iterdir())  # no take written
+    box.controls[name] = SimpleNamespace(value={**GOOD, "memory": 1.0}[name])  # a good value generates
+    box.controls["generate"].click()
+    assert len(fake.calls) == 1 and (tmp_path / "x_take1.mid").is_file()
 
 
 def test_range_limits_are_accepted(tmp_path):
     fake = FakeGenerator()
     for knobs in ({"temperature": 0.1, "top_k": 0, "top_p": 0.05, "n_notes": 1, "seed": 0},
                   {"temperature": 2.0, "top_k": 88, "top_p": 1.0, "n_notes": 3, "seed": 2**31 - 1}):
-        ui.generate_and_render(fake, **knobs, primer=None, output_path=tmp_path / "x.mid", synth="numpy", sample_rate=8000)
+        ui.generate_and_render(fake, ui.sampling_settings(knobs), None, tmp_path / "x.mid", synth="numpy", sample_rate=8000)
     assert [c["n_notes"] for c in fake.calls] == [1, 3]
+    assert [c["seed"] for c in fake.calls] == [0, 2**31 - 1]
+    # the sliders' ranges only bound the widgets: the settings' limits allow more
+    beyond = ui.sampling_settings({"temperature": 2.5, "top_k": 89, "top_p": 1.0, "n_notes": 1001, "seed": 2**31})
+    assert (beyond.temperature, beyond.top_k, beyond.n_notes, beyond.seed) == (2.5, 89, 1001, 2**31)
 
 
 def test_generator_returning_nothing_is_an_error(tmp_path):
+    settings = ui.sampling_settings(GOOD)
     with pytest.raises(ValueError, match="no notes"):
-        ui.generate_and_render(FakeGenerator(lambda n, s: Notes.empty()), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+        ui.generate_and_render(FakeGenerator(lambda n, s: Notes.empty()), settings, None, tmp_path / "x.mid")
     with pytest.raises(TypeError, match="must return"):
-        ui.generate_and_render(FakeGenerator(lambda n, s: [60, 62]), **GOOD, primer=None, output_path=tmp_path / "x.mid")
+        ui.generate_and_render(FakeGenerator(lambda n, s: [60, 62]), settings, None, tmp_path / "x.mid")
+
+
+def test_generate_and_render_needs_settings_and_an_output_path(tmp_path):
+    fake = FakeGenerator()
+    with pytest.raises(ValueError, match="settings must be a SamplingSettings"):
+        ui.generate_and_render(fake, GOOD, None, tmp_path / "x.mid")  # a dict of values is not settings
+    with pytest.raises(ValueError, match="output_path must be a file path"):
+        ui.generate_and_render(fake, ui.sampling_settings(GOOD), None, None)
+    assert fake.calls == [] and not (tmp_path / "x.mid").exists()
 
 
 def test_building_the_ui_does_not_generate(tmp_path):
@@ -76,12 +116,16 @@ def test_building_the_ui_does_not_generate(tmp_path):
     box = ui.make_generator_ui(fake, {"none": None, "scale": random_notes(4)}, tmp_path / "gen.mid")
     assert fake.calls == [] and box.last_result is None
     c = box.controls
-    # the sliders cannot produce a value the callback would reject
     assert (c["temperature"].min, c["temperature"].max) == ui.TEMPERATURE_RANGE
     assert (c["top_k"].min, c["top_k"].max) == ui.TOP_K_RANGE
     assert (c["top_p"].min, c["top_p"].max) == ui.TOP_P_RANGE
     assert (c["n_notes"].min, c["n_notes"].max) == ui.N_NOTES_RANGE
     assert (c["seed"].min, c["seed"].max) == ui.SEED_RANGE
+    assert (c["memory"].min, c["memory"].max) == ui.MEMORY_RANGE
+    # the sliders cannot produce a value the settings would reject
+    for end in ("min", "max"):
+        s = ui.sampling_settings({k: getattr(c[k], end) for k in ("temperature", "top_k", "top_p", "n_notes", "seed", "memory")})
+        assert s.knobs == {k: getattr(c[k], end) for k in ("temperature", "top_k", "top_p")}
     assert list(c["primer"].options) == ["none", "scale"]
 
 
@@ -100,7 +144,7 @@ def test_generate_button_passes_the_slider_values(tmp_path):
     assert call["primer"] is scale and call["memory"] == pytest.approx(1.5)
     assert (call["top_k"], call["n_notes"], call["seed"]) == (5, 20, 42)
     assert call["temperature"] == pytest.approx(1.3) and call["top_p"] == pytest.approx(0.7)
-    assert box.last_result["midi_path"] == tmp_path / "gen.mid" and (tmp_path / "gen.mid").is_file()
+    assert box.last_result["midi_path"] == tmp_path / "gen_take1.mid" and (tmp_path / "gen_take1.mid").is_file()
     assert not c["generate"].disabled
 
 
@@ -120,7 +164,7 @@ def test_ui_reports_generator_errors_without_raising(tmp_path):
     box = ui.make_generator_ui(failing, {"none": None}, tmp_path / "g.mid")
     box.controls["generate"].click()
     assert box.last_result is None and not box.controls["generate"].disabled
-    assert box.children[-2].value == "failed"  # the status label
+    assert box.status.value == "failed"  # the status label
 
 
 def test_ui_needs_primers_and_a_callable(tmp_path):
@@ -168,8 +212,11 @@ def test_composer_dropdown_only_for_models_with_composers(tmp_path):
     box.controls["composer"].value = "Liszt"
     box.controls["generate"].click()
     assert calls == ["Liszt"]
-    plain = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
-    assert "composer" not in plain.controls  # and the generator is called without a composer keyword
+    fake = FakeGenerator()
+    plain = ui.make_generator_ui(fake, {"none": None}, tmp_path / "gen.mid", synth="numpy", sample_rate=8000)
+    assert "composer" not in plain.controls
+    plain.controls["generate"].click()
+    assert fake.calls[0]["composer"] is None  # no composer asked for (id 0, "any")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,23 +248,30 @@ def _upload_value(name: str, data: bytes) -> tuple:
              "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
 
 
-def test_control_values_default_to_no_control_and_map_every_widget():
-    assert ui.control_values({}) == {"controls": None, "seconds": None, "keep_primer": False}
-    v = ui.control_values({"key": "D minor", "key_strength": 2.0, "pitch_range": (48, 72), "density": 6.0,
-                           "temperature_pitch": 0.8, "temperature_timing": 1.2, "temperature_velocity": 0.5,
-                           "repeat_guard": 3.0, "seconds": 60.0, "keep_primer": True})
-    c = v["controls"]
+def test_sampling_settings_default_to_no_control_and_map_every_widget():
+    plain = ui.sampling_settings({})
+    assert not plain.controls.active and plain.seconds is None and plain.keep_primer is False
+    assert plain.replace(controls=None) == SamplingSettings()  # nothing asked: the default settings
+    s = ui.sampling_settings({"key": "D minor", "key_strength": 2.0, "pitch_range": (48, 72), "density": 6.0,
+                              "temperature_pitch": 0.8, "temperature_timing": 1.2, "temperature_velocity": 0.5,
+                              "repeat_guard": 3.0, "seconds": 60.0, "keep_primer": True, **GOOD, "memory": 1.5,
+                              "composer": "Liszt"})
+    c = s.controls
     assert (c.scale, c.key_strength, c.pitches, c.density, c.repeat_guard) == ((0, 2, 4, 5, 7, 9, 10), 2.0, (48, 72), 6.0, 3.0)
     assert (c.temperature_pitch, c.temperature_timing, c.temperature_velocity) == (0.8, 1.2, 0.5)
-    assert (v["seconds"], v["keep_primer"]) == (60.0, True)
-    assert ui.control_values({"key": "C major"})["controls"].key_strength is None  # strength 0 = hard mask
+    assert (s.seconds, s.keep_primer, s.memory, s.composer) == (60.0, True, 1.5, "Liszt")
+    assert {k: getattr(s, k) for k in GOOD} == GOOD
+    assert ui.sampling_settings({"key": "C major"}).controls.key_strength is None  # strength 0 = hard mask
+    assert ui.sampling_settings({"key": "C major"}).controls.scale == (0, 2, 4, 5, 7, 9, 11)
 
 
 @pytest.mark.parametrize("values, name", [({"key": "H major"}, "key"), ({"density": -1.0}, "density"),
-                                          ({"seconds": -5.0}, "seconds"), ({"key": "C major", "pitch_range": (61, 61)}, "key")])
+                                          ({"seconds": -5.0}, "seconds"), ({"key": "C major", "pitch_range": (61, 61)}, "key"),
+                                          ({"temperature_pitch": 0.0}, "temperature_pitch"),
+                                          ({"repeat_guard": -1.0}, "repeat_guard")])
 def test_bad_control_values_name_the_value(values, name):
     with pytest.raises(ValueError, match=name):
-        ui.control_values(values)
+        ui.sampling_settings(values)
 
 
 def test_control_widgets_start_at_no_control_and_span_their_ranges():
@@ -225,7 +279,8 @@ def test_control_widgets_start_at_no_control_and_span_their_ranges():
 
     w = ui.control_widgets({}, ipywidgets.Layout())
     assert set(w) == set(ui.CONTROL_DEFAULTS)
-    assert ui.control_values({k: x.value for k, x in w.items()})["controls"] is None
+    s = ui.sampling_settings({k: x.value for k, x in w.items()})
+    assert not s.controls.active and s.seconds is None and s.keep_primer is False
     assert w["key"].options[0] == "any" and "D minor" in w["key"].options
     assert (w["pitch_range"].min, w["pitch_range"].max) == (21, 108)
     assert (w["density"].min, w["density"].max) == ui.DENSITY_RANGE
@@ -242,7 +297,8 @@ def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
                                originality=lambda notes: f"originality of {len(notes)} notes")
     c = box.controls
     c["generate"].click()
-    assert calls[-1] == (None, None, False)  # controls at their defaults: nothing passed
+    controls, seconds, keep = calls[-1]
+    assert not controls.active and (seconds, keep) == (None, False)  # controls at their defaults: none on
     c["key"].value, c["pitch_range"].value, c["seconds"].value, c["keep_primer"].value = "A minor", (40, 80), 30.0, True
     c["generate"].click()
     controls, seconds, keep = calls[-1]
@@ -251,7 +307,7 @@ def test_generate_button_passes_controls_seconds_and_keep_primer(tmp_path):
     c["density"].value = 0.0
     c["key"].value, c["pitch_range"].value = "C major", (61, 61)  # no C-major pitch in C#4-C#4
     c["generate"].click()
-    assert len(calls) == 2 and box.children[-2].value == "failed"
+    assert len(calls) == 2 and box.status.value == "failed"
 
 
 def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
@@ -259,16 +315,16 @@ def test_upload_of_a_real_midi_becomes_the_primer(tmp_path):
 
     data = _midi_bytes(tmp_path, pitches=(10, 60, 64, 67, 72, 76))  # pitch 10 is below the piano: dropped
     notes = primer_from_bytes("mine.mid", data, _vocab(), n_notes=3)
-    np.testing.assert_array_equal(notes.pitch, [60, 64, 67])
+    np.testing.assert_array_equal(notes.pitch, [67, 72, 76])  # the music continues from the file's end
     calls = []
     fake = FakeGenerator()
     box = ui.make_generator_ui(lambda **k: calls.append(k["primer"]) or fake(**k), {"none": None}, tmp_path / "g.mid",
                                synth="numpy", sample_rate=8000, load_primer=PrimerLoader(_vocab(), 4))
     c = box.controls
     c["upload"].value = _upload_value("mine.mid", data)
-    assert c["primer"].value == "uploaded: mine.mid" and "4 notes" in box.children[-2].value
+    assert c["primer"].value == "uploaded: mine.mid" and "4 notes" in box.status.value
     c["generate"].click()
-    np.testing.assert_array_equal(calls[0].pitch, [60, 64, 67, 72])
+    np.testing.assert_array_equal(calls[0].pitch, [64, 67, 72, 76])
 
 
 @pytest.mark.parametrize("name, data, says", [
@@ -284,7 +340,7 @@ def test_an_upload_that_is_not_midi_is_one_line_naming_it(tmp_path, name, data, 
     assert "\n" not in str(err.value) and ".mid or .midi" in str(err.value)
     box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "g.mid", load_primer=PrimerLoader(_vocab(), 8))
     box.controls["upload"].value = _upload_value(name, data)
-    assert box.children[-2].value.startswith(f"Error: {says}")
+    assert box.status.value.startswith(f"Error: {says}")
     assert list(box.controls["primer"].options) == ["none"]
 
 
@@ -301,3 +357,33 @@ def test_colab_upload_outside_colab_asks_nothing(monkeypatch, capsys):
     monkeypatch.setenv("MELODY_COLAB", "0")
     assert ui.colab_upload(lambda name, data: 1 / 0) == {}
     assert "Upload MIDI button" in capsys.readouterr().out
+
+
+def test_each_generate_press_adds_a_take_with_its_wav_and_the_takes_play(tmp_path, monkeypatch):
+    import wave
+
+    shown = []
+    monkeypatch.setattr(ui.audio, "listen", lambda w, synth, rate, max_seconds=None: shown.append((w.shape, rate)))
+    (tmp_path / "gen_take1.mid").write_bytes(b"an earlier session's take")  # kept: numbering goes on after it
+    box = ui.make_generator_ui(FakeGenerator(), {"none": None}, tmp_path / "gen.mid", synth="numpy")
+    c = box.controls
+    for seed in (1, 2):
+        c["seed"].value = seed
+        c["generate"].click()
+    assert [t["midi_path"].name for t in box.takes] == ["gen_take2.mid", "gen_take3.mid"]
+    assert (tmp_path / "gen_take1.mid").read_bytes() == b"an earlier session's take"
+    for take in box.takes:
+        assert midi_to_notes(take["midi_path"]).pitch.tolist() == take["notes"].pitch.tolist()
+        with wave.open(str(take["wav_path"])) as w:  # each take's own WAV, 44.1 kHz stereo
+            assert (w.getnchannels(), w.getframerate()) == (2, 44100)
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+        assert take["wav_path"].stem == take["midi_path"].stem and np.abs(pcm).max() > 1000
+    assert c["takes"].value == 1 and len(c["takes"].options) == 2 and shown[-1][0][1] == 2  # the new take plays
+    c["takes"].value = 0  # an earlier take plays again, from its WAV file
+    frames = len(ui.audio.read_wav(box.takes[0]["wav_path"])[0])
+    assert shown[-1] == ((frames, 2), 44100)
+
+
+def test_download_widgets_name_the_kind_of_file(tmp_path):
+    assert ui.download_widget(tmp_path / "a_take1.wav").result_html_prefix == "Download WAV: "
+    assert ui.download_widget(tmp_path / "a_take1.midi").result_html_prefix == "Download MIDI: "

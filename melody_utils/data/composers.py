@@ -21,6 +21,7 @@ import unicodedata
 
 import numpy as np
 
+from ..checks import check_number
 from ..music.tokens import Vocab
 
 ANY = "any"  # composer id 0: no composer asked for (the unconditional distribution)
@@ -71,7 +72,7 @@ def composer_id(model, composer) -> int:
     """``composer`` (None, "any", a name, or an id) -> the id ``model`` reads; ValueError when it cannot."""
     if composer is None:
         return 0
-    n_ids = getattr(model, "composers", 0)
+    n_ids = getattr(model, "n_composer_ids", 0)
     if not n_ids:
         if isinstance(composer, str) and _norm(composer) == ANY:
             return 0
@@ -79,9 +80,7 @@ def composer_id(model, composer) -> int:
                          f"(--composer), or train with --set model.composers=true on a corpus that names them")
     if isinstance(composer, str):
         return resolve_composer(composer, list(model.composer_names))
-    if isinstance(composer, bool) or not isinstance(composer, (int, np.integer)) or not 0 <= composer < n_ids:
-        raise ValueError(f"composer id {composer!r} out of range 0..{n_ids - 1} (0 = {ANY})")
-    return int(composer)
+    return check_number("composer id", composer, f"an id in 0..{n_ids - 1} (0 = {ANY})", 0, n_ids - 1, integer=True)
 
 
 def describe_composer(query: str, names) -> str:

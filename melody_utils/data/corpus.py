@@ -375,17 +375,11 @@ def _reload(paths, vocab: Vocab | None) -> TokenCache | None:
     return None
 
 
-def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-            workers: int | None = None, rebuild: bool = False, backend: str = "auto", vocab: Vocab | None = None) -> TokenCache:
-    """Build (or reload) the token cache for ``cfg`` (see module docstring).
-
-    ``vocab``: tokenize with this vocabulary (a checkpoint's, to fine-tune or evaluate it) instead of
-    bins fitted to the corpus. When it differs from the fitted one, the cache file's name carries
-    its digest, so caches of one corpus under two vocabularies live side by side.
-    """
-    cfg = cfg or DataConfig()
+def _cache_paths(cfg: DataConfig, cache_dir, vocab: Vocab | None):
+    """Where the cache of ``cfg`` lives: (gathered source, key, path, path under ``vocab`` or None, label)."""
     source = resolve_source(cfg)
-    name, files, split_of, meta_of, how = _gather(cfg, source)
+    gathered = _gather(cfg, source)
+    name, files, how = gathered[0], gathered[1], gathered[4]
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source", "composer_dropout")}
     key = {"source": name or ("maestro" if how == "maestro" else str(source)), "fingerprint": _source_fingerprint(name, files),
            "settings": settings, "format": CACHE_FORMAT}
@@ -396,6 +390,30 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     if vocab is not None:
         vocab_digest = hashlib.sha1(json.dumps(vocab.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         given_path = path.with_name(f"{path.stem}-vocab{vocab_digest}.npz")
+    return (source, gathered), key, path, given_path, label
+
+
+def find_cache(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None,
+               vocab: Vocab | None = None) -> TokenCache | None:
+    """The token cache :func:`prepare` would reload for these arguments, or None when there is none
+    (or its source is gone). Reads only: nothing is parsed or written."""
+    try:
+        _, _, path, given_path, _ = _cache_paths(cfg or DataConfig(), cache_dir, vocab)
+    except (FileNotFoundError, ValueError):
+        return None
+    return _reload((path, given_path), vocab)
+
+
+def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = True,
+            workers: int | None = None, rebuild: bool = False, backend: str = "auto", vocab: Vocab | None = None) -> TokenCache:
+    """Build (or reload) the token cache for ``cfg`` (see module docstring).
+
+    ``vocab``: tokenize with this vocabulary (a checkpoint's, to fine-tune or evaluate it) instead of
+    bins fitted to the corpus. When it differs from the fitted one, the cache file's name carries
+    its digest, so caches of one corpus under two vocabularies live side by side.
+    """
+    cfg = cfg or DataConfig()
+    (source, (name, files, split_of, meta_of, how)), key, path, given_path, label = _cache_paths(cfg, cache_dir, vocab)
     cached = None if rebuild else _reload((path, given_path), vocab)
     if cached is not None:
         return cached

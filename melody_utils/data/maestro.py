@@ -4,15 +4,20 @@ The MIDI zip (~56 MiB) unpacks into a folder holding ``maestro-v3.0.0.csv`` and 
 ``.midi`` files per year. Everything here is restartable:
 
 - :func:`download` streams into ``<dest>.part``, resumes an interrupted transfer with an HTTP
-  ``Range`` request, checks the size (and optionally the sha256), and renames the finished file
-  into place, so ``<dest>`` is either absent or complete.
+  ``Range`` request, checks the size and the sha256 (MAESTRO's published one,
+  :data:`MAESTRO_ZIP_SHA256`), and renames the finished file into place, so ``<dest>`` is either
+  absent or complete.
 - :func:`extract` unpacks into a temp folder beside the destination and renames it into place
-  with a marker file, so a second call is free and a crash leaves no half-extracted corpus.
+  with a marker file, so a second call is free and a crash leaves no half-extracted corpus. It
+  never deletes anything it did not unpack: a destination that exists without its marker (a
+  copy unzipped by hand, a folder of the user's) is left as it is, and the error says what is
+  there and what to do.
 - :func:`ensure_maestro` does both and returns the folder, or ``None`` (with a one-sentence
   warning) when the network is unreachable: the embedded corpus is used instead.
 
 The metadata CSV carries MAESTRO's own train/validation/test split, which the corpus builder
-uses through :func:`midi_files_with_split`.
+uses through :func:`midi_files_with_split`. MAESTRO's licence is :data:`MAESTRO_LICENCE`
+(non-commercial): checkpoints trained on it carry it (:func:`melody_utils.data.sources.source_licence`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ from ..config import DATA_DIR, SPLITS
 MAESTRO_VERSION = "maestro-v3.0.0"
 MAESTRO_URL = "https://storage.googleapis.com/magentadata/datasets/maestro/v3.0.0/maestro-v3.0.0-midi.zip"
 MAESTRO_ZIP_BYTES = 58_416_533  # size of the v3.0.0 MIDI zip: a different size means a bad download
+# the zip's sha256 as the dataset's page publishes it (magenta.withgoogle.com/datasets/maestro)
+MAESTRO_ZIP_SHA256 = "70470ee253295c8d2c71e6d9d4a815189e35c89624b76d22fce5a019d5dde12c"
+MAESTRO_LICENCE = ("CC BY-NC-SA 4.0 (Google LLC; non-commercial, share alike: "
+                   "https://creativecommons.org/licenses/by-nc-sa/4.0/)")
 DEFAULT_ROOT = DATA_DIR / MAESTRO_VERSION  # folder holding the CSV and the year folders
 MAESTRO_ZIP_NAME = f"{MAESTRO_VERSION}-midi.zip"  # saved beside that folder
 METADATA_CSV = f"{MAESTRO_VERSION}.csv"
@@ -221,12 +230,15 @@ def extract(zip_path: str | os.PathLike, dest_dir: str | os.PathLike, progress: 
     A zip holding a single top folder (like MAESTRO's ``maestro-v3.0.0/``) has that folder's
     content placed in ``dest_dir``. The files go to a temp folder first, then one rename puts
     them in place with a marker file; when the marker is already there the call does nothing.
-    A ``dest_dir`` without the marker (an interrupted copy) is replaced. A corrupt zip raises
-    :class:`CorruptZipError` naming it, and is deleted so the next download starts afresh.
+    A ``dest_dir`` that exists without the marker was not made here: an empty one is used, any
+    other raises ``FileExistsError`` saying what it holds, and nothing in it is touched. A
+    corrupt zip raises :class:`CorruptZipError` naming it, and is deleted so the next download
+    starts afresh.
     """
     zip_path, dest_dir = Path(zip_path), Path(dest_dir)
     if (dest_dir / EXTRACTED_MARKER).is_file():
         return dest_dir
+    _refuse_foreign_folder(dest_dir)
     if not zip_path.is_file():
         raise FileNotFoundError(f"zip file not found: {zip_path} (download it first, e.g. with maestro.ensure_maestro())")
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -249,17 +261,31 @@ def extract(zip_path: str | os.PathLike, dest_dir: str | os.PathLike, progress: 
         src = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
         marker = {"zip": zip_path.name, "zip_bytes": zip_path.stat().st_size, "files": sum(not m.is_dir() for m in members)}
         (src / EXTRACTED_MARKER).write_text(json.dumps(marker) + "\n")
-        old = None
-        if dest_dir.exists():  # an unfinished copy (no marker): move it aside, then drop it
-            old = dest_dir.with_name(f".{dest_dir.name}.old.tmp")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest_dir, old)
+        _refuse_foreign_folder(dest_dir)  # again: something may have appeared there meanwhile
+        if dest_dir.is_dir():
+            dest_dir.rmdir()  # empty (else OSError): the rename below needs the name free
         os.replace(src, dest_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the temp folder only: ours
     return dest_dir
+
+
+def _refuse_foreign_folder(dest_dir: Path) -> None:
+    """``FileExistsError`` when ``dest_dir`` exists and is not an empty folder: it holds what someone
+    else put there (extraction would have left its marker), so it is neither replaced nor deleted."""
+    if not dest_dir.exists() and not dest_dir.is_symlink():
+        return
+    if not dest_dir.is_dir():
+        raise FileExistsError(f"cannot extract into {dest_dir}: a file of that name exists; move it or choose another folder")
+    entries = sorted(p.name for p in dest_dir.iterdir())
+    if not entries:
+        return
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    if (dest_dir / METADATA_CSV).is_file():
+        raise FileExistsError(f"{dest_dir} already holds a MAESTRO copy ({METADATA_CSV}) that was not unpacked here; "
+                              f"nothing was changed: use it as it is (--source {dest_dir}), or move it away to unpack afresh")
+    raise FileExistsError(f"{dest_dir} exists and holds files this extraction did not write ({shown}); nothing was "
+                          f"deleted: move them away, or extract into another folder (e.g. {dest_dir / MAESTRO_VERSION})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,21 +386,32 @@ def find_maestro(root: str | os.PathLike | None = None) -> Path | None:
 
 def ensure_maestro(root: str | os.PathLike | None = None, url: str = MAESTRO_URL,
                    expected_size: int | None = MAESTRO_ZIP_BYTES, progress: bool = True,
-                   strict: bool = False, keep_zip: bool = True) -> Path | None:
+                   strict: bool = False, keep_zip: bool = True, sha256: str | None = MAESTRO_ZIP_SHA256) -> Path | None:
     """Download and extract MAESTRO unless present; return the folder holding CSV and MIDI.
 
+    The zip must have ``expected_size`` bytes and the ``sha256`` digest (MAESTRO's published ones by
+    default; a mirror of another file passes its own or None), else it is fetched again, then refused.
+
     The zip is saved beside ``root`` (``data/maestro-v3.0.0-midi.zip`` by default; kept unless
-    ``keep_zip=False``). When the download or the zip fails, the reason is given in a one-sentence
-    warning and ``None`` is returned, so callers fall back to the embedded corpus; ``strict=True``
-    raises instead (:class:`DownloadError` or :class:`CorruptZipError`).
+    ``keep_zip=False``). A ``root`` that holds other files and is not named ``maestro-v3.0.0``
+    is taken as the parent folder :func:`find_maestro` also accepts: MAESTRO goes into
+    ``root/maestro-v3.0.0`` (said in one line), and nothing of ``root`` is touched. When the
+    download or the zip fails, the reason is given in a one-sentence warning and ``None`` is
+    returned, so callers fall back to the embedded corpus; ``strict=True`` raises instead
+    (:class:`DownloadError` or :class:`CorruptZipError`).
     """
     found = find_maestro(root)
     if found is not None:
         return found
     root = Path(root) if root is not None else DEFAULT_ROOT
+    if root.name != MAESTRO_VERSION and root.is_dir() and any(root.iterdir()):
+        _say(f"{root} holds other files: MAESTRO goes into {root / MAESTRO_VERSION}")
+        root = root / MAESTRO_VERSION
+    if not (root / EXTRACTED_MARKER).is_file():
+        _refuse_foreign_folder(root)  # before a download it could not unpack
     zip_path = root.parent / MAESTRO_ZIP_NAME  # one fixed name, whatever mirror ``url`` points at
     try:
-        download(url, zip_path, expected_size=expected_size, progress=progress)
+        download(url, zip_path, expected_size=expected_size, progress=progress, sha256=sha256)
         extract(zip_path, root, progress=progress)
     except (DownloadError, CorruptZipError) as exc:
         if strict:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SHIPPED_DATA_DIR, SPLITS
-from .maestro import find_maestro, midi_files_with_split
+from .maestro import MAESTRO_LICENCE, find_maestro, midi_files_with_split
 from ..music.midi import Notes
 
 PIANO_PATH = SHIPPED_DATA_DIR / "embedded" / "piano_corpus.npz"  # ships with the repository, wherever the data folder is
@@ -41,8 +41,22 @@ ALIASES = {"embedded": "piano"}  # "embedded" means the default embedded corpus
 MIDI_SUFFIXES = (".mid", ".midi")
 FOLDER_METADATA = "metadata.csv"
 PATH_COLUMNS = ("midi_filename", "path", "midi")  # MAESTRO's, the plain one, piano-midi's
+LICENCES = {  # what a model trained on a named source may be shared under
+    "piano": "CC BY-SA 3.0 DE (piano-midi.de by Bernd Krueger: name them, share alike)",
+    "chorales": "the works are in the public domain (music21's corpus, BSD-3-Clause)",
+    "maestro": MAESTRO_LICENCE,
+}
 LEAK_HINT = ("performances or movements of one piece may leak between the splits; to avoid it, put a "
              "metadata.csv (path,split[,composer,title]) or train/, validation/, test/ subfolders beside the files")
+
+
+def source_licence(source: str) -> str:
+    """The licence of a resolved source (:data:`LICENCES`; a MAESTRO folder anywhere is MAESTRO's;
+    "" for another folder: its licence is its owner's to name)."""
+    name = embedded_name(source) or source
+    if name in LICENCES:
+        return LICENCES[name]
+    return MAESTRO_LICENCE if find_maestro(source) is not None else ""
 
 
 def embedded_name(source: str) -> str | None:

@@ -303,6 +303,9 @@ def compare_distributions(gen_stats, ref_stats, features=None, title: str | None
             elif name == "interval_hist":
                 ticks = x[::6]
                 ax.set_xticks(ticks, [str(t - stats.MAX_INTERVAL) for t in ticks])
+            elif name == "velocity_hist":  # equal bins over 0..127: label with their lower edges in MIDI velocity
+                ticks = x[::4]
+                ax.set_xticks(ticks, [str(t * 128 // stats.VELOCITY_HIST_BINS) for t in ticks])
             else:  # time bins: label with their lower edges in seconds
                 ticks = x[::4]
                 ax.set_xticks(ticks, [f"{stats.STAT_TIME_EDGES[t]:.2g}" for t in ticks])

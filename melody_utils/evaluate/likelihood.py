@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..checks import check_number
 from ..generate.memory import MEMORY, MemorySettings, memory_nll
 from ..music.tokens import FIELDS
 from ..train.loop import evaluate_counted
@@ -77,7 +78,7 @@ def _piece_chunks(model, pieces, device, progress: bool, composers):
                     x, y = t[None, a: a + PIECE_CHUNK], t[None, a + 1: a + 1 + PIECE_CHUNK]  # (1, T, F)
                     x = x[:, : y.shape[1]]
                     h, state = model.encode(x, state, comp)
-                    logits = model.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
+                    logits = model.heads(h, next_pitch=y[..., 0], next_fields=y[..., 1:])
                     yield p, a, [lg[0] for lg in logits], y[0]
     finally:
         model.train(was_training)
@@ -212,10 +213,8 @@ class NGramModel:
     """
 
     def __init__(self, vocab, order: int):
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, got {order!r}")
+        self.order = check_number("order", order, "an integer >= 1", lo=1, integer=True)
         self.sizes, self.fields = _sizes_fields(vocab)
-        self.order = int(order)
         self.n_joint = int(np.prod(self.sizes, dtype=np.int64))  # joint ids 0..n_joint-1, n_joint = begin marker
         n_levels = 2 * (self.order - 1)
         self.alpha = {f: DEFAULT_ALPHA for f in self.fields}

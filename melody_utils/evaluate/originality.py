@@ -12,7 +12,8 @@ Each sequence becomes one 64-bit hash (a weighted sum of per-note codes, then a 
 the index is the sorted hashes with the corpus position of each one's first occurrence, so a
 lookup is a binary search (``np.searchsorted``) and a million notes index in well under a
 second. A build that takes longer than :data:`CACHE_AFTER_S` is saved beside the token cache
-(temp file + rename) and reloaded next time.
+(temp file + rename) and reloaded next time; where that folder cannot be written (read-only,
+full), the index is used without being saved.
 
 :meth:`OriginalityIndex.check` reports, for a generated piece: the longest stretch of
 consecutive notes all of whose 8-note sequences occur in the corpus (``longest_copy``, in notes;
@@ -23,6 +24,7 @@ the piece's 8-note sequences found there (``copied_share``). Music that does not
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -111,7 +113,8 @@ class OriginalityIndex:
         t0 = time.perf_counter()
         index = cls.build(cache, n)
         if key is not None and time.perf_counter() - t0 > CACHE_AFTER_S:
-            index._save(path, key)
+            with contextlib.suppress(OSError):  # a speed-up only: never worth failing the caller for
+                index._save(path, key)
         return index
 
     def _save(self, path: Path, key: dict) -> None:

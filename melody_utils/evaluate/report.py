@@ -1,6 +1,6 @@
 """Evaluating a checkpoint, and the report of the result.
 
-:func:`evaluate` ties the evaluation modules together for one checkpoint: held-out likelihood of
+:func:`evaluate_checkpoint` ties the evaluation modules together for one checkpoint: held-out likelihood of
 the model and its baselines (:mod:`melody_utils.evaluate.likelihood`), statistics of generated pieces
 against held-out ones (:mod:`melody_utils.music.stats`) and, optionally, a sampling sweep
 (:mod:`melody_utils.evaluate.sweep`). :func:`format_report` prints the result as markdown tables and
@@ -19,6 +19,7 @@ from urllib.parse import quote
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checks import check_number
 from ..model import checkpoint as ckpts
 from ..data import corpus
 from ..data import windows as data
@@ -27,7 +28,8 @@ from ..model.checkpoint import load_checkpoint
 from ..data.composers import piece_composer_ids
 from .likelihood import model_nll, ngram_nll, piece_memory_nll, piece_nll, uniform_nll
 from .memory_fit import FIT_BASE, fit_memory, split_logprobs
-from ..generate.memory import model_memory, validate_memory
+from ..generate.memory import model_memory
+from ..generate.settings import SamplingSettings
 from ..files import atomic_write_bytes
 from ..generate.sample import model_generate_fn, primer_length
 from ..music.stats import DEGENERATE_TAIL, SCALAR_FEATURES, compare_sets, degeneracy, excerpts, piece_stats
@@ -109,7 +111,7 @@ def compare_with_shipped(checkpoint, cache, device="cpu") -> list[str]:
 
 def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device, progress: bool,
                   context: int = 0) -> dict:
-    """:func:`evaluate`'s ``"nll"``: the model (see :func:`context_nll`), the uniform model and the n-grams on ``split``."""
+    """:func:`evaluate_checkpoint`'s ``"nll"``: the model (see :func:`context_nll`), the uniform model and the n-grams on ``split``."""
     n_fields = len(model.sizes)
     sizes = dict(zip(vocab.fields[:n_fields], vocab.sizes[:n_fields]))
     scored = held_out_nats(model, cfg, cache, split, batch_size, device, progress, context)
@@ -123,7 +125,7 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
 
 
 def _memory_nll(model, cache, split: str, device, progress: bool, context: int = 0) -> dict:
-    """:func:`evaluate`'s ``"memory"``: the causal model mixed with the piece memory, on the notes
+    """:func:`evaluate_checkpoint`'s ``"memory"``: the causal model mixed with the piece memory, on the notes
     :func:`held_out_nats` scores. ``"settings"`` and ``"nll"``: the memory generation uses, the model's own
     (:func:`melody_utils.generate.memory.model_memory`: fitted at the end of its training, else the piano
     corpus's); ``"nll_refit"`` (scoring another split than validation): with the memory refitted on this
@@ -141,8 +143,8 @@ def _memory_nll(model, cache, split: str, device, progress: bool, context: int =
 
 
 def scored_data(cfg, data: dict | None):
-    """The data settings of the corpus :func:`evaluate` scores: the checkpoint's (``cfg.data``) with ``data``
-    (e.g. ``{"source": "chorales"}``) over them; ValueError naming an unknown or vocabulary-shaping key."""
+    """The data settings of the corpus :func:`evaluate_checkpoint` scores: the checkpoint's (``cfg.data``) with
+    ``data`` (e.g. ``{"source": "chorales"}``) over them; ValueError naming an unknown or vocabulary-shaping key."""
     data = dict(data or {})
     known = {f.name for f in dataclasses.fields(cfg.data)}
     bad = sorted(k for k in data if k not in known or k in VOCAB_FIELDS)
@@ -154,7 +156,7 @@ def scored_data(cfg, data: dict | None):
 
 def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool, data: dict | None = None):
     """(the token cache, the split to score, its piece indices, the source scored or None when ``cache`` is
-    given) for :func:`evaluate`, checked; ``data``: see :func:`scored_data`."""
+    given) for :func:`evaluate_checkpoint`, checked; ``data``: see :func:`scored_data`."""
     scored = None
     if data and cache is not None:
         raise ValueError("evaluate: pass either a token cache or data settings of the corpus to score, not both")
@@ -184,18 +186,9 @@ def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list
     return reference
 
 
-def _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory) -> tuple:
-    """The knobs given, the checkpoint's ``sample`` section (``sc``) for those that are None; the memory checked."""
-    pick = lambda given, default: default if given is None else given  # noqa: E731
-    return (pick(temperature, sc.temperature), pick(top_k, sc.top_k), pick(top_p, sc.top_p), pick(n_notes, sc.n_notes),
-            validate_memory(pick(memory, sc.memory)))
-
-
-def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | None = None, split: str = "test",
-             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-             device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
-             sweep=None, likelihood: bool = True, context: int = 0, memory: float | None = None,
-             data: dict | None = None) -> dict:
+def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: str = "test", sampling: dict | None = None,
+                        device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
+                        sweep=None, likelihood: bool = True, context: int = 0, data: dict | None = None) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`~melody_utils.evaluate.likelihood.model_nll`, causal models on
@@ -206,10 +199,10 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       that only wants the sampling statistics skips it). ``context`` > 0: the model scores only
       the notes with at least that many notes before them (:func:`context_nll`), so a causal and
       a window model are compared on the same notes; the n-grams keep scoring every note but the first.
-    - ``"memory"``: ``"strength"``, the piece memory's in generation (``memory``, default ``sample.memory``), and for
+    - ``"memory"``: ``"strength"``, the piece memory's in generation, and for
       a causal model what :func:`_memory_nll` scores (``"settings"``, ``"nll"``, ``"nll_refit"``, ``"refit"``).
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
-      each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
+      each; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
     - ``"degenerate_rate"``: share of generated pieces that :func:`~melody_utils.music.stats.degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
@@ -221,7 +214,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       temperatures and top_p values with the same primers and held-out excerpts, and the setting
       :func:`~melody_utils.evaluate.sweep.best_setting` suggests. ``sweep``: True (the default grid, :data:`~melody_utils.evaluate.sweep.SWEEP_TEMPERATURES`
       x :data:`~melody_utils.evaluate.sweep.SWEEP_TOP_PS`) or a dict of any of ``temperatures``, ``top_ps``, ``n_pieces``
-      (default ``n_samples``), ``n_notes`` (default ``n_notes``) and ``margin`` (default
+      (default ``n_samples``), ``n_notes`` (default: the pieces') and ``margin`` (default
       :data:`~melody_utils.evaluate.sweep.DEGENERATE_MARGIN`). The result holds these options, ``top_k``, ``rows`` (one per
       setting; a mean OA that could not be computed is None), ``reference_degenerate_rate`` (of
       the held-out excerpts of the sweep's length), ``max_degenerate_rate`` (that + margin) and
@@ -229,17 +222,18 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
 
     ``cache``: a :class:`~melody_utils.data.corpus.TokenCache` tokenized with the checkpoint's vocabulary; default:
     the one the checkpoint's data settings describe, with ``data`` over them (``{"source": "chorales"}``: any
-    corpus, tokenized with the checkpoint's vocabulary; see :func:`scored_data`), prepared by ``corpus.prepare``
-    under ``cache_dir`` when given. ``"corpus"`` in the result names the source scored. Sampling settings default to the checkpoint's
-    ``sample`` section. ``split``: "test" (falls back to "validation" when the corpus has no test
+    corpus, tokenized with the checkpoint's vocabulary; :func:`scored_data`), under ``cache_dir`` when given;
+    ``"corpus"`` in the result names the source scored. ``sampling``: changes
+    (:class:`~melody_utils.generate.settings.SamplingSettings` names, e.g. ``{"temperature": 0.9,
+    "n_notes": 100}``) to the checkpoint's ``sample`` section, which the pieces are generated with. ``split``: "test" (falls back to "validation" when the corpus has no test
     piece).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2 (a distribution needs 2 pieces), got {n_samples!r}")
+    check_number("n_samples", n_samples, "an integer >= 2 (a distribution needs 2 pieces)", lo=2, integer=True)
     model, vocab, cfg, state = load_checkpoint(checkpoint_path, device)
     cache, split, held_out, scored = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress, data)
     sc = cfg.sample
-    temperature, top_k, top_p, n_notes, memory = _sampling_knobs(sc, temperature, top_k, top_p, n_notes, memory)
+    settings = SamplingSettings.from_config(sc, **(sampling or {}))
+    n_notes, top_k = settings.n_notes, settings.top_k
     sweep_opts = None if sweep is None or sweep is False else sweep_options(sweep, n_samples, n_notes)
 
     # 1. likelihood: the model and the baselines, on the fields the model predicts
@@ -248,9 +242,8 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     # 2. generated pieces against held-out excerpts of the same length
     n_primer = primer_length(model, sc.primer_notes)
     primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the sweep below uses the same primers
-    knobs = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes}
-    generate_fn = model_generate_fn(model, vocab, device=device, memory=memory)
-    generated = [generate_fn(**knobs, seed=seed + i, primer=primers[i % len(primers)])
+    generate_fn = model_generate_fn(model, vocab, settings, device=device)
+    generated = [generate_fn(seed=seed + i, primer=primers[i % len(primers)])
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
     reference = _reference_excerpts(held_notes, n_notes, seed, split)
@@ -261,10 +254,9 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
         "epoch": state.get("epoch"),
         "split": split,
         "nll": nll,
-        "memory": {"strength": memory, **(_memory_nll(model, cache, split, device, progress, context) if nll and model.causal else {})},
+        "memory": {"strength": settings.memory, **(_memory_nll(model, cache, split, device, progress, context) if nll and model.causal else {})},
         **_statistics(generated, reference, seed),
-        "sampling": {"n_samples": n_samples, "n_notes": n_notes, "temperature": temperature, "top_k": top_k,
-                     "top_p": top_p, "primer_notes": n_primer, "seed": seed},
+        "sampling": {"n_samples": n_samples, "n_notes": n_notes, **settings.knobs, "primer_notes": n_primer, "seed": seed},
     }
 
     # 3. optionally: which sampling settings come closest to the held-out pieces
@@ -274,7 +266,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
 
 
 def _statistics(generated, reference, seed: int) -> dict:
-    """:func:`evaluate`'s ``"stats"``, ``"degenerate_rate"``, ``"reference_degenerate_rate"`` and ``"piece_stats"``."""
+    """:func:`evaluate_checkpoint`'s ``"stats"``, ``"degenerate_rate"``, ``"reference_degenerate_rate"`` and ``"piece_stats"``."""
     gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
     return {"stats": compare_sets(gen_stats, ref_stats, seed=seed),
             "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
@@ -284,7 +276,7 @@ def _statistics(generated, reference, seed: int) -> dict:
 
 
 def _sweep_result(generate_fn, o: dict, held_notes, primers, top_k: int, seed: int, progress: bool) -> dict:
-    """:func:`evaluate`'s ``"sweep"``: the rows of :func:`~melody_utils.evaluate.sweep.sampling_sweep` and the suggested setting."""
+    """:func:`evaluate_checkpoint`'s ``"sweep"``: the rows of :func:`~melody_utils.evaluate.sweep.sampling_sweep` and the suggested setting."""
     rows = sampling_sweep(generate_fn, o["temperatures"], o["top_ps"], held_notes, n_pieces=o["n_pieces"],
                           n_notes=o["n_notes"], seed=seed, progress=progress, primers=primers, top_k=top_k)
     ref_rate = float(np.mean([degeneracy(r)["degenerate"] for r in excerpts(held_notes, o["n_notes"], seed=seed)]))
@@ -299,7 +291,7 @@ def _fmt(x, digits: int = 3) -> str:
 
 
 def format_report(result: dict, figures: dict | None = None) -> str:
-    """Markdown tables of an :func:`evaluate` result: NLL (bits per note), statistics overlap, sweep.
+    """Markdown tables of an :func:`evaluate_checkpoint` result: NLL (bits per note), statistics overlap, sweep.
 
     ``figures``: image links to put under their sections, ``{"distributions": "report_distributions.png",
     "sweep": ...}`` (paths relative to the report; :func:`write_report` draws and names them).
@@ -391,7 +383,7 @@ def _format_sweep(sweep: dict) -> list[str]:
 
 
 def write_report(result: dict, report_path) -> tuple[str, dict]:
-    """Write an :func:`evaluate` result as a markdown report, its JSON and PNG figures beside it.
+    """Write an :func:`evaluate_checkpoint` result as a markdown report, its JSON and PNG figures beside it.
 
     ``report_path``: the markdown file (``.md`` is added when it has no suffix). Beside it go
     ``<stem>.json`` (the result), ``<stem>_distributions.png`` (generated vs held-out pieces,

@@ -15,6 +15,7 @@ from itertools import product
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checks import check_number
 from ..music.stats import HIST_FEATURES, SCALAR_FEATURES, as_stats, compare_sets, degeneracy, excerpts
 
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +149,6 @@ def sweep_options(sweep, n_pieces: int, n_notes: int) -> dict:
             raise ValueError(f"sweep {key} must be a non-empty list of numbers {want}, got {given!r}")
         opts[key] = values
     for key in ("n_pieces", "n_notes"):
-        v = opts[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2:
-            raise ValueError(f"sweep {key} must be an integer >= 2, got {v!r}")
-        opts[key] = int(v)
-    m = opts["margin"]
-    if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)) or not 0 <= m <= 1:
-        raise ValueError(f"sweep margin must be in [0, 1] (a share of pieces), got {opts['margin']!r}")
-    opts["margin"] = float(opts["margin"])
+        opts[key] = check_number(f"sweep {key}", opts[key], "an integer >= 2", lo=2, integer=True)
+    opts["margin"] = check_number("sweep margin", opts["margin"], "in [0, 1] (a share of pieces)", 0, 1)
     return opts

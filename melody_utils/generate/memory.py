@@ -42,11 +42,11 @@ read the same settings. Numpy only.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from ..config import MAX_MEMORY, MEMORY as MEMORY_LIMIT  # noqa: F401 (MAX_MEMORY re-exported)
 from ..music.stats import LOOP_MAX_PERIOD, is_loop_run
 
 
@@ -98,17 +98,14 @@ TIMING_FIELDS = (1, 2)  # step and duration: the fields timing_spread applies to
 def model_memory(model) -> MemorySettings:
     """The memory settings of a model loaded from a checkpoint (its ``piece_memory``; :data:`MEMORY` without one)."""
     return MemorySettings.from_dict(getattr(model, "piece_memory", None))
-MAX_MEMORY = 4.0  # strongest knob setting: odds of the fitted weights times 4 (docs/eval/shipped_memory.md)
+
+
 WEIGHT_GRID = np.round(np.linspace(0.0, 0.99, 100), 2)  # lam values fit_weights tries
 
 
 def validate_memory(memory) -> float:
     """The knob as a float, or ValueError naming it and its range."""
-    if isinstance(memory, bool) or not isinstance(memory, numbers.Real) or not np.isfinite(memory) \
-            or not 0 <= memory <= MAX_MEMORY:
-        raise ValueError(f"memory must be a number in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory), "
-                         f"got {memory!r}")
-    return float(memory)
+    return MEMORY_LIMIT.check("memory", memory)
 
 
 def scaled_weights(strength: float, settings: MemorySettings = MEMORY) -> np.ndarray:

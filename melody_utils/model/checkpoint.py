@@ -22,7 +22,7 @@ import torch
 
 from ..config import SHIPPED_DATA_DIR, Config
 from ..device import resolve_device
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, check_free_space, starts_with
 from .lstm import build_from_config, unwrap
 from ..music.tokens import Vocab, vocab_differences
 
@@ -39,6 +39,11 @@ INFERENCE = "inference"  # the ``kind`` of an exported checkpoint: weights to ge
 VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")
 RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
                       "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
+# The largest model a config may describe: 4 GB of fp32 weights (12 GB with Adam's state). A config
+# beyond it (a damaged or crafted checkpoint, a typo in --set) is refused before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+CHECKPOINT_OVERHEAD = 1 << 18  # bytes of a checkpoint beyond its tensors (history, random state, the zip's records)
 
 
 def default_checkpoint(out_dir) -> Path:
@@ -64,12 +69,87 @@ def save_checkpoint(path, model: torch.nn.Module, cfg: Config, vocab: Vocab, opt
         "vocab": vocab.to_dict(),
         **state,
     }
+    check_free_space(path, _tensor_bytes(ckpt) + CHECKPOINT_OVERHEAD, fix="choose another folder (train.out_dir, --out-dir)")
     return atomic_write_bytes(path, lambda tmp: torch.save(ckpt, tmp))
 
 
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) checkpoint dict: about the size of its file."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """About how large a training checkpoint of ``model`` is: its weights and Adam's two moments, and the rest."""
+    return 3 * _tensor_bytes(unwrap(model).state_dict()) + CHECKPOINT_OVERHEAD
+
+
+def parameter_bound(cfg: Config, vocab: Vocab) -> int:
+    """A cheap upper bound on the parameters of the model ``cfg`` describes (no model is built): every
+    architecture here is a few LSTM layers (both directions at most), attention and heads over them."""
+    m = cfg.model
+    width = m.hidden + m.emb_pitch + m.emb_step + m.emb_dur + m.emb_vel + m.interval_emb + sum(vocab.sizes) + 64
+    return 32 * max(m.layers, 1) * width * width + len(vocab.composers) * width
+
+
+def _unbuildable(source: str, exc: Exception) -> ValueError:
+    return ValueError(f"{source}: its model settings cannot build a model ({str(exc).splitlines()[0]}); "
+                      f"check model.* (sizes >= 1, model.hidden divisible by model.attn_heads)")
+
+
+BUILD_ERRORS = (TypeError, AssertionError, RuntimeError, OverflowError)  # what torch's layers raise on absurd sizes
+
+
+def check_size(cfg: Config, vocab: Vocab, source: str) -> None:
+    """``ValueError`` naming ``source`` ("checkpoint PATH", "the run's settings") when the model ``cfg``
+    describes would have more than :data:`MAX_PARAMETERS` parameters; counted on the meta device,
+    where nothing is allocated, and only when :func:`parameter_bound` says it might."""
+    try:
+        if parameter_bound(cfg, vocab) <= MAX_PARAMETERS:
+            return
+        with torch.device("meta"):
+            n = sum(p.numel() for p in build_from_config(cfg, vocab).parameters())
+    except BUILD_ERRORS as exc:
+        raise _unbuildable(source, exc) from None
+    if n > MAX_PARAMETERS:
+        m = cfg.model
+        raise ValueError(f"{source}: a model of {n:,} parameters (model.hidden={m.hidden}, model.layers={m.layers}, "
+                         f"vocabulary sizes {vocab.sizes}), more than the {MAX_PARAMETERS:,} this version builds; "
+                         f"lower model.hidden or model.layers")
+
+
+def build_checked(cfg: Config, vocab: Vocab, source: str) -> torch.nn.Module:
+    """:func:`build_from_config` after :func:`check_size`; a model that cannot be built from these
+    settings is refused in one line naming ``source``."""
+    check_size(cfg, vocab, source)
+    try:
+        return build_from_config(cfg, vocab)
+    except ValueError as exc:  # build_model's own checks name the setting
+        raise ValueError(f"{source}: {exc}") from None
+    except BUILD_ERRORS as exc:
+        raise _unbuildable(source, exc) from None
+
+
 def read_checkpoint(path) -> dict:
-    """The raw checkpoint dict (tensors on the CPU). Clear errors for a missing or foreign file."""
-    path = Path(path)
+    """The raw checkpoint dict (tensors on the CPU), checked: its settings valid, its model of a bounded
+    size, its weights named tensors. Clear errors for a missing, foreign, damaged or crafted file."""
+    return _read_checked(Path(path))[0]
+
+
+def _not_a_checkpoint(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path} is not a Melody Forge checkpoint ({why}); pass a ckpt_*.pt written by "
+                      f"`python -m melody_utils train`")
+
+
+def _load_dict(path: Path) -> dict:
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint; pass a checkpoint file, e.g. "
+                                f"{default_checkpoint(path)}")
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint not found: {path}; train one first with `python -m melody_utils train` "
@@ -79,15 +159,40 @@ def read_checkpoint(path) -> dict:
         # weights_only: a checkpoint is data (tensors, dicts, lists, numbers), never code to run.
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if not starts_with(path, (ZIP_MAGIC,)):
+            raise _not_a_checkpoint(path, "not a file written by torch.save") from None
         raise ValueError(
-            f"checkpoint {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            f"it is truncated or not a Melody Forge checkpoint: delete it and train again"
+            f"checkpoint {path} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): "
+            f"cut short or corrupted; use the run's other checkpoint ({CHECKPOINT_BEST} or {CHECKPOINT_LAST}) or train again"
         ) from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not a Melody Forge checkpoint (no model_state/config); point to a ckpt_*.pt written by training")
+        raise _not_a_checkpoint(path, "no model_state/config")
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {path} has format {ckpt.get('format')}, expected {CHECKPOINT_FORMAT}; train again with this version")
     return ckpt
+
+
+def _read_checked(path: Path) -> tuple[dict, Config, Vocab]:
+    """(checkpoint dict, its Config, its Vocab), each checked (:func:`read_checkpoint`)."""
+    ckpt = _load_dict(path)
+    state = ckpt["model_state"]
+    if not isinstance(state, dict):
+        raise _not_a_checkpoint(path, f"its model_state is a {type(state).__name__}, not named tensors")
+    for k, v in state.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise _not_a_checkpoint(path, f"its model_state holds {str(k)[:40]!r}: a {type(v).__name__}, not a tensor")
+    sections = ckpt["config"]
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for k, v in sections.items() if k != "preset") \
+            or not isinstance(ckpt.get("vocab"), dict):
+        raise _not_a_checkpoint(path, "its config or vocab is not a dict of settings")
+    try:
+        cfg = Config.from_dict(sections)
+        vocab = Vocab.from_dict(ckpt["vocab"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint {path} holds settings this version cannot use ({str(exc).splitlines()[0]}); "
+                         f"it was written by another version or edited: train again, or pass another checkpoint") from None
+    check_size(cfg, vocab, f"checkpoint {path}")
+    return ckpt, cfg, vocab
 
 
 def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config, dict]:
@@ -96,13 +201,8 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
     ``state`` is the whole checkpoint dict (epoch, step, history, best_val_loss, ...).
     Works on a CPU-only machine for checkpoints trained on a GPU.
     """
-    ckpt = read_checkpoint(path)
-    try:
-        cfg = Config.from_dict(ckpt["config"])
-        vocab = Vocab.from_dict(ckpt["vocab"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"checkpoint {path} has a config this version cannot read ({exc}); train again with this version") from None
-    model = build_from_config(cfg, vocab)
+    ckpt, cfg, vocab = _read_checked(Path(path))
+    model = build_checked(cfg, vocab, f"checkpoint {path}")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}  # fp16 exports
     if type(model).__name__ != ckpt.get("model_class", type(model).__name__):
         raise ValueError(f"checkpoint {path} holds a {ckpt['model_class']}, but its config builds a {type(model).__name__}; train again")
@@ -151,14 +251,15 @@ def config_differences(ckpt: dict, cfg: Config, vocab: Vocab) -> list[str]:
 
 
 def training_summary(ckpt: dict, corpus: str | None = None, licence: str = "") -> dict:
-    """What a checkpoint's training was: steps, epochs, best validation loss, seconds, device, corpus, licence."""
+    """What a checkpoint's training was: steps, epochs, best validation loss, seconds, device, corpus, licence
+    (``licence``, else the one training wrote into the checkpoint: its corpus's, e.g. MAESTRO's non-commercial one)."""
     if ckpt.get("kind") == INFERENCE:
         return dict(ckpt["summary"])
     history = ckpt.get("history") or {}
     return {"steps": int(ckpt.get("step", 0)), "epochs": float((history.get("epoch") or [0])[-1]),
             "best_val_loss": float(ckpt.get("best_val_loss", float("nan"))),
             "train_seconds": float(sum(history.get("seconds") or [])), "device": str(ckpt.get("device", "unknown")),
-            "corpus": corpus or ckpt["config"].get("data", {}).get("source", ""), "licence": licence}
+            "corpus": corpus or ckpt["config"].get("data", {}).get("source", ""), "licence": licence or ckpt.get("licence", "")}
 
 
 def export_inference(src, dst, corpus: str | None = None, licence: str = "", **extra) -> Path:
@@ -240,4 +341,4 @@ def composer_names(source) -> list[str]:
     if isinstance(source, dict):
         on = source.get("config", {}).get("model", {}).get("composers", False)
         return list(source.get("vocab", {}).get("composers", [])) if on else []
-    return list(getattr(source, "composer_names", ())) if getattr(source, "composers", 0) else []
+    return list(getattr(source, "composer_names", ())) if getattr(source, "n_composer_ids", 0) else []

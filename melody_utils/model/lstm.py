@@ -24,10 +24,10 @@ Models:
 Window models ignore a velocity column (the seed did not model velocity); the causal model adds
 a velocity head when the vocabulary has ``velocity_bins > 0``.
 
-Composer conditioning (``model.composers``, causal model only): ``model.composers`` is then the
+Composer conditioning (config ``model.composers``, causal model only): the model's ``n_composer_ids`` is the
 number of composer ids (``vocab.composers`` plus id 0, "any"; see :mod:`melody_utils.data.composers`),
 0 when off; batches carry a ``composer`` id per window. The window models take no composer
-(``composers = 0``): they re-read a fixed window and are kept as the seed's baselines.
+(``n_composer_ids = 0``): they re-read a fixed window and are kept as the seed's baselines.
 """
 
 from __future__ import annotations
@@ -206,12 +206,19 @@ class CausalLSTM(nn.Module):
             self.cond = nn.Linear(hidden + emb[0], hidden)
         if self.chain_all:  # field k (step, duration, ...) as the heads after it see it
             self.chain_embs = nn.ModuleList(nn.Embedding(n, hidden) for n in self.sizes[1:-1])
-        self.rest_heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes[1:])
+        self.field_heads = nn.ModuleList(nn.Linear(hidden, n) for n in self.sizes[1:])  # step, duration[, velocity]
         self.composer_names = tuple(composers)
-        self.composers = len(self.composer_names) + 1 if self.composer_names else 0  # ids, 0 = "any"; 0 = off
-        self.composer = nn.Embedding(self.composers, sum(emb[: self.n_fields])) if self.composers else None
+        self.n_composer_ids = len(self.composer_names) + 1 if self.composer_names else 0  # ids, 0 = "any"; 0 = off
+        self.composer = nn.Embedding(self.n_composer_ids, sum(emb[: self.n_fields])) if self.n_composer_ids else None
         if self.composer is not None:
             nn.init.zeros_(self.composer.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Checkpoints written before the heads after the pitch were named ``field_heads`` load too."""
+        old = prefix + "rest_heads."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[prefix + "field_heads." + key[len(old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ---- pieces, also used by generation ----
     def encode(self, x: torch.Tensor, state=None, composer: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
@@ -233,32 +240,32 @@ class CausalLSTM(nn.Module):
         return self.drop(out), state
 
     def heads(self, h: torch.Tensor, next_pitch: torch.Tensor | None = None,
-              next_rest: torch.Tensor | None = None) -> list[torch.Tensor]:
+              next_fields: torch.Tensor | None = None) -> list[torch.Tensor]:
         """LSTM outputs (..., H) -> logits per field [(..., V_f)].
 
         For chained models the non-pitch heads are conditioned on ``next_pitch`` (..., the pitch
         id of the note being predicted); when None, the most likely pitch is used. With
-        ``chain_all`` the head of field f also sees ``next_rest[..., :f-1]`` (the ids of the fields
+        ``chain_all`` the head of field f also sees ``next_fields[..., :f-1]`` (the ids of the fields
         between pitch and f; when None, the most likely ones).
         """
         pitch_logits = self.pitch_head(h)  # (..., V_pitch)
         if not self.chained:
-            return [pitch_logits] + [head(h) for head in self.rest_heads]
+            return [pitch_logits] + [head(h) for head in self.field_heads]
         if next_pitch is None:
             next_pitch = pitch_logits.argmax(-1)
         pre = self.cond(torch.cat([h, self.pitch_out(next_pitch)], dim=-1))  # (..., H)
         out = [pitch_logits]
-        for k, head in enumerate(self.rest_heads):
+        for k, head in enumerate(self.field_heads):
             out.append(head(F.relu(pre)))
             if self.chain_all and k < len(self.chain_embs):  # the fields after k see the id chosen for k
-                pre = pre + self.chain_embs[k](out[-1].argmax(-1) if next_rest is None else next_rest[..., k])
+                pre = pre + self.chain_embs[k](out[-1].argmax(-1) if next_fields is None else next_fields[..., k])
         return out
 
     def forward(self, x: torch.Tensor, next_pitch: torch.Tensor | None = None, state=None,
-                next_rest: torch.Tensor | None = None, composer: torch.Tensor | None = None) -> list[torch.Tensor]:
+                next_fields: torch.Tensor | None = None, composer: torch.Tensor | None = None) -> list[torch.Tensor]:
         """(B, T, F) ids -> logits of the next note at every position [(B, T, V_f)]."""
         h, _ = self.encode(x, state, composer)
-        return self.heads(h, next_pitch, next_rest)
+        return self.heads(h, next_pitch, next_fields)
 
     def step(self, x_t: torch.Tensor, state=None, next_pitch: torch.Tensor | None = None,
              composer: torch.Tensor | None = None):
@@ -285,7 +292,7 @@ class CausalLSTM(nn.Module):
             state = reset_rows(state, batch["reset"].to(dev, non_blocking=True))
         h, state = self.encode(x, state, c)
         # teacher forcing: the heads see the true next note
-        logits = self.heads(h, next_pitch=y[..., 0], next_rest=y[..., 1:])
+        logits = self.heads(h, next_pitch=y[..., 0], next_fields=y[..., 1:])
         total, heads = _cross_entropies(logits, y, self.fields)
         return total, heads, tuple(s.detach() for s in state)
 

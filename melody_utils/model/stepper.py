@@ -41,7 +41,7 @@ class NumpyStepper:
             col += emb.shape[1]
         self.interval_table = as_np(sd["interval.weight"] @ w_ih0[:, col:].T) if model.interval is not None else None
         self.tables[0] += as_np(sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])  # both biases ride on the pitch table
-        if model.composers:  # so does the composer's vector, added to the note embeddings at every step
+        if model.n_composer_ids:  # so does the composer's vector, added to the note embeddings at every step
             self.tables[0] += as_np(sd["composer.weight"][composer] @ w_ih0[:, : sd["composer.weight"].shape[1]].T)
         self.w_hh0 = as_np_t(sd["lstm.weight_hh_l0"])  # (H, 4H)
         # layers >= 1: gates = [h_below, h_l] @ w_l + b_l
@@ -51,18 +51,18 @@ class NumpyStepper:
         # heads: pitch from h; the others, padded side by side to one matrix, from z
         self.w_pitch = as_np_t(sd["pitch_head.weight"])  # (H, V_pitch)
         self.b_pitch = as_np(sd["pitch_head.bias"])
-        rest = self.sizes[1:]
-        self.v_max = max(rest)
-        self.w_rest = np.zeros((H, len(rest) * self.v_max), np.float32)  # (H, K * V_max)
-        self.b_rest = np.full(len(rest) * self.v_max, -np.inf, np.float32)  # padding ids get -inf logits
-        for k, n in enumerate(rest):
-            self.w_rest[:, k * self.v_max: k * self.v_max + n] = as_np_t(sd[f"rest_heads.{k}.weight"])
-            self.b_rest[k * self.v_max: k * self.v_max + n] = as_np(sd[f"rest_heads.{k}.bias"])
+        later = self.sizes[1:]  # the fields after the pitch
+        self.v_max = max(later)
+        self.w_fields = np.zeros((H, len(later) * self.v_max), np.float32)  # (H, K * V_max)
+        self.b_fields = np.full(len(later) * self.v_max, -np.inf, np.float32)  # padding ids get -inf logits
+        for k, n in enumerate(later):
+            self.w_fields[:, k * self.v_max: k * self.v_max + n] = as_np_t(sd[f"field_heads.{k}.weight"])
+            self.b_fields[k * self.v_max: k * self.v_max + n] = as_np(sd[f"field_heads.{k}.bias"])
         if self.chained:  # z = relu(h @ w_cond + cond_table[pitch]), cond_table folds pitch_out and the bias
             w_cond = sd["cond.weight"]  # (H, H + e_pitch)
             self.w_cond = as_np_t(w_cond[:, :H])  # (H, H)
             self.cond_table = as_np(sd["pitch_out.weight"] @ w_cond[:, H:].T + sd["cond.bias"])  # (V_pitch, H)
-        self.chain_tables = [as_np(sd[f"chain_embs.{k}.weight"]) for k in range(len(rest) - 1)] if self.chain_all else []
+        self.chain_tables = [as_np(sd[f"chain_embs.{k}.weight"]) for k in range(len(later) - 1)] if self.chain_all else []
         # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5: halving the i, f, o gate columns here lets one tanh
         # over all four gates serve both nonlinearities (fewer passes over the gates per step)
         half = np.ones(4 * H, np.float32)
@@ -103,21 +103,21 @@ class NumpyStepper:
         """(B, H) -> (B, V_pitch)."""
         return h @ self.w_pitch + self.b_pitch
 
-    def rest_logits(self, h: np.ndarray, pitch: np.ndarray, chosen: np.ndarray | None = None) -> np.ndarray:
+    def field_logits(self, h: np.ndarray, pitch: np.ndarray, chosen: np.ndarray | None = None) -> np.ndarray:
         """(B, H), chosen pitch ids (B,) -> (B, K, V_max) logits of the other fields (-inf padded).
 
         With ``chain_all``, field k also sees ``chosen[:, :k]`` (ids of the fields before it; where
-        missing, the most likely ones), as ``CausalLSTM.heads`` with ``next_rest``."""
+        missing, the most likely ones), as ``CausalLSTM.heads`` with ``next_fields``."""
         if not self.chained:
-            return (h @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+            return (h @ self.w_fields + self.b_fields).reshape(len(h), -1, self.v_max)
         pre = h @ self.w_cond
         pre += self.cond_table[pitch]
         if not self.chain_all:
-            return (np.maximum(pre, 0.0) @ self.w_rest + self.b_rest).reshape(len(h), -1, self.v_max)
+            return (np.maximum(pre, 0.0) @ self.w_fields + self.b_fields).reshape(len(h), -1, self.v_max)
         out = np.empty((len(h), len(self.sizes) - 1, self.v_max), np.float32)
         for k in range(out.shape[1]):
             cols = slice(k * self.v_max, (k + 1) * self.v_max)
-            out[:, k] = np.maximum(pre, 0.0) @ self.w_rest[:, cols] + self.b_rest[cols]
+            out[:, k] = np.maximum(pre, 0.0) @ self.w_fields[:, cols] + self.b_fields[cols]
             if k < len(self.chain_tables):
                 ids = chosen[:, k] if chosen is not None and k < chosen.shape[1] else out[:, k].argmax(-1)
                 pre = pre + self.chain_tables[k][ids]
@@ -125,5 +125,5 @@ class NumpyStepper:
 
     def heads(self, h: np.ndarray, pitch: np.ndarray, chosen: np.ndarray | None = None) -> list[np.ndarray]:
         """Logits per field like ``CausalLSTM.heads``: [(B, V_f)] (for checking against the model)."""
-        rest = self.rest_logits(h, pitch, chosen)
-        return [self.pitch_logits(h)] + [rest[:, k, :n] for k, n in enumerate(self.sizes[1:])]
+        later = self.field_logits(h, pitch, chosen)
+        return [self.pitch_logits(h)] + [later[:, k, :n] for k, n in enumerate(self.sizes[1:])]

@@ -26,6 +26,11 @@ SUSTAIN_CC = 64  # sustain pedal controller number
 SUSTAIN_THRESHOLD = 64  # CC64 value >= 64 means "pedal down"
 DEFAULT_PROGRAM = 0  # acoustic grand piano
 DEFAULT_VELOCITY = 80  # velocity written when the notes carry none
+# Largest MIDI file read: the readers hold a whole file (and more) in memory, so a huge file named
+# .mid could end a Colab runtime before it is found not to be music. Piano performances are a hundred
+# times smaller (docs/robustness.md).
+MAX_MIDI_BYTES = 32 * 1024 * 1024
+MIDI_MAGIC = (b"MThd", b"RIFF")  # a standard MIDI file, or one wrapped in RIFF (RMID)
 
 try:  # optional fast reader
     import symusic as _symusic
@@ -189,6 +194,22 @@ def _read_symusic(path: Path, sustain: bool) -> list[tuple[Notes, np.ndarray, np
     return out
 
 
+def check_midi_file(path: Path) -> None:
+    """:class:`MidiError` naming ``path`` when it is empty, larger than :data:`MAX_MIDI_BYTES` or does not
+    begin with a MIDI header; only its size and first bytes are read."""
+    size = path.stat().st_size
+    if size == 0:
+        raise MidiError(f"{path} is empty (0 bytes): not a MIDI file")
+    if size > MAX_MIDI_BYTES:
+        raise MidiError(f"{path} is {size / 1e6:,.0f} MB, more than the {MAX_MIDI_BYTES >> 20} MB a MIDI file may have "
+                        f"here (piano pieces are far smaller); it is not a piano MIDI file, or split it into pieces")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(MIDI_MAGIC):
+        raise MidiError(f"could not read {path} as MIDI (it begins with {head!r}, not the MIDI header b'MThd'); "
+                        f"the file is corrupt or not a standard MIDI file")
+
+
 def midi_to_notes(path: str | os.PathLike, sustain: bool = True, backend: str = "auto") -> Notes:
     """Read every non-drum note of a MIDI file, merged across tracks, sorted by (onset, pitch).
 
@@ -203,8 +224,7 @@ def midi_to_notes(path: str | os.PathLike, sustain: bool = True, backend: str = 
         backend = "symusic" if _symusic is not None else "pretty_midi"
     if backend not in ("symusic", "pretty_midi"):
         raise ValueError(f"backend must be 'auto', 'symusic' or 'pretty_midi', not {backend!r}")
-    if path.stat().st_size == 0:
-        raise MidiError(f"{path} is empty (0 bytes): not a MIDI file")
+    check_midi_file(path)
     reader = _read_symusic if backend == "symusic" else _read_pretty_midi
     try:
         tracks = reader(path, sustain)

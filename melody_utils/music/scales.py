@@ -10,7 +10,7 @@ Every parser raises ValueError naming the value and what is allowed.
 
 from __future__ import annotations
 
-import numbers
+from ..checks import is_number
 import re
 
 from .tokens import MAX_PIANO_PITCH, MIN_PIANO_PITCH
@@ -78,7 +78,7 @@ def parse_key(value) -> tuple[int, ...] | None:
 
 def parse_pitch(value) -> int:
     """'C4' -> 60, 'A0' -> 21, 'Bb3' -> 58, '60' or 60 -> 60 (MIDI pitch); ValueError otherwise."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if is_number(value, integer=True):
         return int(value)
     text = str(value).strip()
     if re.fullmatch(r"\d+", text):

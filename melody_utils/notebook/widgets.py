@@ -1,23 +1,26 @@
 """An interactive generator for the notebooks: sliders, a Generate button, roll + audio + download.
 
 The work behind the button is a plain function, :func:`generate_and_render`, testable without a
-browser. The model comes in as ``generate_fn(temperature, top_k, top_p, n_notes, seed, primer)
--> Notes`` (keyword arguments), so tests pass a fake and the notebook passes
+browser. The model comes in as ``generate_fn(primer=, **sampling settings) -> Notes`` (keyword
+arguments), so tests pass a fake and the notebook passes
 :func:`melody_utils.generate.sample.model_generate_fn` (a trained model + vocabulary; the one contract the
 CLI and the sampling sweep use too). Building the UI runs nothing: it only
 lays out widgets, so it executes headless (nbval) without blocking.
 
 The sampling-time controls (:mod:`melody_utils.generate.controls`: key, pitch range, density, per-field
-temperature, repetition guard) and the length in seconds have widgets too; :func:`control_values`
-turns their values into what ``generate_fn`` takes (every widget at its default = no control).
+temperature, repetition guard) and the length in seconds have widgets too; :func:`sampling_settings`
+turns all the widgets' values into one :class:`~melody_utils.generate.settings.SamplingSettings`
+(every control widget at its default = no control).
 A user's MIDI becomes a primer through an upload (:mod:`melody_utils.generate.primer`): a ``FileUpload``
-button in the generator, or in Colab :func:`colab_upload`.
+button in the generator, or in Colab :func:`colab_upload`; the music continues from the file's end.
+
+Every press of **Generate** adds a numbered take (``NAME_take1.midi`` and ``NAME_take1.wav``, then
+``_take2``, ...; never over an earlier take, see :func:`melody_utils.generate.takes.next_take_path`);
+the takes list under the button plays any of them and offers both files for download.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import traceback
 from pathlib import Path
@@ -25,10 +28,12 @@ from pathlib import Path
 from ..display import audio
 from ..display import plots
 from ..config import SampleConfig
-from ..generate.controls import MAX_NOTES_PER_SECOND, MAX_SECONDS, controls_from_widgets, validate_seconds
-from ..generate.memory import MAX_MEMORY, validate_memory
+from ..config import MAX_MEMORY
+from ..generate.controls import MAX_NOTES_PER_SECOND, MAX_SECONDS, Controls
+from ..generate.settings import SamplingSettings
 from ..music.midi import Notes, notes_to_midi
 from ..generate.sample import GenerateFn
+from ..generate.takes import next_take_path
 from ..music.scales import KEY_CHOICES
 from ..music.tokens import MAX_PIANO_PITCH, MIN_PIANO_PITCH
 from ..generate.primer import MIDI_SUFFIXES, uploaded_files
@@ -51,80 +56,65 @@ CONTROL_DEFAULTS = {  # widget name -> its value that changes nothing
     "seconds": 0.0, "keep_primer": False,
 }
 
-def _check(name: str, value, lo, hi, integer: bool):
-    """Value within [lo, hi] (an integer when ``integer``), else ValueError naming it and the range."""
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value) and lo <= value <= hi
-    if not ok:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} between {lo} and {hi}, got {value!r}")
-    return int(value) if integer else float(value)
+KNOBS = ("temperature", "top_k", "top_p", "n_notes", "seed", "memory", "composer")  # slider names = setting names
 
 
-def validate_controls(temperature, top_k, top_p, n_notes, seed) -> dict:
-    """The slider values checked against their ranges, as plain Python numbers."""
-    return {
-        "temperature": _check("temperature", temperature, *TEMPERATURE_RANGE, integer=False),
-        "top_k": _check("top_k", top_k, *TOP_K_RANGE, integer=True),
-        "top_p": _check("top_p", top_p, *TOP_P_RANGE, integer=False),
-        "n_notes": _check("n_notes", n_notes, *N_NOTES_RANGE, integer=True),
-        "seed": _check("seed", seed, *SEED_RANGE, integer=True),
-    }
-
-
-def control_values(values: dict) -> dict:
-    """Values of the control widgets (names of :data:`CONTROL_DEFAULTS`; missing ones at their
-    default) -> ``{"controls": Controls or None, "seconds": float or None, "keep_primer": bool}``
-    for :func:`generate_and_render`. ValueError (one line naming the value) for a bad one."""
+def sampling_settings(values: dict) -> SamplingSettings:
+    """Widget values (:data:`KNOBS` and :data:`CONTROL_DEFAULTS` names; missing ones at their
+    default) -> the :class:`SamplingSettings` they ask for, which checks them (ValueError naming the
+    value). Widgets have no None, so 0 means off: ``key_strength`` 0 = hard mask, ``density`` 0 =
+    the model's own, ``seconds`` 0 = count notes; the full piano range = no range control."""
     v = {**CONTROL_DEFAULTS, **values}
     low, high = v["pitch_range"]
-    controls = controls_from_widgets(v["key"], v["key_strength"], low, high, v["density"], v["temperature_pitch"],
-                                     v["temperature_timing"], v["temperature_velocity"], v["repeat_guard"])
-    seconds = v["seconds"] or None
-    validate_seconds(seconds)
-    return {"controls": controls if controls.active else None, "seconds": seconds, "keep_primer": bool(v["keep_primer"])}
+    whole = (low, high) == (MIN_PIANO_PITCH, MAX_PIANO_PITCH)
+    controls = Controls(key=v["key"], key_strength=v["key_strength"] or None, pitch_range=None if whole else (low, high),
+                        density=v["density"] or None, temperature_pitch=v["temperature_pitch"],
+                        temperature_timing=v["temperature_timing"], temperature_velocity=v["temperature_velocity"],
+                        repeat_guard=v["repeat_guard"])
+    knobs = {k: values[k] for k in KNOBS if k in values}
+    return SamplingSettings(**knobs, seconds=v["seconds"] or None, keep_primer=bool(v["keep_primer"]), controls=controls)
 
 
-def generate_and_render(generate_fn: GenerateFn, temperature, top_k, top_p, n_notes, seed, primer, output_path,
-                        *, sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", composer=None, controls=None,
-                        seconds=None, keep_primer: bool = False, originality=None, memory=None) -> dict:
-    """Check the values, generate, write the MIDI, synthesize and draw it.
+def _title(notes: Notes, s: SamplingSettings) -> str:
+    title = (f"{len(notes)} notes, temperature {s.temperature:.2f}, top-k {s.top_k or 'off'}, top-p {s.top_p:.2f}, "
+             f"seed {s.seed}" + (f", memory {s.memory:g}" if s.memory else ""))
+    return title + (f"\n{s.controls.describe()}" if s.controls.active else "")
 
-    Returns ``{"notes": Notes, "midi_path": Path, "wave": float32 array, "synth": the synthesizer's
-    name (see :data:`audio.SYNTH_NAMES`), "figure": Figure, "originality": str or None}``.
-    Raises ValueError naming the parameter and its range before ``generate_fn`` runs, and when
-    ``generate_fn`` returns no notes. ``synth``: an :func:`audio.synthesize` method. ``composer``
-    (models trained with composers), ``controls`` (a :class:`~melody_utils.generate.controls.Controls`),
-    ``seconds`` (length of music, replaces ``n_notes``) and ``keep_primer``: passed on to
-    ``generate_fn`` when set, and so is ``memory`` (the piece memory's strength, :mod:`melody_utils.generate.memory`).
-    ``originality``: Notes -> one line
+
+def generate_and_render(generate_fn: GenerateFn, settings: SamplingSettings, primer, output_path, *,
+                        sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", originality=None) -> dict:
+    """Generate with ``settings``, write the MIDI, synthesize and draw it.
+
+    Returns ``{"notes": Notes, "midi_path": Path, "wav_path": Path, "wave": float32 (frames, 2) array,
+    "synth": what made the sound (see :func:`audio.describe_synth`), "figure": Figure, "originality":
+    str or None}``; the WAV file beside the MIDI file (same name, ``.wav``) holds the same music.
+    ``generate_fn(primer=, **settings)`` follows the generation contract
+    (:func:`melody_utils.generate.sample.model_generate_fn`). Raises ValueError before ``generate_fn``
+    runs for a bad output path, and when ``generate_fn`` returns no notes. ``synth``: an
+    :func:`audio.synthesize` method. ``originality``: Notes -> one line
     (:func:`melody_utils.evaluate.originality.notes_report`), its result under ``"originality"``.
     """
-    knobs = validate_controls(temperature, top_k, top_p, n_notes, seed)
-    validate_seconds(seconds)
-    memory = None if memory is None else validate_memory(memory)
+    if not isinstance(settings, SamplingSettings):
+        raise ValueError(f"settings must be a SamplingSettings (see sampling_settings), got {type(settings).__name__}")
     if output_path is None or not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
         raise ValueError(f"output_path must be a file path for the MIDI file, got {output_path!r}")
-    extra = {k: v for k, v in (("composer", composer), ("controls", controls), ("seconds", seconds), ("memory", memory))
-             if v is not None}
-    notes = generate_fn(**knobs, primer=primer, **extra, **({"keep_primer": True} if keep_primer else {}))
+    notes = generate_fn(primer=primer, **settings.as_changes())
     if not isinstance(notes, Notes):
         raise TypeError(f"generate_fn must return melody_utils.music.midi.Notes, got {type(notes).__name__}")
     if len(notes) == 0:
         raise ValueError("generate_fn returned no notes; try a larger n_notes or another primer")
     midi_path = notes_to_midi(notes, output_path)
     wave, synth_name = audio.synthesize_named(notes, sample_rate, synth)
-    title = (f"{len(notes)} notes, temperature {knobs['temperature']:.2f}, top-k {knobs['top_k'] or 'off'}, "
-             f"top-p {knobs['top_p']:.2f}, seed {knobs['seed']}" + (f", memory {memory:g}" if memory is not None else ""))
-    if controls is not None:
-        title += f"\n{controls.describe()}"
-    figure = plots.piano_roll(notes, title=title)
-    return {"notes": notes, "midi_path": Path(midi_path), "wave": wave, "synth": synth_name, "figure": figure,
-            "originality": originality(notes) if originality is not None else None}
+    wav_path = audio.write_wav(wave, Path(midi_path).with_suffix(".wav"), sample_rate)
+    figure = plots.piano_roll(notes, title=_title(notes, settings))
+    return {"notes": notes, "midi_path": Path(midi_path), "wav_path": wav_path, "wave": wave, "synth": synth_name,
+            "figure": figure, "originality": originality(notes) if originality is not None else None}
 
 
 def download_widget(path):
-    """In Colab, a button that downloads the file to the browser; elsewhere an ``IPython`` FileLink."""
+    """In Colab, a button that downloads the file to the browser; elsewhere an ``IPython`` FileLink.
+    Labelled by the file's kind ("Download MIDI", "Download WAV")."""
+    kind = {".wav": "WAV"}.get(Path(path).suffix.lower(), "MIDI")
     try:
         from google.colab import files  # only importable in a Colab runtime
     except ImportError:
@@ -135,10 +125,10 @@ def download_widget(path):
             shown = os.path.relpath(path)  # links resolve relative to the notebook's folder
         except ValueError:  # another drive on Windows
             shown = str(path)
-        return FileLink(shown, result_html_prefix="Download MIDI: ")
+        return FileLink(shown, result_html_prefix=f"Download {kind}: ")
     import ipywidgets as widgets
 
-    button = widgets.Button(description="Download MIDI", icon="download")
+    button = widgets.Button(description=f"Download {kind}", icon="download")
     button.on_click(lambda _: files.download(str(path)))
     return button
 
@@ -161,7 +151,7 @@ def _defaults(defaults) -> dict:
 
 
 def _knob_widgets(d: dict, style: dict, layout) -> dict:
-    """The sampling knobs of :func:`validate_controls`, at the values ``d``."""
+    """The sampling knobs (:data:`KNOBS`), at the values ``d``."""
     import ipywidgets as widgets
 
     common = dict(style=style, layout=layout)
@@ -179,7 +169,7 @@ def _knob_widgets(d: dict, style: dict, layout) -> dict:
 
 
 def control_widgets(style: dict, layout) -> dict:
-    """The widgets of :data:`CONTROL_DEFAULTS` (each at its default: no control), for :func:`control_values`."""
+    """The widgets of :data:`CONTROL_DEFAULTS` (each at its default: no control), for :func:`sampling_settings`."""
     import ipywidgets as widgets
 
     common = dict(style=style, layout=layout)
@@ -259,17 +249,19 @@ def _upload_widget(primers: dict, dropdown, load_primer, status):
 def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, defaults=None,
                       sample_rate: int = audio.DEFAULT_SAMPLE_RATE, synth="auto", max_seconds: float | None = None,
                       composers=(), load_primer=None, originality=None):
-    """Sliders + primer dropdown + controls + Generate button + an output area (roll, audio, download).
+    """Sliders + primer dropdown + controls + Generate button + an output area (roll, originality) + the takes.
 
     ``primers``: display name -> primer passed to ``generate_fn`` (Notes, tokens, or None).
+    ``output_path``: the MIDI file name the takes are numbered from (``NAME_take1.midi`` + ``.wav``, ...).
     ``defaults``: a :class:`~melody_utils.config.SampleConfig` (or dict) for the starting values.
     ``max_seconds``: audio embedded in the notebook (None: all; a cut is said). ``composers``: names for a
     composer dropdown ("any" first; :func:`melody_utils.model.checkpoint.composer_names` of a model; empty = no
     dropdown). ``load_primer``: ``(name, bytes) -> Notes`` (:class:`melody_utils.generate.primer.PrimerLoader`)
     adds an **Upload MIDI** button (not in Colab: see :func:`colab_upload`). ``originality``: as in
     :func:`generate_and_render`, printed after each piece. Returns a ``VBox``; its ``controls`` dict
-    holds the widgets by name and ``last_result`` the latest :func:`generate_and_render` result.
-    Nothing is generated until the button is pressed.
+    holds the widgets by name (``"takes"``: the takes dropdown), ``takes`` a list of the
+    :func:`generate_and_render` results so far (without their waveforms; oldest first) and
+    ``last_result`` the latest result. Nothing is generated until the button is pressed.
     """
     import ipywidgets as widgets
 
@@ -291,17 +283,34 @@ def make_generator_ui(generate_fn: GenerateFn, primers: dict, output_path, *, de
     more = widgets.Accordion(children=[widgets.VBox(list(steering.values()))])
     more.set_title(0, "controls: key, pitch range, density, per-field temperature, repetition guard, length")
     out = widgets.Output()
-    box = widgets.VBox([*knobs.values(), more, generate, status, out])
-    box.controls = {**knobs, **steering, "generate": generate}
-    box.last_result = None
+    takes_list = widgets.Dropdown(options=[], description="takes", style=style, layout=layout)
+    takes_out = widgets.Output()
+    box = widgets.VBox([*knobs.values(), more, generate, status, out, takes_list, takes_out])
+    box.controls = {**knobs, **steering, "generate": generate, "takes": takes_list}
+    box.last_result, box.takes, box.status = None, [], status
+    takes_list.observe(lambda change: _show_take(box.takes, change["new"], takes_out, sample_rate, max_seconds), names="value")
     run = _generate_callback(box, generate_fn, primers, output_path, status, out,
-                             dict(sample_rate=sample_rate, synth=synth, originality=originality), max_seconds)
+                             dict(sample_rate=sample_rate, synth=synth, originality=originality))
     generate.on_click(run)
     return box
 
 
-def _generate_callback(box, generate_fn, primers: dict, output_path, status, out, render: dict, max_seconds):
-    """The Generate button's work: read the widgets, :func:`generate_and_render`, show the result."""
+def _show_take(takes: list, index, out, sample_rate: int, max_seconds) -> None:
+    """Take ``index`` (0-based; None: nothing) in ``out``: its player (read back from its WAV file) and both downloads."""
+    from IPython.display import display
+
+    with out:
+        out.clear_output(wait=True)
+        if index is None:
+            return
+        take = takes[index]
+        wave, rate = audio.read_wav(take["wav_path"])
+        audio.listen(wave, take["synth"], rate, max_seconds=max_seconds)
+        display(download_widget(take["midi_path"]), download_widget(take["wav_path"]))
+
+
+def _generate_callback(box, generate_fn, primers: dict, output_path, status, out, render: dict):
+    """The Generate button's work: read the widgets, :func:`generate_and_render` a new take, show it."""
     from IPython.display import display
 
     def on_generate(_=None):
@@ -312,11 +321,9 @@ def _generate_callback(box, generate_fn, primers: dict, output_path, status, out
             with out:
                 out.clear_output(wait=True)
                 try:
-                    steer = control_values({name: c[name].value for name in CONTROL_DEFAULTS})
-                    result = generate_and_render(generate_fn, c["temperature"].value, c["top_k"].value, c["top_p"].value,
-                                                 c["n_notes"].value, c["seed"].value, primers[c["primer"].value],
-                                                 output_path, composer=c["composer"].value if "composer" in c else None,
-                                                 memory=c["memory"].value, **steer, **render)
+                    settings = sampling_settings({name: c[name].value for name in (*KNOBS, *CONTROL_DEFAULTS) if name in c})
+                    result = generate_and_render(generate_fn, settings, primers[c["primer"].value],
+                                                 next_take_path(output_path), **render)
                 except ValueError as exc:  # a bad value: the message says what to change
                     print(f"Error: {exc}")
                     status.value = "failed"
@@ -326,13 +333,16 @@ def _generate_callback(box, generate_fn, primers: dict, output_path, status, out
                     status.value = "failed"
                     return
                 box.last_result = result
+                box.takes.append({k: v for k, v in result.items() if k != "wave"})  # the WAV file holds the sound
                 display(result["figure"])
-                audio.listen(result["wave"], result["synth"], render["sample_rate"], max_seconds=max_seconds)
                 if result["originality"]:
                     print(result["originality"])
-                print(f"MIDI written to {result['midi_path']}")
-                display(download_widget(result["midi_path"]))
-                status.value = f"{len(result['notes'])} notes, {result['notes'].seconds():.0f} s"
+                print(f"take {len(box.takes)}: {result['midi_path']} and {result['wav_path'].name}")
+            names = [f"take {i}: {t['midi_path'].stem} ({len(t['notes'])} notes, {t['notes'].seconds():.0f} s)"
+                     for i, t in enumerate(box.takes, 1)]
+            c["takes"].options = list(zip(names, range(len(names))))
+            c["takes"].value = len(names) - 1  # the new take plays (the observer draws its player)
+            status.value = f"take {len(box.takes)}: {len(result['notes'])} notes, {result['notes'].seconds():.0f} s"
         finally:
             c["generate"].disabled = False
 

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from ..data.windows import EpochShuffle
-from ..model.lstm import unwrap
+from ..model.lstm import unwrap  # noqa: F401 (distributed.unwrap, used by the training loop)
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # set by torchrun for every process
 

@@ -5,8 +5,12 @@ H100 and an H200. :func:`training_estimate` counts the notes a config will train
 batch x window, from the token cache) and divides by the measurement closest to the config's
 model and batch size (a GPU's throughput grows several-fold with the batch) on the detected
 kind of device (the measured GPUs count as one kind, the detected one first), scaled by parameter
-count when the model sizes differ (training is compute-bound on both). A GPU that was not
-measured is named and given the closest measured GPU's figure with a T4 range.
+count when the model sizes differ (training is compute-bound on both). The estimate names the
+detected device; for a GPU that was not measured (a Colab T4, say) it says plainly that the figure
+is extrapolated: the closest measured GPU's time, which a slower GPU exceeds.
+
+:func:`preset_for` picks the preset that fits the device (notebook 03): ``colab`` on a GPU,
+``small`` on a CPU, unless one is asked for (``PRESET``, ``$MELODY_PRESET``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import PRESET_ENV_VAR, PRESETS, Config
 from ..data.corpus import TokenCache
 from ..data.windows import window_starts
 from ..data.streams import piece_windows
@@ -56,7 +60,7 @@ MEASURED_CPU_CORES = 2  # the CPU figures' machine
 GPUS = ("h100", "h200")  # the GPUs measured
 SCALE_TOLERANCE = 0.15  # a model within 15% of a measured one's size uses its figure as is
 MEASURED_ON = {"cpu": f"a {MEASURED_CPU_CORES}-core CPU", "h100": "an H100", "h200": "an H200"}  # in words
-T4_SLOWDOWN = (2, 4)  # a T4 against an H100 or H200, the range stated for GPUs that were not measured
+PRESET_FOR_DEVICE = {"cuda": "colab", "cpu": "small"}  # what notebook 03 trains when no preset is asked for
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,20 @@ def detect_device() -> Device:
     if torch.cuda.is_available():
         return Device("cuda", torch.cuda.get_device_name(0), cores)
     return Device("cpu", f"a {cores}-core CPU", cores)
+
+
+def preset_for(device: Device, preset: str | None = None) -> tuple[str, str]:
+    """(the preset to train, why, in words): ``preset`` when given, else ``$MELODY_PRESET`` when set, else
+    the device's (:data:`PRESET_FOR_DEVICE`: ``colab`` on a GPU, ``small`` on a CPU)."""
+    if preset:
+        if preset not in PRESETS:
+            raise ValueError(f"PRESET = {preset!r} is not a preset; choose one of {sorted(PRESETS)} (or None: by device)")
+        return preset, "PRESET as set"
+    env = os.environ.get(PRESET_ENV_VAR, "").strip()
+    if env:
+        return env, f"from ${PRESET_ENV_VAR}"
+    chosen = PRESET_FOR_DEVICE[device.kind]
+    return chosen, f"picked for {device.name}; set PRESET to override"
 
 
 def supervised_notes(cfg: Config, cache: TokenCache) -> tuple[int, int]:
@@ -118,12 +136,14 @@ class Estimate:
     scaled: bool  # the measured model's size differed: its figure was scaled by parameter count
     device: str  # what was detected, in words
     note: str  # how the figure applies to the detected device ("" when it was measured on such a device)
+    extrapolated: bool = False  # the detected GPU was not measured: the time is another GPU's
 
     def __str__(self) -> str:
         m = self.measurement
         basis = (f"{m.notes_per_s:,.0f} notes/s measured on {MEASURED_ON[m.device]} for a {m.parameters / 1e6:.2f} M-parameter "
                  f"model at batch {m.batch}" + (", scaled by model size" if self.scaled else "") + f"; {m.source}")
-        return (f"expected training time: about {format_duration(self.seconds)} on {self.device} "
+        about = "extrapolated, at least" if self.extrapolated else "about"
+        return (f"expected training time on {self.device}: {about} {format_duration(self.seconds)} "
                 f"({self.steps:,} steps, {self.notes:,} notes at {basis})." + (f" {self.note}" if self.note else ""))
 
 
@@ -143,9 +163,7 @@ def training_estimate(cfg: Config, cache: TokenCache, device: Device | None = No
         note = f"With {device.cpu_cores} cores expect it sooner." if device.cpu_cores > MEASURED_CPU_CORES else ""
     elif own:
         note = ""
-    else:  # the time is a measured GPU's, said so in the headline
-        lo, hi = T4_SLOWDOWN
-        note = (f"This GPU, {name}, was not measured: expect ~{lo}-{hi}x longer on a T4 "
-                f"({format_duration(seconds * lo)} to {format_duration(seconds * hi)}).")
-        name = MEASURED_ON[m.device]
-    return Estimate(seconds, steps, notes, m, scaled, name, note)
+    else:  # not measured: another GPU's time, said so in the headline and here
+        note = (f"Extrapolated: {name} was not measured; the time is what {MEASURED_ON[m.device]} takes, and a "
+                f"slower GPU (a T4 is) takes longer. The progress bar shows the real pace once training runs.")
+    return Estimate(seconds, steps, notes, m, scaled, name, note, extrapolated=kind == "cuda" and not own)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -50,14 +49,15 @@ from tqdm.auto import tqdm
 from ..data import windows as data
 from . import distributed
 from ..data import streams
-from ..model.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, INFERENCE, config_differences, read_checkpoint,
-                         save_checkpoint)
+from ..model.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, INFERENCE, build_checked, checkpoint_bytes,
+                                config_differences, read_checkpoint, save_checkpoint)
 from ..config import Config, TrainConfig
-from ..data.corpus import TokenCache
+from ..data.corpus import TokenCache, resolve_source
+from ..data.sources import source_licence
 from ..device import autocast_context, resolve_device, rng_state, seed_everything, set_rng_state
 from ..files import atomic_write_bytes
-from ..model.lstm import build_from_config
-from .schedule import get_lr, make_schedule
+from . import lock as locks
+from .schedule import get_lr, make_schedule, projected_steps
 from ..music.tokens import Vocab, vocab_differences
 
 HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, for plots.plot_history)
@@ -96,7 +96,7 @@ def _new_running() -> dict:
 # ---------------------------------------------------------------- evaluation
 
 
-def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
+def validation_loss(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
     """Mean loss (nats per note, summed over heads) and per-head nats over a loader."""
     loss, heads, _ = evaluate_counted(model, loader, device, ctx)
     return loss, heads
@@ -104,7 +104,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> 
 
 @torch.no_grad()
 def evaluate_counted(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict, int]:
-    """:func:`evaluate`, plus the number of supervised notes it averaged over."""
+    """:func:`validation_loss`, plus the number of supervised notes it averaged over."""
     ctx = ctx or nullcontext()
     inner = distributed.unwrap(model)
     was_training = model.training
@@ -181,23 +181,13 @@ class Run:
     carried: tuple | None = None  # the state the last batch left (None: zero; so after a resume)
     t_start: float = 0.0
     bar: object = None  # one progress bar (tqdm) for the whole run, in optimizer steps; None when not shown
+    licence: str = ""  # the training corpus's licence, written into every checkpoint (data.sources.source_licence)
     clock: Callable[[], float] = time.time  # seconds now; tests pass a fake one
+    lock: locks.OutDirLock | None = None  # out_dir's lock, held by the main process (lock.py)
 
     @property
     def n_batches(self) -> int:
         return len(self.train_loader)
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    """Fail now, not after the first epoch, when checkpoints cannot be written; drop stale temp files."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out_dir).close()
-    except OSError as exc:
-        raise PermissionError(f"cannot write checkpoints to {out_dir} ({exc.strerror}); "
-                              f"set train.out_dir (--out-dir) to a writable folder") from None
-    for stale in [*out_dir.glob(".ckpt_*.pt.*.tmp"), *out_dir.glob(f".{HISTORY_FILE}.*.tmp")]:
-        stale.unlink(missing_ok=True)  # left by a run killed inside an atomic write; never read
 
 
 def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
@@ -230,8 +220,6 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock:
     ctx, amp_dtype = autocast_context(device, tc.amp, tc.cpu_bf16)
     distributed.init_from_env()  # joins the process group under torchrun; no-op in a single process
     main = distributed.is_main_process()
-    if main:
-        _check_out_dir(out_dir)
     show = progress and main
     if show and device.type == "cpu" and amp_dtype == torch.bfloat16:
         print(f"bf16 autocast on this CPU (train.cpu_bf16={tc.cpu_bf16!s}; it multiplies bf16 natively); "
@@ -240,12 +228,16 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock:
         torch.backends.cuda.matmul.allow_tf32 = True  # free speed on Ampere+, no effect on the LSTM's accuracy
         torch.backends.cudnn.allow_tf32 = True
     seed_everything(tc.seed)
-    model = build_from_config(cfg, cache.vocab).to(device)
+    model = build_checked(cfg, cache.vocab, "the run's settings").to(device)
     train_loader, val_loader = _make_loaders(cfg, cache, bool(model.causal), show)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bf16 and fp32 need no scaling
-    return Run(cfg, cache.vocab, model, optimizer, scaler, ctx, device, train_loader, val_loader,
-               make_schedule(tc, len(train_loader)), out_dir, main, show, tc.carry_state and model.causal, clock=clock)
+    schedule = make_schedule(tc, len(train_loader))
+    licence = source_licence(resolve_source(cfg.data))
+    size = checkpoint_bytes(model)  # the folder is checked and locked last: nothing after it can fail
+    lock = locks.claim(out_dir, {CHECKPOINT_LAST: size, CHECKPOINT_BEST: size, HISTORY_FILE: 0}) if main else None
+    return Run(cfg, cache.vocab, model, optimizer, scaler, ctx, device, train_loader, val_loader, schedule, out_dir,
+               main, show, tc.carry_state and model.causal, clock=clock, lock=lock, licence=licence)
 
 
 def _resume(run: Run, path: Path) -> TrainState:
@@ -291,9 +283,11 @@ def _load_init(run: Run, path: Path) -> None:
 def save(run: Run, state: TrainState, path: Path) -> None:
     """One checkpoint of the model, optimiser and training state (only the main process writes)."""
     if run.main:
+        if run.lock is not None:
+            run.lock.refresh()  # still ours: never overwrite the checkpoints of a run that took the folder over
         save_checkpoint(path, run.model, run.cfg, run.vocab, run.optimizer, scaler=run.scaler.state_dict(),
                         scheduler=run.schedule, device=str(run.device), **state.to_checkpoint(),
-                        trained_s=elapsed_s(run, state))
+                        trained_s=elapsed_s(run, state), licence=run.licence)
 
 
 def elapsed_s(run: Run, state: TrainState) -> float:
@@ -345,7 +339,7 @@ def estimate_loss(run: Run, state: TrainState) -> tuple[float, dict, float]:
     train_loss = state.running["loss"] / max(state.running["notes"], 1)
     if run.val_loader is None:
         return train_loss, float("nan"), {}
-    val_loss, val_heads = evaluate(run.model, run.val_loader, run.device, run.ctx)
+    val_loss, val_heads = validation_loss(run.model, run.val_loader, run.device, run.ctx)
     return train_loss, val_loss, val_heads
 
 
@@ -410,7 +404,8 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
         notes = _notes_in(batch, causal) * distributed.world_size()  # the global batch's notes
         state.running["loss"] += loss_value * notes
         state.running["notes"] += notes
-        if bar is not None:
+        if bar is not None:  # counting to whichever ends the run first: its steps or its time budget
+            bar.total = projected_steps(run.schedule["total_steps"], state.step, elapsed_s(run, state), tc.time_budget_s)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", refresh=False)
         stop = should_stop(tc, state, elapsed_s(run, state))
@@ -444,8 +439,17 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     with its vocabulary); a resumed run continues from its own ``ckpt_last.pt`` instead.
     ``clock``: seconds now (tests pass a fake one to run a time budget without waiting).
     """
-    tc = cfg.train
-    run = _setup(cfg, cache, Path(out_dir or tc.out_dir), progress, clock)
+    run = _setup(cfg, cache, Path(out_dir or cfg.train.out_dir), progress, clock)
+    try:
+        return _train_run(run, resume, init, on_epoch, checkpoint_every_s, clock)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _train_run(run: Run, resume: bool, init, on_epoch, checkpoint_every_s: float, clock) -> dict:
+    """:func:`train` once the run is set up (and its folder locked)."""
+    tc = run.cfg.train
     last_path = run.out_dir / CHECKPOINT_LAST
     if resume and last_path.is_file():
         state = _resume(run, last_path)
@@ -457,6 +461,9 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         run.model = distributed.wrap_model(run.model, run.device)
     run.t_start = clock()
     stop = should_stop(tc, state, elapsed_s(run, state))
+    if (state.epoch >= tc.epochs or stop) and not state.step:  # a new run: its own settings leave nothing to do
+        raise ValueError(f"nothing to train: {stop or f'train.epochs={tc.epochs}'} leaves no step to take; "
+                         f"raise it (--epochs, --max-steps, --time-budget)")
     if state.epoch >= tc.epochs or stop:
         if run.show:
             print(f"nothing to train: {last_path} already reached {stop or f'train.epochs={tc.epochs}'}; "
@@ -469,6 +476,7 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
         stop = _run_epoch(run, state, checkpoint_every_s)
         _end_of_epoch(run, state, on_epoch)
     if run.bar is not None:
+        run.bar.total = run.bar.n  # stopped: the bar ends full, whichever limit stopped it
         run.bar.close()
     if stop and run.show:
         print(f"stopped at {stop}; run again with a higher limit to continue from {last_path}")

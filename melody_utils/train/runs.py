@@ -87,6 +87,15 @@ def choose_run(cfg: Config, vocab: Vocab, mode: str = "continue", now: datetime.
     return cfg.override(**{"train.out_dir": str(folder)}), about
 
 
+def newest_checkpoint(outputs: str | os.PathLike) -> Path | None:
+    """The newest run's ``ckpt_best.pt`` (``ckpt_last.pt`` when it has none) in the outputs folder or its
+    ``run-*`` folders; None when there is no run."""
+    for folder in run_folders(outputs):
+        best = folder / CHECKPOINT_BEST
+        return best if best.is_file() else folder / CHECKPOINT_LAST
+    return None
+
+
 def find_checkpoint(outputs: str | os.PathLike) -> tuple[Path, str]:
     """The checkpoint to generate from and a sentence naming it: the newest run's ``ckpt_best.pt``.
 
@@ -94,9 +103,8 @@ def find_checkpoint(outputs: str | os.PathLike) -> tuple[Path, str]:
     ``ckpt_best.pt``); without any, the shipped model (:data:`checkpoint.SHIPPED_CHECKPOINT`).
     Raises ``FileNotFoundError`` saying what to run when there is none of these.
     """
-    for folder in run_folders(outputs):
-        path = folder / CHECKPOINT_BEST
-        path = path if path.is_file() else folder / CHECKPOINT_LAST
+    path = newest_checkpoint(outputs)
+    if path is not None:
         stamp = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         return path, f"the newest trained model in {outputs}: {path} (saved {stamp})"
     shipped = shipped_model()

@@ -1,7 +1,8 @@
 """The learning-rate schedule: linear warm-up, then a cosine down to a floor, by steps or by the clock.
 
 With a time budget (``train.time_budget_s``) the cosine follows whichever of steps and seconds is
-further along, so a run stopped by its budget has annealed rather than stopping at the peak rate.
+further along, so a run stopped by its budget has annealed rather than stopping at the peak rate;
+the progress bar counts to whichever ends the run first as well (:func:`projected_steps`).
 """
 
 from __future__ import annotations
@@ -41,3 +42,12 @@ def get_lr(peak_lr: float, step: int, schedule: dict, time_fraction: float = 0.0
     """The learning rate at optimizer step ``step`` of ``schedule`` (:func:`make_schedule`), with
     ``time_fraction`` of the time budget spent (see :func:`lr_factor`)."""
     return peak_lr * lr_factor(step, schedule["warmup_steps"], schedule["total_steps"], time_fraction)
+
+
+def projected_steps(total_steps: int, step: int, elapsed_s: float, budget_s: float = 0.0) -> int:
+    """Optimizer steps the run will have made when it ends: ``total_steps`` (epochs or ``max_steps``),
+    or fewer when the time budget ends it first, at the pace so far (``step`` steps in ``elapsed_s``
+    seconds, earlier sessions included); never fewer than ``step``. What the progress bar counts to."""
+    if not budget_s or step <= 0 or elapsed_s <= 0:
+        return total_steps
+    return max(step, min(total_steps, round(step * budget_s / elapsed_s)))
