@@ -8,9 +8,11 @@ context is the whole past (that is part of what the comparison measures). Count-
 baselines and the uniform model are scored on the same targets.
 
     python benchmarks/bench_quality.py --budget 180
+    python benchmarks/bench_quality.py --source piano,performances --only "batch 64, window 64" --exclude "window 32" "window 128"
     python benchmarks/bench_quality.py --source /path/to/midis --steps 800 --seed-steps 1300   # fixed steps
 
-``--source`` picks another corpus (sustain off); ``--steps``/``--seed-steps`` train for a fixed
+``--source`` picks other corpora (sustain off), comma-separated: each gets its table, and two or more a
+side-by-side table of the ratios (``performances``, the real performances, is skipped with a note when absent); ``--steps``/``--seed-steps`` train for a fixed
 number of optimizer steps instead of seconds, to compare setups on a busy machine; ``--only`` and
 ``--exclude`` pick rows by substrings of their names, ``--skip-seed`` leaves out the seed-style
 model (when comparing our setups with each other); each ``--variant KEY=VALUE[,KEY=VALUE]`` adds a
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks.common import machine_header  # noqa: E402
+from benchmarks.common import BOTH_CORPORA, corpus_names, corpus_source, machine_header  # noqa: E402
 from benchmarks.seed_reference import SEED_LR, SEED_WINDOW, seed_loader, seed_train_step  # noqa: E402
 from melody_utils.model.checkpoint import load_checkpoint  # noqa: E402
 from melody_utils.cli.args import parse_setting  # noqa: E402
@@ -39,7 +41,7 @@ from melody_utils.data.corpus import TokenCache, prepare  # noqa: E402
 from melody_utils.evaluate.likelihood import NGramModel, uniform_nll  # noqa: E402
 from melody_utils.evaluate.report import context_nll  # noqa: E402
 from melody_utils.model.lstm import build_model, count_parameters, seed_model_config  # noqa: E402
-from melody_utils.device import cpu_has_native_bf16  # noqa: E402
+from melody_utils.device import cpu_bf16_wanted, cpu_has_native_bf16  # noqa: E402
 from melody_utils.train.loop import train  # noqa: E402
 
 CONTEXT = SEED_WINDOW  # targets need this many notes before them
@@ -91,7 +93,7 @@ def train_ours(cache: TokenCache, budget: float, overrides: dict, max_steps: int
 SETUPS = {
     # name: overrides of the small preset (seed bins). The learning-rate schedule ends with the
     # budget (train.time_budget_s), or with --steps.
-    "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal"},
+    "causal 2x256 chained, batch 64, window 64": {"model.arch": "causal", "train.cpu_bf16": False},  # fp32
     "causal 2x256 chained, batch 64, window 64, bf16 autocast": {"model.arch": "causal", "train.cpu_bf16": True},
     "causal 2x256 chained, batch 64, window 64, peak lr 2e-3 (the previous default)": {"model.arch": "causal", "train.lr": 2e-3},
     "causal 2x256 chained, batch 32, window 128": {"model.arch": "causal", "train.batch_size": 32, "data.window": 128, "data.stride": 64},
@@ -137,27 +139,9 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--budget", type=float, default=180.0, help="training seconds per setup")
-    ap.add_argument("--epochs", type=int, default=30, help="epochs the cosine schedule spans (the budget stops earlier)")
-    ap.add_argument("--only", nargs="*", help="substrings of setup names to run (default: all)")
-    ap.add_argument("--exclude", nargs="*", default=(), help="substrings of setup names to leave out")
-    ap.add_argument("--skip-seed", action="store_true",
-                    help="leave out the seed-style model (no 'vs seed-style' column; compare with a recorded run)")
-    ap.add_argument("--source", default="chorales",
-                    help="corpus: 'chorales', 'piano' (the embedded corpora) or a folder of MIDI files (sustain off)")
-    ap.add_argument("--steps", type=int, default=0,
-                    help="train our setups for this many optimizer steps instead of --budget seconds (a shared machine)")
-    ap.add_argument("--seed-steps", type=int, default=0, help="the same for the seed-style model")
-    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                    help="a further row: the default with these settings (repeatable; not filtered by --only)")
-    args = ap.parse_args(argv)
-    base = get_config("small")
-    variants = {f"the default with {v}": {"model.arch": "causal", **dict(parse_setting(base, item) for item in v.split(","))}
-                for v in args.variant}
-    print(machine_header("bench_quality", argv))
-    data_cfg = get_config("small", **{"data.bins": "seed", "data.source": args.source, "data.sustain": False}).data
+def corpus_rows(source: str, args, variants: dict) -> list:
+    """Every row of one corpus's table: the baselines, the seed-style model, our setups."""
+    data_cfg = get_config("small", **{"data.bins": "seed", "data.source": source, "data.sustain": False}).data
     cache = prepare(data_cfg, progress=False)
     vocab = cache.vocab
     tr, va, te = cache.split_tokens("train"), cache.split_tokens("validation"), cache.split_tokens("test")
@@ -173,17 +157,67 @@ def main(argv=None) -> int:
     chosen = {name: o for name, o in SETUPS.items()
               if not (args.only and not any(s in name for s in args.only)) and not any(s in name for s in args.exclude)}
     for name, overrides in {**chosen, **variants}.items():
-        if overrides.get("train.cpu_bf16") and not cpu_has_native_bf16():
+        if overrides.get("train.cpu_bf16", "auto") != "auto" and cpu_bf16_wanted(overrides["train.cpu_bf16"]) \
+                and not cpu_has_native_bf16():
             print(f"  skipped {name!r}: this CPU has no native bf16 (AVX512-BF16 or AMX)", flush=True)
             continue
         model, steps = train_ours(cache, args.budget, {"train.epochs": args.epochs, **overrides}, args.steps)
         rows.append((name, count_parameters(model), steps, same_target_nll(model, cache)))
         print(f"  {name}: {rows[-1][3]['total']:.3f} (pitch+step+duration "
               f"{sum(rows[-1][3][f] for f in SEED_FIELDS):.3f}, {steps} steps)", flush=True)
-
-    print()
     print(f"held-out targets: {rows[-1][3]['n_notes']:,} notes of {len(te)} test pieces; budget {args.budget:g} s per model")
-    print(format_table(rows))
+    return rows
+
+
+def side_by_side(tables: dict) -> str:
+    """One row per setup, per corpus its pitch+step+duration nats/note and its ratio to that corpus's
+    seed-style model (or 3-gram when the seed-style model was skipped)."""
+    names = list(dict.fromkeys(name for rows in tables.values() for name, *_ in rows))
+    head = "| model | " + " | ".join(f"{c}: pitch+step+duration | {c}: vs seed-style | {c}: vs 3-gram" for c in tables) + " |"
+    lines = [head, "|---|" + "---:|" * (3 * len(tables))]
+    for name in names:
+        cells = []
+        for rows in tables.values():
+            by_name = {n: sum(r[f] for f in SEED_FIELDS) for n, _, _, r in rows}
+            ref, gram = next((v for n, v in by_name.items() if n.startswith("seed-style")), None), by_name.get("3-gram (count-based)")
+            v = by_name.get(name)
+            cells += ["–"] * 3 if v is None else [f"{v:.3f}", f"{100 * v / ref:.1f}%" if ref else "–", f"{100 * v / gram:.1f}%" if gram else "–"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budget", type=float, default=180.0, help="training seconds per setup")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs the cosine schedule spans (the budget stops earlier)")
+    ap.add_argument("--only", nargs="*", help="substrings of setup names to run (default: all)")
+    ap.add_argument("--exclude", nargs="*", default=(), help="substrings of setup names to leave out")
+    ap.add_argument("--skip-seed", action="store_true",
+                    help="leave out the seed-style model (no 'vs seed-style' column; compare with a recorded run)")
+    ap.add_argument("--source", default="chorales",
+                    help="corpora, comma-separated, side by side: 'chorales', 'piano' (the embedded corpora), 'performances' "
+                         f"(real performances, skipped when absent; '{BOTH_CORPORA}': both columns) or a folder of MIDI files "
+                         "(sustain off)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train our setups for this many optimizer steps instead of --budget seconds (a shared machine)")
+    ap.add_argument("--seed-steps", type=int, default=0, help="the same for the seed-style model")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="a further row: the default with these settings (repeatable; not filtered by --only)")
+    args = ap.parse_args(argv)
+    base = get_config("small")
+    variants = {f"the default with {v}": {"model.arch": "causal", **dict(parse_setting(base, item) for item in v.split(","))}
+                for v in args.variant}
+    print(machine_header("bench_quality", argv))
+    tables = {}
+    for name in corpus_names(args.source):
+        source, note = corpus_source(name)
+        print(f"corpus {note}", flush=True)
+        if source is not None:
+            tables[name] = corpus_rows(source, args, variants)
+            print(format_table(tables[name]))
+            print()
+    if len(tables) > 1:
+        print(side_by_side(tables))
     return 0
 
 

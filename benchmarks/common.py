@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 
 def machine_header(name: str, argv=None) -> str:
@@ -32,3 +33,25 @@ def machine_header(name: str, argv=None) -> str:
         f"python {platform.python_version()} | torch {torch.__version__} | torch threads {torch.get_num_threads()}",
         f"load: {uptime}",
     ])
+
+
+# The corpora the quality benchmarks compare side by side. "performances": real piano performances
+# (../shared/corpora/performances beside the checkout, or $MELODY_PERFORMANCES; non-commercial licence:
+# development and benchmarks only, never copied into the repository), split by its metadata.csv's work column.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PERFORMANCES = Path(os.environ.get("MELODY_PERFORMANCES", REPO_ROOT.parent / "shared" / "corpora" / "performances"))
+BOTH_CORPORA = "piano,performances"
+
+
+def corpus_source(name: str) -> tuple[str | None, str]:
+    """A benchmark's corpus name -> (its ``data.source``, or None when absent; a note saying which files)."""
+    if name == "performances":
+        if not (PERFORMANCES / "metadata.csv").is_file():
+            return None, f"performances: skipped, {PERFORMANCES} is absent (set MELODY_PERFORMANCES to its folder)"
+        return str(PERFORMANCES), f"performances: {PERFORMANCES}, split by work"
+    return name, name
+
+
+def corpus_names(text: str) -> list[str]:
+    """'piano,performances' -> ['piano', 'performances']."""
+    return [t.strip() for t in text.split(",") if t.strip()]

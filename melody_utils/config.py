@@ -8,13 +8,14 @@ minutes on a laptop CPU (``small``, the default) and for real on a GPU (``colab`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import workspace
-from .checks import Limit, check_fields, setting
+from .checks import Limit, check_fields, is_flag, setting
 from .workspace import REPO_ROOT, SHIPPED_DATA_DIR  # noqa: F401 (re-exported)
 
 PRESET_ENV_VAR = "MELODY_PRESET"
@@ -43,6 +44,19 @@ TOP_P = Limit("float", "a number in (0, 1] (1 = off)", 0.0, 1.0, lo_open=True)
 MAX_N_NOTES = 100_000
 N_NOTES = Limit("int", f"an integer in [1, {MAX_N_NOTES:,}]", 1, MAX_N_NOTES)
 MEMORY = Limit("float", f"a number in [0, {MAX_MEMORY:g}] (0 = off, 1 = the fitted piece memory)", 0.0, MAX_MEMORY)
+CPU_BF16 = Limit("any", "'auto', true or false")  # normalised by cpu_bf16_setting
+
+
+def cpu_bf16_setting(value) -> bool | str:
+    """``train.cpu_bf16`` normalised: "auto", True or False (the text --set gives too); ValueError naming it otherwise."""
+    if is_flag(value):
+        return bool(value)
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        with contextlib.suppress(ValueError):
+            return FLAG.parse(value.strip())
+    raise ValueError(f"train.cpu_bf16 must be {CPU_BF16.describe()}, got {value!r}")
 
 
 @dataclass
@@ -110,8 +124,10 @@ class TrainConfig:
     time_budget_s: float = setting(0.0, Limit("float", ">= 0 seconds (0 = no limit)", 0.0))  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
     warmup_steps: int = setting(100, Limit("int", "an integer >= 0", 0))  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = setting(1.0, Limit("float", ">= 0 (0 = off)", 0.0))  # max global grad norm (0 = off)
-    amp: bool = setting(True, FLAG)  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)
-    cpu_bf16: bool = setting(False, FLAG)  # opt-in bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX) (speed: docs/benchmarks.md)
+    amp: bool = setting(True, FLAG)  # bf16/fp16 autocast on CUDA; ignored on CPU (fp32, or bf16 by cpu_bf16; same code path)
+    # bf16 autocast on the CPU: "auto" = on CPUs that multiply bf16 natively (AVX512-BF16/AMX; ~1.5x the steps, a
+    # lower loss in the same time, docs/benchmarks.md), fp32 elsewhere; true / false to force it (true needs such a CPU)
+    cpu_bf16: bool | str = setting("auto", CPU_BF16)
     seed: int = setting(0, SEED)  # seeds torch, numpy and the data order: CPU runs are reproducible
     num_workers: int = setting(0, Limit("int", "an integer in [0, 256]", 0, 256))  # DataLoader workers (windows are sliced from arrays, so 0 is usually fastest)
     device: str = setting("auto", Limit("str", "a device name such as auto, cpu, cuda, cuda:1"))  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
@@ -119,6 +135,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_fields(self, "train.")
+        object.__setattr__(self, "cpu_bf16", cpu_bf16_setting(self.cpu_bf16))
 
 
 @dataclass
@@ -191,6 +208,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model.hidden": 64, "model.layers": 1, "model.emb_pitch": 32, "model.emb_step": 16, "model.emb_dur": 16,
         "train.batch_size": 32, "train.epochs": 2, "train.max_steps": 60, "train.warmup_steps": 10,
         "sample.n_notes": 64,
+        # fp32 on every CPU: tests and golden files must give the same numbers with and without native bf16
+        "train.cpu_bf16": False,
     },
     # A few minutes on a laptop CPU: the README's main command.
     "small": {

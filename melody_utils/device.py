@@ -23,6 +23,8 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 
+from .config import cpu_bf16_setting
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` -> cuda when available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` as given."""
@@ -54,10 +56,19 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
-def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool = False):
+def cpu_bf16_wanted(setting) -> bool:
+    """``train.cpu_bf16`` -> whether a CPU run trains under bf16 autocast: ``"auto"`` where the CPU multiplies
+    bf16 natively (:func:`cpu_has_native_bf16`), True/False (or "true"/"false", as ``--set`` gives them) as said;
+    anything else is a ValueError naming the setting (:func:`melody_utils.config.cpu_bf16_setting`)."""
+    value = cpu_bf16_setting(setting)
+    return cpu_has_native_bf16() if value == "auto" else value
+
+
+def autocast_context(device: torch.device, amp: bool = True, cpu_bf16: bool | str = False):
     """(context, dtype): autocast on CUDA (bf16 where supported, else fp16); on the CPU plain fp32,
-    or bf16 autocast when ``cpu_bf16`` is asked for and the CPU has native bf16 (else a ValueError)."""
-    if device.type == "cpu" and cpu_bf16:
+    or bf16 autocast when ``cpu_bf16`` asks for it (:func:`cpu_bf16_wanted`: True, or "auto" on a CPU with
+    native bf16); True on a CPU without native bf16 is a ValueError."""
+    if device.type == "cpu" and cpu_bf16_wanted(cpu_bf16):
         if not cpu_has_native_bf16():
             raise ValueError("train.cpu_bf16=True needs a CPU with AVX512-BF16 or AMX (not found in /proc/cpuinfo); "
                              "set train.cpu_bf16=false")

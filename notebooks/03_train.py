@@ -64,7 +64,7 @@ from IPython.display import display
 from melody_utils.model import checkpoint
 from melody_utils.data import corpus, maestro
 from melody_utils.train import estimate, runs, loop as train
-from melody_utils.evaluate import likelihood
+from melody_utils.evaluate import likelihood, memory_fit
 from melody_utils.display import plots
 from melody_utils.config import get_config
 
@@ -156,6 +156,14 @@ assert final < first, f"the training loss did not fall ({first:.3f} -> {final:.3
 for name in (checkpoint.CHECKPOINT_BEST, checkpoint.CHECKPOINT_LAST, train.HISTORY_FILE):
     path = Path(cfg.train.out_dir) / name
     print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")
+
+# %% [markdown]
+# The end of training: the piece memory (what lets a generated piece bring its themes back) is
+# fitted for this model on the validation pieces and stored in `ckpt_best.pt`: its weights, how
+# far a repeat's timing may stray, and its strength (0 where it does not help this model).
+
+# %%
+print(memory_fit.describe_fit(memory_fit.fit_checkpoint_memory(checkpoint.default_checkpoint(cfg.train.out_dir), cache)))
 
 # %% [markdown]
 # Next: `04_sample_and_listen` generates music from the newest run's `ckpt_best.pt`. Running this

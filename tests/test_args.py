@@ -16,6 +16,7 @@ import random
 import pytest
 
 from melody_utils.cli import commands as cli
+from melody_utils.cli.args import COMMAND_SETTINGS, check_applicable
 from melody_utils.config import Config
 
 COMMANDS = ("prepare", "train", "generate", "quickstart", "evaluate")
@@ -39,7 +40,7 @@ def bad_cases() -> list[tuple[str, str]]:
     cases += [(key, "1000000000") for key in sorted(SIZES)]
     cases += sorted(CHOICES.items())
     cases += [("data.window", "1"), ("model.dropout", "1.0"), ("sample.top_p", "1.5"), ("sample.temperature", "0"),
-              ("data.val_fraction", "0.6"), ("train.lr", "0")]
+              ("data.val_fraction", "0.6"), ("train.lr", "0"), ("train.cpu_bf16", "fast")]
     return cases
 
 
@@ -112,3 +113,30 @@ def test_type_errors_unknown_keys_and_too_many_notes_are_usage_errors_now(stubbe
     for key, text in [("model.hidden", "abc"), ("train.lr", "fast"), ("model.chained", "maybe"), ("sample.n_notes", "10**9"),
                       ("sample.n_notes", "1000000000"), ("nosuch.key", "1")]:
         assert one_usage_line(*run(capsys, "train", f"{key}={text}"), key), (key, text)
+
+
+@pytest.mark.parametrize("command, key", [
+    ("train", "model.hidden"), ("train", "sample.temperature"), ("quickstart", "data.window"),
+    ("generate", "sample.memory"), ("generate", "train.device"),
+    ("evaluate", "data.source"), ("evaluate", "data.max_files"), ("evaluate", "sample.top_p"),
+    ("prepare", "data.source"), ("prepare", "data.n_step_bins"),
+])
+def test_settings_a_command_reads_are_accepted(command, key):
+    check_applicable(command, [key])
+
+
+@pytest.mark.parametrize("command, key", [
+    ("evaluate", "model.hidden"), ("evaluate", "data.bins"), ("evaluate", "data.window"), ("evaluate", "sample.output"),
+    ("generate", "data.source"), ("generate", "train.lr"), ("prepare", "model.arch"), ("prepare", "data.window"),
+])
+def test_settings_a_command_cannot_apply_are_named_with_what_it_reads(command, key):
+    with pytest.raises(ValueError, match=rf"--set {key} cannot take effect for `{command}`") as err:
+        check_applicable(command, ["train.device", key] if command != "prepare" else [key])
+    assert COMMAND_SETTINGS[command][1] in str(err.value)
+
+
+@pytest.mark.parametrize("command, item", [("evaluate", "model.hidden=8"), ("generate", "data.source=chorales"),
+                                           ("prepare", "train.epochs=3")])
+def test_a_setting_the_command_cannot_apply_is_a_usage_line_before_any_work(stubbed, capsys, command, item):
+    code, err = run(capsys, command, item)
+    assert one_usage_line(code, err, f"--set {item.split('=')[0]} cannot take effect for `{command}`")

@@ -57,3 +57,26 @@ def test_memory_timing_benchmark_moves_only_step_and_duration_by_one_bin():
     diff = np.abs(moved[:, 1] - tokens[:, 1])
     assert diff.max() == 1 and 0.25 < diff.mean() < 0.35  # about 30% of the steps moved, by one bin
     assert np.array_equal(vary_timing(tokens, 0.0, sizes, rng), tokens)
+
+
+def test_the_performances_column_is_skipped_with_a_note_when_the_corpus_is_absent(tmp_path, monkeypatch, capsys):
+    from benchmarks import bench_evaluate, bench_memory_timing, bench_quality, bench_tokens, common
+
+    monkeypatch.setattr(common, "PERFORMANCES", tmp_path / "absent")
+    assert bench_quality.main(["--source", "performances"]) == 0
+    assert bench_memory_timing.main(["--corpora", "performances"]) == 0
+    assert bench_tokens.main(["--corpora", "performances", "--work", str(tmp_path / "w")]) == 0
+    assert bench_evaluate.main(["--corpora", "performances"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"performances: skipped, {tmp_path / 'absent'} is absent") == 4
+
+
+def test_corpora_side_by_side_give_each_its_own_ratios():
+    from benchmarks.bench_quality import side_by_side
+
+    def rows(seed, gram, ours):
+        r = lambda x: {"pitch": x, "step": 0.0, "duration": 0.0, "total": x}  # noqa: E731
+        return [("3-gram (count-based)", 0, 0, r(gram)), ("seed-style MusicLSTM", 1e6, 10, r(seed)), ("causal", 1e6, 10, r(ours))]
+
+    table = side_by_side({"piano": rows(5.0, 6.0, 4.0), "performances": rows(8.0, 8.0, 6.0)})
+    assert "| causal | 4.000 | 80.0% | 66.7% | 6.000 | 75.0% | 75.0% |" in table

@@ -47,6 +47,8 @@ def test_train_writes_checkpoints_and_history(run):
     assert (out / CHECKPOINT_BEST).is_file() and (out / CHECKPOINT_LAST).is_file() and (out / HISTORY_FILE).is_file()
     ckpt = read_checkpoint(out / CHECKPOINT_LAST)
     assert ckpt["step"] == 4 and ckpt["config"]["preset"] == "tiny" and ckpt["config"]["data"]["source"] == "embedded"
+    memory = read_checkpoint(out / CHECKPOINT_BEST)["memory"]  # fitted at the end of training, for this model
+    assert memory["fit"]["validation_pieces"] == 2 and len(memory["weights"]) == memory["order"]
 
 
 @pytest.mark.parametrize("keep", [False, True])
@@ -149,6 +151,44 @@ def test_evaluate_command_passes_its_flags_to_evaluate_checkpoint(run, monkeypat
     flags = ["--n-notes", "50", "--temperature", "0.8", "--top-k", "3", "--top-p", "1", "--memory", "0"]
     assert cli.main(["evaluate", *common, "--out-dir", str(out), *flags]) == 0
     assert seen["sampling"] == {"n_notes": 50, "temperature": 0.8, "top_k": 3, "top_p": 1.0, "memory": 0.0}
+
+
+@pytest.mark.parametrize("how", [["--source", "chorales"], ["--set", "data.source=chorales"]])
+def test_evaluate_source_scores_the_named_corpus_with_the_checkpoints_vocabulary(run, tmp_path, capsys, how):
+    import json
+
+    from melody_utils.config import get_config
+    from melody_utils.data import corpus
+
+    common, out = run
+    report = tmp_path / "chorales.md"
+    argv = ["evaluate", *common, "--out-dir", str(out), "--samples", "2", "--n-notes", "16", "--report", str(report), *how,
+            "--set", "data.max_files=24"]  # corpus settings take effect too
+    assert cli.main(argv) == 0
+    result = json.loads(report.with_suffix(".json").read_text())
+    assert result["corpus"] == "chorales" and "corpus chorales" in capsys.readouterr().out
+    # the notes scored are the chorales' test pieces (every note but each piece's first), in the model's vocabulary
+    vocab = ckpts.load_checkpoint(out / CHECKPOINT_BEST)[1]
+    data = get_config("tiny", **{"data.source": "chorales", "data.max_files": 24}).data
+    pieces = corpus.prepare(data, cache_dir=common[common.index("--cache-dir") + 1], progress=False, vocab=vocab).split_tokens("test")
+    assert result["nll"]["model"]["n_notes"] == sum(len(p) - 1 for p in pieces)
+    piano = corpus.prepare(get_config("tiny").data, cache_dir=common[common.index("--cache-dir") + 1], progress=False)
+    assert sum(len(p) - 1 for p in piano.split_tokens("test")) != result["nll"]["model"]["n_notes"]
+
+
+@pytest.mark.parametrize("command, setting", [
+    ("evaluate", "model.hidden=8"),  # the checkpoint's model
+    ("evaluate", "data.bins=seed"),  # the checkpoint's vocabulary
+    ("evaluate", "train.lr=0.1"),
+    ("generate", "data.source=chorales"),  # generate plays the checkpoint; the corpus is not read
+    ("generate", "model.layers=3"),
+    ("prepare", "train.epochs=3"),
+])
+def test_a_setting_that_cannot_take_effect_is_an_error(run, capsys, command, setting):
+    common, out = run
+    argv = [command, *common, "--set", setting] + (["--out-dir", str(out)] if command != "prepare" else [])
+    err = _fails(argv, capsys, f"--set {setting.split('=')[0]}", f"`{command}`", code=2)  # a usage error, before any work
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_module_entry_point_exits_with_one_error_line(tmp_path):

@@ -289,7 +289,7 @@ def _cli(trained, tmp_path, *extra):
     _, _, _, root = trained
     midi = tmp_path / "song.mid"
     args = ["generate", "--preset", "tiny", "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet",
-            "--set", "data.source=embedded", "--checkpoint", str(root / "out" / CHECKPOINT_LAST), "--output", str(midi), *extra]
+            "--checkpoint", str(root / "out" / CHECKPOINT_LAST), "--output", str(midi), *extra]  # the checkpoint's corpus
     return cli.main(args), midi
 
 

@@ -60,3 +60,30 @@ def test_gpu_autocast_picks_fp16_where_bf16_is_emulated(monkeypatch):
     monkeypatch.setattr(device, "cuda_has_native_bf16", lambda: True)
     assert autocast_context(torch.device("cuda"), amp=True)[1] == torch.bfloat16
     assert autocast_context(torch.device("cuda"), amp=False)[1] == torch.float32
+
+
+@pytest.mark.parametrize("flags, expect", [({"avx512f", "amx_bf16"}, torch.bfloat16), ({"avx512_bf16"}, torch.bfloat16),
+                                           ({"avx2", "fma"}, torch.float32)])
+def test_auto_trains_in_bf16_only_where_the_cpu_multiplies_it_natively(monkeypatch, flags, expect):
+    monkeypatch.setattr(device, "cpu_flags", lambda: flags)
+    assert autocast_context(torch.device("cpu"), cpu_bf16="auto")[1] == expect  # never an error
+    assert autocast_context(torch.device("cpu"), cpu_bf16="false")[1] == torch.float32  # --set gives strings
+    if expect == torch.bfloat16:
+        assert autocast_context(torch.device("cpu"), cpu_bf16="true")[1] == torch.bfloat16
+    else:
+        with pytest.raises(ValueError, match="train.cpu_bf16=false"):
+            autocast_context(torch.device("cpu"), cpu_bf16="true")
+
+
+@pytest.mark.parametrize("value", ["fast", 1.0, None])
+def test_a_bad_cpu_bf16_setting_names_it(value):
+    with pytest.raises(ValueError, match="train.cpu_bf16 must be 'auto', true or false"):
+        device.cpu_bf16_wanted(value)
+
+
+def test_auto_is_the_default_and_the_tiny_preset_stays_fp32_on_every_cpu():
+    from melody_utils.config import get_config
+
+    assert get_config("small").train.cpu_bf16 == "auto" and get_config("colab").train.cpu_bf16 == "auto"
+    assert get_config("tiny").train.cpu_bf16 is False  # tests and golden files: the same numbers on any CPU
+    assert device.cpu_bf16_wanted(get_config("tiny").train.cpu_bf16) is False

@@ -6,6 +6,7 @@ import torch
 
 from melody_utils.cli import commands as cli
 from melody_utils.evaluate import likelihood
+from melody_utils.generate import memory
 from melody_utils.generate.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
 from melody_utils.generate.sample import generate, model_generate_fn
 
@@ -214,3 +215,43 @@ def test_a_passage_is_repeated_once_but_no_loop_goes_round_again():
     assert lengths[9:16].all() and not lengths[16:].any()  # the loop was not fed past two hearings
     lengths, _ = piece_counts(np.concatenate([a, a, a]), MemorySettings(min_distance=0, no_loops=False))
     assert lengths[16:].all()
+
+
+@pytest.mark.parametrize("spread, width", [(0.3, 1), (0.5, 2)])
+def test_the_timing_kernel_spreads_a_candidate_over_its_neighbours_and_sums_to_one(spread, width):
+    size = 12
+    for c in range(size - width):  # the last bins lose what would fall beyond the vocabulary (that id never occurs)
+        k = np.array([memory.timing_kernel(np.array([c]), x, spread, width)[0] for x in range(size)])
+        assert k.sum() == pytest.approx(1.0) and k[c] == k.max() and k[c] >= 1 - spread
+        assert np.count_nonzero(k) == 1 + min(c, width) + width  # its own bin and width bins either side
+        assert np.allclose(memory.spread_histogram(np.eye(size)[c], spread, width), k)
+    assert memory.timing_kernel(np.arange(5), 2, 0.0, 1).tolist() == [0, 0, 1, 0, 0]  # no spread: exact copies
+
+
+def test_with_a_timing_spread_generation_and_scoring_agree_note_by_note():
+    rng = np.random.default_rng(8)
+    a = theme(16)
+    b = a.copy()
+    b[::3, 1:] = np.clip(a[::3, 1:] + 1, 0, np.array(SIZES[1:]) - 1)  # a repeat with some timing one bin off
+    piece = np.concatenate([a, b, a[:10]])
+    settings = MemorySettings(min_distance=0, no_loops=False, timing_spread=0.3, timing_width=1)
+    lengths, counts = piece_counts(piece, settings)
+    exact = piece_counts(piece, MemorySettings(min_distance=0, no_loops=False))[1]
+    assert not np.array_equal(counts, exact) and np.array_equal(counts[:, :2], exact[:, :2])  # the pitch stays exact
+    lam, mixed = scaled_weights(1.5, settings), 0
+    for t in (20, 37, 40, len(piece) - 1):  # generation's mixture of the true note = scoring's, field by field
+        mem = PieceMemory(1, len(piece), 1.5, settings)
+        feed(mem, piece[:t])
+        lp = np.zeros((1, 3))
+        for f, size in enumerate(SIZES):
+            z = rng.normal(size=(1, size))
+            lp[0, f] = z[0, piece[t, f]] - np.log(np.exp(z).sum())
+            logp = mem.mix(f, z)
+            mixed += mem.p_mix is not None
+            if mem.p_mix is None:  # no candidate left: the network's logits, unchanged
+                logp = z - np.log(np.exp(z).sum())
+            assert np.exp(logp).sum() <= 1 + 1e-9
+            assert logp[0, piece[t, f]] == pytest.approx(
+                mixed_logprobs(lp, lengths[t: t + 1], counts[t: t + 1], lam)[0, f], abs=1e-9)
+            mem.chose(f, piece[t: t + 1, f])
+    assert mixed >= 9  # most fields of these notes were mixed with the memory

@@ -208,6 +208,25 @@ def test_piece_stats_on_a_hand_checked_example():
     assert set(S.SCALAR_FEATURES + S.HIST_FEATURES) <= set(s)
 
 
+def test_pitch_patterns_see_a_performed_repeat_that_exact_patterns_miss():
+    rng = np.random.default_rng(0)
+    chords = [sorted(rng.choice(np.arange(48, 84), 3, replace=False)) for _ in range(16)]  # a phrase of 16 chords
+    pitch = np.array([p for c in chords for p in c] * 2)  # played twice
+    onset = np.repeat(np.arange(32) * 0.5, 3)
+    exact = Notes(pitch, onset, np.full(96, 0.4), np.full(96, 70)).sorted()
+    # performed: every chord rolled over up to 26 ms in its own order, the timing and dynamics varying
+    roll = np.concatenate([rng.permutation(3) * rng.uniform(0.005, 0.013) for _ in range(32)])
+    timing = np.repeat(rng.uniform(-0.04, 0.04, 32), 3)
+    played = Notes(pitch, onset + timing + roll, rng.uniform(0.3, 0.5, 96), rng.integers(40, 100, 96))
+    s_exact, s_played = S.piece_stats(exact), S.piece_stats(played)
+    grams = 96 - S.NGRAM_REPEAT + 1
+    second_half = (48 - S.NGRAM_REPEAT + 1) / grams  # the 8-grams inside the repeat
+    assert s_exact["repeat_pitch_ngram"] == pytest.approx(second_half)
+    assert s_exact["repeat_ngram"] == pytest.approx(second_half - 1 / grams)  # the piece's first note has no step before it
+    assert s_played["repeat_ngram"] == 0.0 and s_played["repeat_pitch_ngram"] == pytest.approx(second_half)
+    assert S.repeated_ngram_share(played.sorted().pitch) < second_half / 2  # by onset order alone the rolls hide it
+
+
 def test_piece_stats_rejects_too_short_input():
     with pytest.raises(ValueError, match="at least 2 notes"):
         S.piece_stats(Notes.from_steps([60], [0.0], [0.5]))
@@ -544,7 +563,9 @@ def test_evaluate_scores_the_piece_memory_with_its_weights_and_refitted_on_the_c
     assert mem["nll"]["n_notes"] == mem["nll_refit"]["n_notes"] == nll["model"]["n_notes"]  # the same notes
     # every piece here climbs the keyboard by semitones, so pitches repeat 88 notes later: the validation
     # pieces call for other weights than the piano corpus's, and the refit finds them
-    assert len(mem["refit_weights"]) == MEMORY.order and tuple(mem["refit_weights"]) != MEMORY.weights
+    refit = mem["refit"]
+    assert len(refit["weights"]) == MEMORY.order and tuple(refit["weights"]) != MEMORY.weights
+    assert mem["settings"] == MEMORY.to_dict()  # a checkpoint without a fitted memory plays the piano corpus's
     # its steps and durations do not repeat with the pitches: the piano weights mislead, the refitted ones less
     assert mem["nll_refit"]["nats"]["total"] < mem["nll"]["nats"]["total"]
     report = M.format_report(evaluated["result"])

@@ -169,6 +169,23 @@ def test_metadata_csv_gives_split_and_composer(tmp_path, style, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_work_column_splits_by_work(tmp_path, capsys):
+    """Several performances of one work (metadata.csv path,work,...): a seeded split of the works."""
+    folder = tmp_path / "midi"
+    files = write_midi_folder(folder, n_good=12)
+    works = [f"W{i // 3}" for i in range(12)]  # four works, three performances each
+    _csv(folder / "metadata.csv", ["path", "work", "composer", "title"],
+         [[p.name, w, "C", f"T{i}"] for i, (p, w) in enumerate(zip(files, works))])
+    cache = prepare(DataConfig(source=str(folder), val_fraction=0.25, test_fraction=0.25), cache_dir=tmp_path / "c", workers=1)
+    split_of_work = defaultdict(set)
+    for piece, work in zip(cache.pieces, works):
+        assert piece["work"] == work
+        split_of_work[work].add(piece["split"])
+    assert all(len(s) == 1 for s in split_of_work.values())  # a work's performances stay together
+    assert sorted(s.pop() for s in split_of_work.values()) == ["test", "train", "train", "validation"]
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_subfolders_give_the_split(tmp_path, capsys):
     for split, n in (("train", 3), ("validation", 1), ("test", 1)):
         for i in range(n):

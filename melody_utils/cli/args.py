@@ -118,3 +118,30 @@ def controls_from_args(args) -> Controls | None:
                  temperature_pitch=args.temperature_pitch, temperature_timing=args.temperature_timing,
                  temperature_velocity=args.temperature_velocity, repeat_guard=args.repeat_guard)
     return c if c.active else None
+
+
+# The settings each command reads. A --set outside them could not take effect (the checkpoint decides
+# it, or the command never reads it), so it is an error, never silently ignored.
+CORPUS_SETTINGS = ("data.source", "data.sustain", "data.max_files", "data.val_fraction", "data.test_fraction",
+                   "data.split_seed")  # which pieces, how they are read and split
+VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")
+WHERE_SETTINGS = ("train.device", "train.out_dir")
+EVALUATE_SAMPLING = ("sample.temperature", "sample.top_k", "sample.top_p", "sample.n_notes", "sample.memory")
+COMMAND_SETTINGS = {  # command -> (the keys or "section." prefixes it reads, why others cannot take effect)
+    "prepare": (CORPUS_SETTINGS + VOCAB_SETTINGS, "prepare only reads and tokenizes the corpus"),
+    "train": (("data.", "model.", "train.", "sample."), ""),
+    "quickstart": (("data.", "model.", "train.", "sample."), ""),
+    "generate": (WHERE_SETTINGS + ("sample.",), "generate takes the model, its vocabulary and its data from the checkpoint"),
+    "evaluate": (WHERE_SETTINGS + CORPUS_SETTINGS + EVALUATE_SAMPLING,
+                 "evaluate takes the model and its vocabulary from the checkpoint"),
+}
+
+
+def check_applicable(command: str, keys) -> None:
+    """ValueError naming the first ``--set`` key (dotted) that ``command`` cannot apply, and what it reads."""
+    accepted, why = COMMAND_SETTINGS.get(command, (("data.", "model.", "train.", "sample."), ""))
+    for key in keys:
+        if not any(key == a or (a.endswith(".") and key.startswith(a)) for a in accepted):
+            listed = ", ".join(a + "*" if a.endswith(".") else a for a in accepted)
+            raise ValueError(f"--set {key} cannot take effect for `{command}` ({why}); drop it. "
+                             f"`{command}` reads --set {listed}")

@@ -31,6 +31,7 @@ from ..device import resolve_device
 from ..display import audio
 from ..display.soundfonts import find_soundfont
 from ..evaluate import report
+from ..evaluate.memory_fit import describe_fit, fit_checkpoint_memory
 from ..evaluate.originality import OriginalityIndex, describe
 from ..evaluate.sweep import SWEEP_TEMPERATURES, SWEEP_TOP_PS
 from ..generate.primer import MAX_PRIMER_NOTES
@@ -44,8 +45,8 @@ from .primers import PRIMER_CHOICES, load_primer, primer_notes
 from ..music.tokens import Vocab
 from ..train import runs
 from ..train.loop import HISTORY_FILE, train
-from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, controls_from_args, flag, number_list,
-                   parse_setting, setting_flag)
+from .args import (AT_LEAST_TWO, NON_NEGATIVE_INT, Parser, add_control_arguments, check_applicable, controls_from_args, flag,
+                   number_list, parse_setting, setting_flag)
 
 PRIMER_SECONDS = flag(Limit("float", "a number of seconds > 0", 0.0, lo_open=True))
 NUM_OUTPUTS = flag(Limit("int", f"an integer in [1, {MAX_TAKES}]", 1, MAX_TAKES))
@@ -177,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("evaluate", help="score a checkpoint (see melody_utils.evaluate.report)")
-    _base_args(p)
+    _base_args(p).add_argument("--source", help="the corpus to score, tokenized with the checkpoint's vocabulary "
+                               "(default: the checkpoint's own): the same values as prepare --source")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (default: the newest run's ckpt_best.pt in OUT_DIR or its "
                    "run-* folders, else the shipped model)")
     _evaluate_args(p)
@@ -205,6 +207,7 @@ def config_from_args(args, **defaults) -> Config:
         changes["train.out_dir"] = str(Path(changes["train.out_dir"]).expanduser())
     cfg = get_config(args.preset, **changes)  # the preset's sizes for the chosen model, then these changes
     settings = dict(parse_setting(cfg, item) for item in args.set)
+    check_applicable(getattr(args, "command", ""), settings)
     return cfg.override(**settings) if settings else cfg
 
 
@@ -267,6 +270,9 @@ def _train(cfg: Config, args, init=None, vocab=None):
     if history["val_loss"]:
         print(f"trained {history['epoch'][-1]:.2f} epochs ({history['step'][-1]} steps): "
               f"train loss {history['train_loss'][-1]:.3f}, validation loss {history['val_loss'][-1]:.3f} nats/note")
+    if int(os.environ.get("RANK", "0") or 0) == 0 and default_checkpoint(out_dir).is_file():  # the end of training:
+        print(describe_fit(fit_checkpoint_memory(default_checkpoint(out_dir), cache,  # this model's piece memory
+                                                 resolve_device(cfg.train.device), progress=not args.quiet)))
     print(f"checkpoints: {out_dir / CHECKPOINT_BEST} (best), {out_dir / CHECKPOINT_LAST} (last)\n"
           f"history: {out_dir / HISTORY_FILE}")
     return cache
@@ -392,11 +398,24 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def _evaluate_settings(args, cfg: Config) -> tuple[dict, dict]:
+    """(data settings of the corpus to score, sampling changes) that ``evaluate`` was given by flag or --set;
+    what was not given stays the checkpoint's."""
+    given = dict(parse_setting(cfg, item) for item in args.set)
+    if args.source is not None:
+        given.setdefault("data.source", args.source)
+    data = {k.partition(".")[2]: v for k, v in given.items() if k.startswith("data.")}
+    sampling = {name: given.get(f"sample.{name}", getattr(args, name))
+                for name in ("n_notes", "temperature", "top_k", "top_p", "memory")}
+    return data, {k: v for k, v in sampling.items() if v is not None}
+
+
 def cmd_evaluate(args) -> int:
     """The CLI's ``evaluate`` subcommand: print the report; write it (JSON and figures too) with --report.
 
-    The checkpoint is ``--checkpoint``, else the newest run's in OUT_DIR (:func:`_checkpoint_arg`); the device ``--device`` (default
-    auto: CUDA when available); the cache is the checkpoint's, under ``--cache-dir`` when given.
+    The checkpoint is ``--checkpoint``, else the newest run's in OUT_DIR (:func:`_checkpoint_arg`); the corpus the
+    checkpoint's own, or ``--source`` (any corpus, tokenized with the checkpoint's vocabulary); the device
+    ``--device`` (default auto: CUDA when available); the cache under ``--cache-dir`` when given.
     ``--sweep`` (or a sweep grid flag) adds the sampling sweep.
     """
     cfg = config_from_args(args)
@@ -405,11 +424,11 @@ def cmd_evaluate(args) -> int:
     sweep = None
     if args.sweep or args.sweep_temperatures or args.sweep_top_ps:
         sweep = {"temperatures": args.sweep_temperatures, "top_ps": args.sweep_top_ps}  # None: the default grid
-    given = {name: getattr(args, name) for name in ("n_notes", "temperature", "top_k", "top_p", "memory")}
+    data, sampling = _evaluate_settings(args, cfg)
     result = report.evaluate_checkpoint(
-        checkpoint, n_samples=args.samples, split=args.split, sampling={k: v for k, v in given.items() if v is not None},
+        checkpoint, n_samples=args.samples, split=args.split, sampling=sampling,
         device=str(resolve_device(cfg.train.device)), seed=args.seed if args.seed is not None else 0,
-        cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep, context=args.context,
+        cache_dir=args.cache_dir, progress=not args.quiet, sweep=sweep, context=args.context, data=data or None,
     )
     if out is None:
         print(report.format_report(result))

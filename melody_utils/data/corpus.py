@@ -7,8 +7,8 @@ of MIDI files.
 
 :func:`prepare` parses the pieces (in parallel, with a progress bar; a file that fails is
 skipped, named and counted, never fatal), splits them by piece (the split the source gives:
-the piano corpus's split by work, MAESTRO's official one, a folder's metadata.csv or
-subfolders; else a seeded random one), fits the time bins on the training split, encodes
+the piano corpus's split by work, MAESTRO's official one, a folder's metadata.csv (its split
+column, or a seeded split by its work column) or subfolders; else a seeded random one), fits the time bins on the training split, encodes
 tokens and writes one ``.npz`` (integer arrays + per-piece offsets + metadata, composer
 included) keyed by the source and every setting that shaped it, so a second call reloads it in
 well under a second.
@@ -243,6 +243,13 @@ def split_by_piece(n: int, val_fraction: float, test_fraction: float, seed: int)
     return list(split)
 
 
+def split_by_work(works: list[str], val_fraction: float, test_fraction: float, seed: int) -> list[str]:
+    """:func:`split_by_piece` over the distinct ``works`` (sorted), each file taking its work's split."""
+    names = sorted(set(works))
+    split_of = dict(zip(names, split_by_piece(len(names), val_fraction, test_fraction, seed)))
+    return [split_of[w] for w in works]
+
+
 def make_vocab(cfg: DataConfig, train_notes: list[Notes]) -> Vocab:
     """The vocabulary: the seed's grid, or log bins fitted to the training pieces."""
     if cfg.bins == "seed":
@@ -417,6 +424,8 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
         splits = [split_of.get(m["path"], "train") for m in meta]
     elif all("split" in m for m in meta):
         splits = [m["split"] for m in meta]
+    elif how == "work":
+        splits = split_by_work([m["work"] for m in meta], cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
     else:
         splits = split_by_piece(len(meta), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
         if how == "random":

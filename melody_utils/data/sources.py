@@ -12,9 +12,11 @@ Named sources (``data.source``):
 - any other folder of ``.mid``/``.midi`` files. Its split comes from, in this order:
   a ``metadata.csv`` beside the files with a split column (MAESTRO's columns
   ``canonical_composer,canonical_title,split,...,midi_filename``, or a plain
-  ``path,split[,composer,title]``); ``train/``, ``validation/`` and ``test/`` subfolders;
-  else a seeded random split by file, with one warning that performances or movements of one
-  piece may then leak between the splits.
+  ``path,split[,composer,title]``); a ``metadata.csv`` with a ``work`` column instead
+  (``path,work[,composer,title]``: several performances or movements of one work): a seeded
+  random split by work, so a work's files stay together; ``train/``, ``validation/`` and
+  ``test/`` subfolders; else a seeded random split by file, with one warning that performances
+  or movements of one piece may then leak between the splits.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class FolderCorpus:
     files: list  # sorted MIDI paths
     split_of: dict = field(default_factory=dict)  # str(path) -> split; empty: no split given
     meta_of: dict = field(default_factory=dict)  # str(path) -> {"composer", "title"}
-    how: str = "random"  # "maestro", "metadata.csv", "subfolders" or "random"
+    how: str = "random"  # "maestro", "metadata.csv", "work" (split by its work column), "subfolders" or "random"
 
 
 def read_folder_metadata(folder: Path) -> tuple[dict, dict]:
@@ -112,7 +114,7 @@ def read_folder_metadata(folder: Path) -> tuple[dict, dict]:
 
     Columns: a path (``midi_filename``, ``path`` or ``midi``, relative to the folder), an
     optional ``split`` (train/validation/test), optional composer (``canonical_composer`` or
-    ``composer``) and title (``canonical_title`` or ``title``).
+    ``composer``), title (``canonical_title`` or ``title``) and ``work`` (files of one work share it).
     """
     csv_path = folder / FOLDER_METADATA
     with open(csv_path, newline="", encoding="utf-8") as f:
@@ -132,7 +134,8 @@ def read_folder_metadata(folder: Path) -> tuple[dict, dict]:
                     raise ValueError(f"{csv_path} line {line}: split {row['split']!r} is not one of {SPLITS}")
                 split_of[key] = row["split"]
             meta_of[key] = {"composer": row[composer_col] if composer_col else "",
-                            "title": row[title_col] if title_col else Path(row[path_col]).stem}
+                            "title": row[title_col] if title_col else Path(row[path_col]).stem,
+                            **({"work": row["work"]} if row.get("work") else {})}
     return split_of, meta_of
 
 
@@ -153,6 +156,9 @@ def folder_corpus(folder: str | os.PathLike) -> FolderCorpus:
                 raise ValueError(f"{folder / FOLDER_METADATA} names none of the MIDI files in {folder}; "
                                  "its paths must be relative to that folder")
             return FolderCorpus(listed, split_of, meta_of, FOLDER_METADATA)
+        listed = [p for p in files if "work" in meta_of.get(str(p), {})]
+        if listed:
+            return FolderCorpus(listed, {}, meta_of, "work")
     else:
         meta_of = {}
     tops = {p: p.relative_to(folder).parts[0] for p in files}

@@ -10,6 +10,7 @@ command (:mod:`melody_utils.cli.commands`) calls these two.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -25,8 +26,9 @@ from ..data import windows as data
 from ..display import plots
 from ..model.checkpoint import load_checkpoint
 from ..data.composers import piece_composer_ids
-from .likelihood import model_nll, ngram_nll, piece_logprobs, piece_memory_nll, piece_nll, uniform_nll
-from ..generate.memory import fit_weights
+from .likelihood import model_nll, ngram_nll, piece_memory_nll, piece_nll, uniform_nll
+from .memory_fit import FIT_BASE, fit_memory, split_logprobs
+from ..generate.memory import model_memory
 from ..generate.settings import SamplingSettings
 from ..files import atomic_write_bytes
 from ..generate.sample import model_generate_fn, primer_length
@@ -55,6 +57,7 @@ def _stats_to_json(stats: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 NGRAM_ORDERS = (1, 2, 3)
+VOCAB_FIELDS = ("bins", "n_step_bins", "n_dur_bins", "velocity_bins")  # data settings that shape the vocabulary
 
 
 def context_nll(model, cfg, vocab, pieces, context: int = 0, batch_size: int = 64, device="cpu",
@@ -121,34 +124,46 @@ def _held_out_nll(model, vocab, cfg, cache, split: str, batch_size: int, device,
     return nll
 
 
-def split_logprobs(model, cache, split: str, device="cpu", progress: bool = False) -> tuple[list, list]:
-    """(the split's token arrays, a causal model's per-note log-probabilities on them, each piece read
-    with its composer where the model knows it): what the piece memory is scored and fitted on."""
-    comps = piece_composer_ids([cache.pieces[i] for i in cache.piece_indices(split)], model.composer_names)
-    pieces = cache.split_tokens(split)
-    return pieces, piece_logprobs(model, pieces, device, progress, comps)
-
-
 def _memory_nll(model, cache, split: str, device, progress: bool, context: int = 0) -> dict:
     """:func:`evaluate_checkpoint`'s ``"memory"``: the causal model mixed with the piece memory, on the notes
-    :func:`held_out_nats` scores. ``"nll"``: with the weights generation uses (:data:`memory.MEMORY`,
-    fitted on the piano corpus); ``"nll_refit"`` (scoring another split than validation): with
-    weights refitted on this corpus's validation split, what the memory gives on this corpus."""
+    :func:`held_out_nats` scores. ``"settings"`` and ``"nll"``: the memory generation uses, the model's own
+    (:func:`melody_utils.generate.memory.model_memory`: fitted at the end of its training, else the piano
+    corpus's); ``"nll_refit"`` (scoring another split than validation): with the memory refitted on this
+    corpus's validation split (:func:`melody_utils.evaluate.memory_fit.fit_memory`: weights, timing kernel,
+    strength), what the memory gives on this corpus, ``"refit"`` its settings and fit."""
     pieces, lp = split_logprobs(model, cache, split, device, progress)
-    ctx = max(context, 1)
-    out = {"nll": piece_memory_nll(model, pieces, 1.0, context=ctx, logprobs=lp)}
+    ctx, own = max(context, 1), model_memory(model)
+    out = {"settings": own.to_dict(), "nll": piece_memory_nll(model, pieces, 1.0, context=ctx, settings=own, logprobs=lp)}
     if split != "validation" and len(cache.piece_indices("validation")):
         val_pieces, val_lp = split_logprobs(model, cache, "validation", device, progress)
-        refit, _ = fit_weights(val_lp, val_pieces)
+        refit, fit = fit_memory(val_lp, val_pieces, FIT_BASE, progress)
         out["nll_refit"] = piece_memory_nll(model, pieces, 1.0, context=ctx, settings=refit, logprobs=lp)
-        out["refit_weights"] = list(refit.weights)
+        out["refit"] = {**refit.to_dict(), "fit": fit}
     return out
 
 
-def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool):
-    """(the token cache, the split to score, its piece indices) for :func:`evaluate_checkpoint`, checked."""
+def scored_data(cfg, data: dict | None):
+    """The data settings of the corpus :func:`evaluate_checkpoint` scores: the checkpoint's (``cfg.data``) with
+    ``data`` (e.g. ``{"source": "chorales"}``) over them; ValueError naming an unknown or vocabulary-shaping key."""
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cfg.data)}
+    bad = sorted(k for k in data if k not in known or k in VOCAB_FIELDS)
+    if bad:
+        raise ValueError(f"data setting(s) {bad} cannot change what evaluate scores: the vocabulary is the checkpoint's; "
+                         f"give corpus settings such as source, sustain, max_files")
+    return dataclasses.replace(cfg.data, **data)
+
+
+def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, progress: bool, data: dict | None = None):
+    """(the token cache, the split to score, its piece indices, the source scored or None when ``cache`` is
+    given) for :func:`evaluate_checkpoint`, checked; ``data``: see :func:`scored_data`."""
+    scored = None
+    if data and cache is not None:
+        raise ValueError("evaluate: pass either a token cache or data settings of the corpus to score, not both")
     if cache is None:
-        cache = corpus.prepare(cfg.data, cache_dir=cache_dir, progress=progress, vocab=vocab)
+        data_cfg = scored_data(cfg, data)
+        scored = corpus.resolve_source(data_cfg)
+        cache = corpus.prepare(data_cfg, cache_dir=cache_dir, progress=progress, vocab=vocab)
     if cache.vocab != vocab:
         raise ValueError(
             f"checkpoint {checkpoint_path} was trained with another vocabulary than the token cache's "
@@ -160,7 +175,7 @@ def _held_out_pieces(checkpoint_path, vocab, cfg, cache, split: str, cache_dir, 
     held_out = cache.piece_indices(split)
     if len(held_out) == 0:
         raise ValueError(f"the token cache has no {split!r} piece to evaluate on; prepare it with data.test_fraction > 0")
-    return cache, split, held_out
+    return cache, split, held_out, scored
 
 
 def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list:
@@ -173,7 +188,7 @@ def _reference_excerpts(held_notes, n_notes: int, seed: int, split: str) -> list
 
 def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: str = "test", sampling: dict | None = None,
                         device: str = "cpu", batch_size: int = 64, seed: int = 0, cache_dir=None, progress: bool = True,
-                        sweep=None, likelihood: bool = True, context: int = 0) -> dict:
+                        sweep=None, likelihood: bool = True, context: int = 0, data: dict | None = None) -> dict:
     """Evaluate a checkpoint on held-out pieces; returns a JSON-ready dict (see :func:`format_report`).
 
     - ``"nll"``: held-out NLL per note of the model (:func:`~melody_utils.evaluate.likelihood.model_nll`, causal models on
@@ -185,7 +200,7 @@ def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: 
       the notes with at least that many notes before them (:func:`context_nll`), so a causal and
       a window model are compared on the same notes; the n-grams keep scoring every note but the first.
     - ``"memory"``: ``"strength"``, the piece memory's in generation, and for
-      a causal model what :func:`_memory_nll` scores (``"nll"``, ``"nll_refit"``, ``"refit_weights"``).
+      a causal model what :func:`_memory_nll` scores (``"settings"``, ``"nll"``, ``"nll_refit"``, ``"refit"``).
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
@@ -205,15 +220,17 @@ def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: 
       the held-out excerpts of the sweep's length), ``max_degenerate_rate`` (that + margin) and
       ``best``.
 
-    ``cache``: a :class:`~melody_utils.data.corpus.TokenCache`; default: the one the checkpoint's data
-    settings describe (``corpus.prepare``, under ``cache_dir`` when given). ``sampling``: changes
+    ``cache``: a :class:`~melody_utils.data.corpus.TokenCache` tokenized with the checkpoint's vocabulary; default:
+    the one the checkpoint's data settings describe, with ``data`` over them (``{"source": "chorales"}``: any
+    corpus, tokenized with the checkpoint's vocabulary; :func:`scored_data`), under ``cache_dir`` when given;
+    ``"corpus"`` in the result names the source scored. ``sampling``: changes
     (:class:`~melody_utils.generate.settings.SamplingSettings` names, e.g. ``{"temperature": 0.9,
     "n_notes": 100}``) to the checkpoint's ``sample`` section, which the pieces are generated with. ``split``: "test" (falls back to "validation" when the corpus has no test
     piece).
     """
     check_number("n_samples", n_samples, "an integer >= 2 (a distribution needs 2 pieces)", lo=2, integer=True)
     model, vocab, cfg, state = load_checkpoint(checkpoint_path, device)
-    cache, split, held_out = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress)
+    cache, split, held_out, scored = _held_out_pieces(checkpoint_path, vocab, cfg, cache, split, cache_dir, progress, data)
     sc = cfg.sample
     settings = SamplingSettings.from_config(sc, **(sampling or {}))
     n_notes, top_k = settings.n_notes, settings.top_k
@@ -230,25 +247,32 @@ def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: 
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
     reference = _reference_excerpts(held_notes, n_notes, seed, split)
-    gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
     result = {
         "checkpoint": str(checkpoint_path),
         "arch": cfg.model.arch,
+        "corpus": scored,
         "epoch": state.get("epoch"),
         "split": split,
         "nll": nll,
         "memory": {"strength": settings.memory, **(_memory_nll(model, cache, split, device, progress, context) if nll and model.causal else {})},
-        "stats": compare_sets(gen_stats, ref_stats, seed=seed),
-        "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
-        "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
+        **_statistics(generated, reference, seed),
         "sampling": {"n_samples": n_samples, "n_notes": n_notes, **settings.knobs, "primer_notes": n_primer, "seed": seed},
-        "piece_stats": {"generated": [_stats_to_json(s) for s in gen_stats], "reference": [_stats_to_json(s) for s in ref_stats]},
     }
 
     # 3. optionally: which sampling settings come closest to the held-out pieces
     if sweep_opts is not None:
         result["sweep"] = _sweep_result(generate_fn, sweep_opts, held_notes, primers, top_k, seed, progress)
     return result
+
+
+def _statistics(generated, reference, seed: int) -> dict:
+    """:func:`evaluate_checkpoint`'s ``"stats"``, ``"degenerate_rate"``, ``"reference_degenerate_rate"`` and ``"piece_stats"``."""
+    gen_stats, ref_stats = [piece_stats(g) for g in generated], [piece_stats(r) for r in reference]
+    return {"stats": compare_sets(gen_stats, ref_stats, seed=seed),
+            "degenerate_rate": float(np.mean([degeneracy(g)["degenerate"] for g in generated])),
+            "reference_degenerate_rate": float(np.mean([degeneracy(r)["degenerate"] for r in reference])),
+            "piece_stats": {"generated": [_stats_to_json(s) for s in gen_stats],
+                            "reference": [_stats_to_json(s) for s in ref_stats]}}
 
 
 def _sweep_result(generate_fn, o: dict, held_notes, primers, top_k: int, seed: int, progress: bool) -> dict:
@@ -274,6 +298,8 @@ def format_report(result: dict, figures: dict | None = None) -> str:
     """
     figures = figures or {}
     lines = [f"# Evaluation of {result.get('checkpoint', 'a model')}", ""]
+    if result.get("corpus"):
+        lines += [f"Held-out pieces of the corpus {result['corpus']}, tokenized with the checkpoint's vocabulary.", ""]
     nll = result.get("nll", {})
     if nll:
         fields = [f for f in next(iter(nll.values()))["bits"] if f != "total"]
@@ -294,7 +320,9 @@ def format_report(result: dict, figures: dict | None = None) -> str:
         lines += ["", "Uniform: every id equally likely. n-grams: counts on the train split, one field at a time "
                   "given the previous n-1 notes, smoothing tuned on the validation split."
                   + (" Model + memory: the model mixed with the piece memory (melody_utils.generate.memory), on the same notes, with "
-                     "the weights generation uses (fitted on the piano corpus)" if with_memory else "")
+                     "the settings generation uses (the model's own, else the piano corpus's: strength "
+                     f"{mem['settings']['strength']:g}, timing spread {mem['settings']['timing_spread']:g})"
+                     if with_memory and mem.get("settings") else "")
                   + ("; refitted: with weights fitted on this corpus's validation split." if mem.get("nll_refit") else
                      "." if with_memory else ""), ""]
     stats = result.get("stats")

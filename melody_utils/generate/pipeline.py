@@ -27,7 +27,7 @@ import numpy as np
 from ..music.tokens import Vocab
 from .controls import CONTROLS
 from .logits import STEP, GrammarMask, LogitsProcessor, NoteContext, as_rows, sample_logits, zero_step_id
-from .memory import PieceMemory
+from .memory import MEMORY, MemorySettings, PieceMemory
 from .settings import SamplingSettings
 
 
@@ -54,11 +54,13 @@ def _overrides(p: LogitsProcessor, hook: str) -> bool:
 
 
 class SamplingPipeline:
-    """Steps 1-5 of the module docstring for a batch of ``batch`` pieces of up to ``capacity`` notes."""
+    """Steps 1-5 of the module docstring for a batch of ``batch`` pieces of up to ``capacity`` notes;
+    ``memory``: the piece memory's settings (the model's own, ``memory.model_memory``)."""
 
-    def __init__(self, settings: SamplingSettings, vocab: Vocab, batch: int, capacity: int):
+    def __init__(self, settings: SamplingSettings, vocab: Vocab, batch: int, capacity: int,
+                 memory: MemorySettings = MEMORY):
         self.settings = settings
-        self.distribution = [MemoryMix(PieceMemory(batch, capacity, settings.memory))] if settings.memory else []
+        self.distribution = [MemoryMix(PieceMemory(batch, capacity, settings.memory, memory))] if settings.memory else []
         self.controls = [p for cls in CONTROLS if (p := cls.from_settings(settings, vocab)) is not None]
         self.mask = GrammarMask(zero_step_id(vocab))
         self.scale = 1.0 / settings.temperature

@@ -41,6 +41,7 @@ from ..music.midi import DEFAULT_VELOCITY, Notes
 from ..music.tokens import Vocab
 from .controls import NoteClock, max_notes, trim_to_seconds
 from .logits import NoteContext
+from .memory import model_memory
 from .pipeline import SamplingPipeline
 from .settings import SamplingSettings
 
@@ -89,7 +90,8 @@ def generate(model, vocab: Vocab, n_notes: int | None = None, primer=None, setti
     ``device``: where the torch paths run ("auto": cuda if available; the model is moved there);
     ``fast``: use :class:`NumpyStepper` for causal models on the CPU. ``progress``: a tqdm bar.
     ``info``: a dict that receives ``masked_mass``, the mean per note of the probability the
-    grammar mask removed.
+    grammar mask removed. The piece memory (``settings.memory``, its strength) plays with the model's own
+    settings (fitted at the end of its training and loaded with its checkpoint, ``memory.model_memory``).
     """
     settings = (settings or SamplingSettings()).replace(**changes, **({} if n_notes is None else {"n_notes": n_notes}))
     batch = check_number("batch", batch, "an integer >= 1", lo=1, integer=True)
@@ -100,7 +102,7 @@ def generate(model, vocab: Vocab, n_notes: int | None = None, primer=None, setti
     rng = np.random.default_rng(settings.seed)
     out = np.zeros((batch, max_notes(settings.n_notes, settings.seconds), len(vocab.sizes)), np.int64)
     clock = NoteClock(out, vocab, settings.seconds, progress)
-    pipeline = SamplingPipeline(settings, vocab, batch, len(prim) + out.shape[1])
+    pipeline = SamplingPipeline(settings, vocab, batch, len(prim) + out.shape[1], model_memory(model))
     for note in prim:
         pipeline.observe(np.broadcast_to(note, (batch, out.shape[2])))
     was_training = model.training

@@ -1,7 +1,8 @@
 """Checkpoints: one dict per file (as in nanoGPT), written atomically, read back with clear errors.
 
 A checkpoint holds what :func:`load_checkpoint` needs to rebuild the model alone (``config``,
-``vocab``, ``model_class``, ``model_state``) and what resuming training needs (``optimizer``,
+``vocab``, ``model_class``, ``model_state``; ``memory``, the piece memory fitted for it at the end of
+training, :func:`store_memory`) and what resuming training needs (``optimizer``,
 ``scaler``, ``scheduler`` and the training state: ``epoch``, ``batch_in_epoch``, ``step``,
 ``history``, ``best_val_loss``, ``running``, ``rng``; see :class:`melody_utils.train.loop.TrainState`).
 :func:`config_differences` says in plain words in what a checkpoint differs from a run's settings,
@@ -210,7 +211,16 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
     except RuntimeError as exc:
         raise ValueError(f"checkpoint {path} does not fit the model its config describes ({str(exc).splitlines()[0]}); train again") from None
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    model.piece_memory = ckpt.get("memory")  # the memory fitted for this model (generate.memory.model_memory); None: none
     return model.to(dev).eval(), vocab, cfg, ckpt
+
+
+def store_memory(path, memory: dict) -> Path:
+    """Put a model's fitted piece memory (plain numbers: ``MemorySettings.to_dict`` and what the fit
+    measured) into checkpoint ``path`` under ``"memory"``, atomically; everything else stays."""
+    ckpt = read_checkpoint(path)
+    ckpt["memory"] = memory
+    return atomic_write_bytes(path, lambda tmp: torch.save(ckpt, tmp))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -267,6 +277,7 @@ def export_inference(src, dst, corpus: str | None = None, licence: str = "", **e
         "config": ckpt["config"], "vocab": ckpt["vocab"], "history": ckpt.get("history") or {},
         "step": int(ckpt.get("step", 0)), "best_val_loss": float(ckpt.get("best_val_loss", float("nan"))),
         "summary": {**training_summary(ckpt, corpus, licence), **extra},
+        **({"memory": ckpt["memory"]} if ckpt.get("memory") else {}),
     }
     return atomic_write_bytes(dst, lambda tmp: torch.save(out, tmp))
 

@@ -221,6 +221,9 @@ def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock:
     distributed.init_from_env()  # joins the process group under torchrun; no-op in a single process
     main = distributed.is_main_process()
     show = progress and main
+    if show and device.type == "cpu" and amp_dtype == torch.bfloat16:
+        print(f"bf16 autocast on this CPU (train.cpu_bf16={tc.cpu_bf16!s}; it multiplies bf16 natively); "
+              "train.cpu_bf16=false trains in fp32")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # free speed on Ampere+, no effect on the LSTM's accuracy
         torch.backends.cudnn.allow_tf32 = True
