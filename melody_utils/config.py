@@ -106,6 +106,8 @@ class SampleConfig:
     memory: float = 2.0  # piece memory (memory.py): 0 = off, 1 = its weights fitted on held-out piano music, up to 4;
     # 2: generated pieces closest to held-out ones without loops (docs/eval/shipped_memory.md)
     output: str = str(OUTPUTS_DIR / DEFAULT_OUTPUT_NAME)  # the generated MIDI file
+    bin_centres: bool = False  # play every step, duration and velocity at its bin's centre (the grid); False:
+    # drawn inside the bin from the training corpus's own values there (vocab.spread), seeded by seed
 
 
 @dataclass

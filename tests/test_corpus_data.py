@@ -161,3 +161,23 @@ def test_epoch_of_a_sample_draws_a_fresh_reproducible_subset_each_epoch():
     assert len(data.EpochShuffle(50, seed=1, sample=100)) == 50  # a sample larger than the set is the set
     with pytest.raises(ValueError, match="train.epoch_windows"):
         data.EpochShuffle(10, seed=1, sample=-1)
+
+
+def test_the_vocabulary_carries_its_spread_and_an_old_one_of_the_piano_corpus_gets_it_back(tmp_path):
+    import dataclasses
+
+    from melody_utils.data.corpus import with_corpus_spread
+
+    cfg = DataConfig(source="piano", max_files=12)
+    cache = prepare(cfg, cache_dir=tmp_path, progress=False)
+    assert len(cache.vocab.spread) == 3  # step, duration, velocity: stored in the cache ...
+    assert TokenCache.load(cache.path).vocab.spread == cache.vocab.spread  # ... and read back
+    old = cache.vocab.on_grid()  # as a checkpoint of an earlier version holds it
+    restored = with_corpus_spread(old, cfg)
+    assert restored == old and len(restored.spread) == 3  # the piano corpus's training pieces, in its bins
+    tokens = cache.piece_tokens(0)[:300].astype(np.int64)
+    played = restored.decode(tokens, seed=0)
+    np.testing.assert_array_equal(restored.encode(played)[1:], tokens[1:])
+    assert len(np.unique(played.velocity)) > len(np.unique(restored.decode(tokens).velocity))
+    assert with_corpus_spread(old, dataclasses.replace(cfg, source="chorales")).spread == ()  # another corpus: centres
+    assert with_corpus_spread(cache.vocab, cfg) is cache.vocab  # its own spread is kept

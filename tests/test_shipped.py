@@ -171,6 +171,11 @@ def test_the_shipped_model_loads_on_cpu_and_plays_with_dynamics():
     notes = model_generate_fn(model, vocab, progress=False)(temperature=1.0, top_k=0, top_p=0.95, n_notes=64, seed=0,
                                                             primer=None)
     assert len(notes) == 64 and len(np.unique(notes.velocity)) >= 5
+    assert len(vocab.spread) == 3  # stored with it, or (a model built before spreads) the piano corpus's
+    grid = model_generate_fn(model, vocab.on_grid(), progress=False)(temperature=1.0, top_k=0, top_p=0.95, n_notes=64,
+                                                                      seed=0, primer=None)
+    np.testing.assert_array_equal(vocab.encode(grid), vocab.encode(notes))  # the same ids, played inside their bins
+    assert len(np.unique(notes.velocity)) > len(np.unique(grid.velocity))
 
 
 def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, shipped, tmp_path, monkeypatch):

@@ -101,6 +101,9 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
                    help="length of music in seconds (generate until the onsets pass it; replaces --n-notes)")
     g.add_argument("--composer", metavar="NAME", help="play like this composer (a model trained with composers; 'any' = none)")
     g.add_argument("--wav", metavar="PATH", help="also render the music to this WAV file (the notebooks' synthesizer)")
+    g.add_argument("--bin-centres", action="store_true", default=None,
+                   help="play each step, duration and velocity at its bin's centre (the grid) instead of a value "
+                        "drawn inside the bin as the training corpus played it")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.controls)"))
 
 
@@ -176,7 +179,7 @@ def config_from_args(args, **defaults) -> Config:
         "max_steps": "train.max_steps", "time_budget": "train.time_budget_s", "batch_size": "train.batch_size",
         "lr": "train.lr", "device": "train.device", "out_dir": "train.out_dir", "temperature": "sample.temperature",
         "top_k": "sample.top_k", "top_p": "sample.top_p", "n_notes": "sample.n_notes", "primer_notes": "sample.primer_notes",
-        "memory": "sample.memory"}
+        "memory": "sample.memory", "bin_centres": "sample.bin_centres"}
     flags = {key: getattr(args, name, None) for name, key in flag_keys.items()}  # commands lack some flags
     flags["train.seed"] = flags["sample.seed"] = args.seed
     changes = dict(defaults)
@@ -295,7 +298,7 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     t0 = time.time()
     keep = s.keep_primer or args.keep_primer
     info = {}
-    generate_fn = model_generate_fn(model, vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
+    generate_fn = model_generate_fn(model, vocab.on_grid() if s.bin_centres else vocab, keep_primer=keep, device=str(device), progress=not args.quiet,
                                     controls=args.controls, seconds=args.seconds, info=info, composer=args.composer, memory=s.memory)
     notes = generate_fn(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, n_notes=s.n_notes, seed=s.seed,
                         primer=primer)

@@ -16,6 +16,8 @@ well under a second.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -36,7 +38,7 @@ from .composers import piece_composer_ids, with_composers
 from ..music.tokens import Vocab
 
 CACHE_DIR = DATA_DIR / "cache"
-CACHE_FORMAT = 3  # bump when the cache layout changes
+CACHE_FORMAT = 4  # bump when the cache layout changes (4: the vocabulary carries its spread inside the bins)
 # A corpus whose most common velocity covers this share of the training notes carries no
 # dynamics (score renderings: the chorales play 92 % of their notes at velocity 90): its
 # vocabulary gets no velocity field, and the output plays one constant velocity.
@@ -244,14 +246,34 @@ def split_by_piece(n: int, val_fraction: float, test_fraction: float, seed: int)
 
 
 def make_vocab(cfg: DataConfig, train_notes: list[Notes]) -> Vocab:
-    """The vocabulary: the seed's grid, or log bins fitted to the training pieces."""
+    """The vocabulary: the seed's grid, or log bins fitted to the training pieces; with the spread of
+    the training pieces' values inside its bins (what ``decode(tokens, seed=...)`` draws from)."""
     if cfg.bins == "seed":
-        return Vocab(seed_step_bins(), seed_duration_bins(), cfg.velocity_bins, name="seed")
+        return Vocab(seed_step_bins(), seed_duration_bins(), cfg.velocity_bins, name="seed").with_spread(train_notes)
     if cfg.bins != "log":
         raise ValueError(f"data.bins must be 'log' or 'seed', not {cfg.bins!r}")
     steps = np.concatenate([n.step[1:] for n in train_notes]) if train_notes else np.zeros(0)
     durs = np.concatenate([n.duration for n in train_notes]) if train_notes else np.zeros(0)
-    return Vocab(fit_log_bins(steps, cfg.n_step_bins, zero=True), fit_log_bins(durs, cfg.n_dur_bins, zero=False), cfg.velocity_bins, name="log")
+    vocab = Vocab(fit_log_bins(steps, cfg.n_step_bins, zero=True), fit_log_bins(durs, cfg.n_dur_bins, zero=False),
+                  cfg.velocity_bins, name="log")
+    return vocab.with_spread(train_notes)
+
+
+def with_corpus_spread(vocab: Vocab, cfg: DataConfig) -> Vocab:
+    """``vocab`` as it is when it carries its spread (or ``cfg`` names a corpus other than the embedded
+    piano corpus: it then decodes to the bin centres); a vocabulary saved before spreads were stored,
+    of a model trained on the piano corpus (the shipped model of earlier versions), gets the spread of
+    that corpus's training pieces in its bins (with ``cfg.sustain``'s durations)."""
+    if vocab.spread or embedded_name(resolve_source(cfg)) != "piano" or not PIANO_PATH.is_file():
+        return vocab
+    return dataclasses.replace(vocab, spread=_piano_spread(vocab, bool(cfg.sustain)))
+
+
+@functools.lru_cache(maxsize=4)
+def _piano_spread(vocab: Vocab, sustain: bool) -> tuple:
+    notes, meta = load_embedded("piano", sustain=sustain)
+    train = [n[vocab.in_range(n)] for n, m in zip(notes, meta) if m.get("split", "train") == "train"]
+    return vocab.with_spread(train).spread
 
 
 def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport) -> TokenCache:

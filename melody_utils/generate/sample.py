@@ -366,14 +366,15 @@ def generate_notes(model, vocab: Vocab, n_notes: int, primer=None, keep_primer: 
     """One generated piece as Notes (``generate`` with batch 1, then ``vocab.decode``).
 
     ``keep_primer=True`` puts the primer (as quantized tokens) before the new notes; otherwise the
-    result holds the new notes only, the first starting at its sampled step.
+    result holds the new notes only, the first starting at its sampled step. Steps, durations and
+    velocities are drawn inside their bins with the same ``seed`` (``vocab.on_grid()``: the bin centres).
     """
     if kwargs.get("batch", 1) != 1:
         raise ValueError("generate_notes makes one piece (batch=1); use generate() for a batch")
     new = trim_to_seconds(generate(model, vocab, n_notes, primer, **kwargs)[0], vocab, kwargs.get("seconds"))  # (n, F)
     if keep_primer and primer is not None:
         new = np.concatenate([_primer_tokens(primer, vocab), new])
-    return vocab.decode(new)
+    return vocab.decode(new, seed=kwargs.get("seed", 0))
 
 
 # ---------------------------------------------------------------------------------------------

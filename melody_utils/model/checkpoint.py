@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config import SHIPPED_DATA_DIR, Config
+from ..data.corpus import with_corpus_spread
 from ..device import resolve_device
 from ..files import atomic_write_bytes
 from .lstm import build_from_config, unwrap
@@ -93,7 +94,9 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
     """Rebuild a trained model from a checkpoint alone: ``(model in eval mode on device, vocab, cfg, state)``.
 
     ``state`` is the whole checkpoint dict (epoch, step, history, best_val_loss, ...).
-    Works on a CPU-only machine for checkpoints trained on a GPU.
+    Works on a CPU-only machine for checkpoints trained on a GPU. A vocabulary saved before
+    vocabularies carried their spread inside the bins gets its corpus's when that is the embedded
+    piano corpus (:func:`~melody_utils.data.corpus.with_corpus_spread`), else it decodes to bin centres.
     """
     ckpt = read_checkpoint(path)
     try:
@@ -101,6 +104,7 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
         vocab = Vocab.from_dict(ckpt["vocab"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint {path} has a config this version cannot read ({exc}); train again with this version") from None
+    vocab = with_corpus_spread(vocab, cfg.data)
     model = build_from_config(cfg, vocab)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}  # fp16 exports
     if type(model).__name__ != ckpt.get("model_class", type(model).__name__):
