@@ -3,7 +3,7 @@ import pytest
 
 from melody_utils.music.midi import Notes
 from melody_utils.music.quantize import Bins, fit_log_bins, log_bins, seed_duration_bins, seed_step_bins, timing_error_ms
-from melody_utils.music.tokens import Vocab, seed_vocab
+from melody_utils.music.tokens import Vocab, note_uniforms, seed_vocab
 from tests.helpers import random_notes
 
 
@@ -173,9 +173,28 @@ def test_decoding_inside_the_bins_is_seeded_and_follows_the_corpus():
     # the chord bin (0 .. 15 ms): drawn as the corpus's chords spread, not at its centre 0
     steps = np.concatenate([p.step[1:] for p in pieces])
     in_chord_bin = steps[vocab.step_bins.quantize(steps) == 0]
-    drawn = vocab.decode(np.tile(tokens[:1] * [1, 0, 1, 1], (4000, 1)), seed=0).step[1:]
+    chords = np.stack([np.arange(4000) % 88, np.zeros(4000, int), np.arange(4000) // 88 % 24, np.zeros(4000, int)], 1)
+    drawn = vocab.decode(chords, seed=0).step[1:]
     assert abs(np.median(drawn) - np.median(in_chord_bin)) < 0.001
     assert drawn.max() <= in_chord_bin.max() and drawn.min() >= in_chord_bin.min()
+
+
+def test_a_passage_played_again_is_played_the_same_way():
+    vocab = _fitted_vocab(_performed_notes(2))
+    rng = np.random.default_rng(0)
+    phrase = np.stack([rng.integers(0, s, 16) for s in vocab.sizes], 1)
+    other = phrase.copy()
+    other[:, 3] = (other[:, 3] + 1) % vocab.velocity_bins  # the same notes, each one velocity bin louder
+    notes = vocab.decode(np.concatenate([phrase, other, phrase]), seed=9)
+    a, b, c = notes[:16], notes[16:32], notes[32:]
+    np.testing.assert_allclose(np.diff(c.start), np.diff(a.start), atol=1e-9)  # the repeat's timing ...
+    np.testing.assert_array_equal(c.velocity, a.velocity)  # ... and dynamics: as the first time
+    np.testing.assert_allclose(b.duration, a.duration)  # timing keyed by pitch, step and duration only ...
+    u_a, u_b = note_uniforms(phrase, 9), note_uniforms(other, 9)
+    np.testing.assert_array_equal(u_a[:, :2], u_b[:, :2])
+    assert np.all(u_a[:, 2] != u_b[:, 2])  # ... the velocity by the whole token
+    assert np.all(note_uniforms(phrase, 10) != u_a)  # another seed: other draws
+    assert 0.45 < note_uniforms(np.arange(40000)[:, None] * [1, 1, 1, 1], 0).mean() < 0.55
 
 
 def test_end_bins_keep_their_values_near_the_centre():

@@ -18,9 +18,11 @@ Decoding: ``decode(tokens)`` gives each id its bin's centre (the grid). A vocabu
 corpus also carries its ``spread`` (:meth:`Vocab.with_spread`, one :class:`~.quantize.Spread` per
 step, duration and velocity field: where the corpus's values fall inside each bin), and
 ``decode(tokens, seed=...)`` then draws every step, duration and velocity from that spread: inside
-its bin (``encode`` gives the same ids back), as the corpus played it, the same seed the same
-values. A vocabulary without a spread (``on_grid()``, or saved before spreads were stored)
-decodes to the centres whatever the seed.
+its bin (``encode`` gives the same ids back), as the corpus played it. The uniform number behind each
+draw is a hash of the seed and the note's ids (:func:`note_uniforms`): the timing's of its pitch, step
+and duration, the velocity's of the whole token. So the same seed gives the same notes, and a passage
+played again is played the same way again, as the corpus's repeats are. A vocabulary without a spread
+(``on_grid()``, or saved before spreads were stored) decodes to the centres whatever the seed.
 """
 
 from __future__ import annotations
@@ -37,7 +39,28 @@ MIN_PIANO_PITCH = 21  # A0
 MAX_PIANO_PITCH = 108  # C8
 FIELDS = ("pitch", "step", "duration", "velocity")
 SPREAD_FIELDS = ("step", "duration", "velocity")  # the fields a spread decodes inside their bins
-DECODE_STREAM = 0x5EED  # decode(seed=s) draws from default_rng([s, DECODE_STREAM]): apart from the sampler's default_rng(s)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64s: every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def note_uniforms(tokens: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 3) numbers in [0, 1) for the step, duration and velocity draws of (N, F) tokens: a hash of
+    ``seed`` and the note's pitch, step and duration ids (timing; the velocity's also of its velocity id)."""
+    t = np.asarray(tokens, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.full(len(t), np.uint64(int(seed) % 2**64))
+        for col in range(3):
+            h = _mix(h + _GOLDEN + t[:, col])
+        hv = _mix(h + _GOLDEN + t[:, 3]) if t.shape[1] > 3 else h
+        out = [_mix(base + _GOLDEN * np.uint64(k + 2)) for k, base in enumerate((h, h, hv))]
+    return np.stack([(x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 for x in out], axis=1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,7 @@ class Vocab:
         t = self.check(tokens)
         pitch = t[:, 0] + self.min_pitch
         if seed is not None and self.spread:
-            u = np.random.default_rng([int(seed), DECODE_STREAM]).random((len(t), len(SPREAD_FIELDS)))
+            u = note_uniforms(t, seed)  # (N, 3)
             step, dur = self.spread[0].draw(t[:, 1], u[:, 0]), self.spread[1].draw(t[:, 2], u[:, 1])
             vel = np.round(self.spread[2].draw(t[:, 3], u[:, 2])) if len(self.spread) > 2 else self._velocity(t)
         else:
