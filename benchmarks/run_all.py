@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_generate, bench_preprocess, bench_quality, bench_train  # noqa: E402
+from benchmarks import bench_generate, bench_preprocess, bench_quality, bench_train, bench_train_time  # noqa: E402
 
 PLANS = {
     "tiny": {
@@ -25,18 +25,21 @@ PLANS = {
         "train": ["--seconds", "0.3", "--skip-advanced"],
         "generate": ["--batches", "1", "--budget", "0.05", "--sizes", "small"],
         "quality": ["--budget", "2", "--epochs", "1", "--only", "batch 64, window 64"],
+        "train_time": ["--preset", "tiny", "--steps", "6", "--epoch-windows", "64"],
     },
     "default": {
         "preprocess": [],
         "train": ["--seconds", "8"],
         "generate": ["--budget", "0.5", "--sizes", "small"],
         "quality": ["--budget", "60", "--epochs", "10", "--only", "batch 64, window 64"],
+        "train_time": ["--steps", "60"],
     },
     "full": {
         "preprocess": [],
         "train": ["--seconds", "20"],
         "generate": ["--budget", "1.0"],
         "quality": ["--budget", "180"],
+        "train_time": ["--steps", "120"],
     },
 }
 
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
         "train": lambda a: bench_train.main(a + device),
         "generate": lambda a: bench_generate.main(a + device),
         "quality": lambda a: bench_quality.main(a),
+        "train_time": lambda a: bench_train_time.main(a + device),
     }
     for name, run in runs.items():
         if name in args.skip:

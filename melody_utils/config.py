@@ -84,6 +84,7 @@ class TrainConfig:
     carry_state: bool = False
     max_steps: int = 0  # 0 = no limit; otherwise stop after this many optimizer steps
     time_budget_s: float = 0.0  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
+    patience: int = 0  # early stopping: stop once the validation loss has not improved for this many epochs in a row (0 = off)
     warmup_steps: int = 100  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = 1.0  # max global grad norm (0 = off)
     amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (plain fp32, same code path)

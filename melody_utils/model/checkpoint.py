@@ -26,7 +26,7 @@ from ..files import atomic_write_bytes
 from .lstm import build_from_config, unwrap
 from ..music.tokens import Vocab, vocab_differences
 
-CHECKPOINT_LAST = "ckpt_last.pt"  # written every epoch (and every CHECKPOINT_EVERY_S): resume from here
+CHECKPOINT_LAST = "ckpt_last.pt"  # written every train.loop.CHECKPOINT_EVERY_S seconds and at the end: resume from here
 CHECKPOINT_BEST = "ckpt_best.pt"  # the lowest validation loss so far: generate from here
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
@@ -37,7 +37,7 @@ SHIPPED_CHECKPOINT = SHIPPED_DATA_DIR / "pretrained" / "piano_lstm.pt"
 INFERENCE = "inference"  # the ``kind`` of an exported checkpoint: weights to generate from, no training state
 # Settings a fine-tuning run takes from its --init checkpoint: the model and what shapes its vocabulary.
 VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")
-RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
+RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.patience", "train.device",
                       "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
 
 
