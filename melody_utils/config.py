@@ -51,6 +51,9 @@ class DataConfig:
     split_seed: int = 0  # seed of that by-piece split
     max_files: int = 0  # 0 = all files; otherwise the first N (sorted) files, for quick runs
     composer_dropout: float = 0.2  # with model.composers: share of training windows shown as composer "any" (drawn per epoch)
+    # Share of training windows read from a copy of their piece played like a performer (chord asynchrony,
+    # tempo drift, dynamics: music/perform.py), drawn per epoch; the copies are made with the token cache. 0 = off.
+    perform: float = 0.0
 
 
 @dataclass

@@ -354,3 +354,9 @@ def test_checkpoints_are_written_when_due_and_at_the_end_the_best_kept_in_memory
     T.train(tiny_cfg(**{"train.epochs": 3}), cache, tmp_path / "every", progress=False, checkpoint_every_s=0)
     assert [name for name, _ in written].count(C.CHECKPOINT_LAST) == 3  # 0: at every epoch's end
 
+
+def test_performed_windows_need_independent_windows(cache, tmp_path):
+    with pytest.raises(ValueError, match="data.perform .* set train.carry_state=false"):
+        T.train(tiny_cfg(**{"data.perform": 0.5, "train.carry_state": True}), cache, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds none"):  # a cache made without performed copies
+        T.train(tiny_cfg(**{"data.perform": 0.5}), cache, tmp_path, progress=False)

@@ -31,6 +31,7 @@ from ..config import DATA_DIR, SPLITS, DataConfig
 from .maestro import find_maestro
 from ..files import atomic_write_bytes
 from ..music.midi import MidiError, Notes, midi_to_notes
+from ..music.perform import perform
 from ..music.quantize import fit_log_bins, seed_duration_bins, seed_step_bins
 from .sources import (EMBEDDED, PIANO_PATH, FolderCorpus, embedded_name, folder_corpus, list_midi_files,  # noqa: F401
                       load_embedded, warn_random_split)
@@ -43,6 +44,7 @@ CACHE_FORMAT = 4  # bump when the cache layout changes (4: the vocabulary carrie
 # dynamics (score renderings: the chorales play 92 % of their notes at velocity 90): its
 # vocabulary gets no velocity field, and the output plays one constant velocity.
 NO_DYNAMICS_SHARE = 0.9
+PERFORMED_COPIES = 2  # with data.perform > 0 the cache holds this many performed copies of every piece
 
 
 @dataclass
@@ -72,6 +74,9 @@ class TokenCache:
     vocab: Vocab
     report: ParseReport = field(default_factory=ParseReport)
     path: Path | None = None  # where it was loaded from / saved to
+    # (K, N, F) int16 or None: the tokens of K copies of every piece played like a performer (music/perform.py),
+    # note for note as long as the piece (data.perform reads training windows from them)
+    variants: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -139,7 +144,8 @@ class TokenCache:
 
         def write(tmp):
             with open(tmp, "wb") as f:  # uncompressed: reload is a memory copy
-                np.savez(f, tokens=self.tokens, offsets=self.offsets, meta=np.array(json.dumps(meta)))
+                extra = {} if self.variants is None else {"variants": self.variants}
+                np.savez(f, tokens=self.tokens, offsets=self.offsets, meta=np.array(json.dumps(meta)), **extra)
 
         self.path = atomic_write_bytes(path, write)
         return self.path
@@ -153,12 +159,13 @@ class TokenCache:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 tokens, offsets = z["tokens"], z["offsets"]
+                variants = z["variants"] if "variants" in z.files else None
         except Exception as exc:
             raise ValueError(f"token cache {path} is unreadable ({exc}); delete it and run `python -m melody_utils prepare` again") from None
         if meta.get("format") != CACHE_FORMAT:
             raise ValueError(f"token cache {path} has format {meta.get('format')}, expected {CACHE_FORMAT}; delete it and prepare again")
         report = ParseReport(**{**meta["report"], "skipped": [tuple(s) for s in meta["report"]["skipped"]]})
-        return cls(tokens, offsets, meta["pieces"], Vocab.from_dict(meta["vocab"]), report, path)
+        return cls(tokens, offsets, meta["pieces"], Vocab.from_dict(meta["vocab"]), report, path, variants)
 
 
 # ---------------------------------------------------------------- sources
@@ -276,9 +283,12 @@ def _piano_spread(vocab: Vocab, sustain: bool) -> tuple:
     return vocab.with_spread(train).spread
 
 
-def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport) -> TokenCache:
-    arrays, kept = [], []
-    for n, m in zip(notes, meta):
+def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport, copies: int = 0,
+                  seed: int = 0) -> TokenCache:
+    """The pieces' tokens (notes outside the vocabulary's pitches dropped and counted); with ``copies``,
+    the tokens of that many copies of each piece played like a performer (seeded by ``seed``, copy, piece)."""
+    arrays, kept, performed = [], [], [[] for _ in range(copies)]
+    for i, (n, m) in enumerate(zip(notes, meta)):
         mask = vocab.in_range(n)
         report.dropped_out_of_range += int((~mask).sum())
         n = n[mask]
@@ -287,10 +297,14 @@ def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: Pa
             continue
         arrays.append(vocab.encode(n))
         kept.append(m)
+        for k in range(copies):
+            performed[k].append(vocab.encode(perform(n, np.random.default_rng([seed, k, i]))))
     report.pieces, report.notes = len(kept), int(sum(len(a) for a in arrays))
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
-    tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(vocab.sizes)), np.int16)
-    return TokenCache(tokens, offsets, kept, vocab, report)
+    empty = np.zeros((0, len(vocab.sizes)), np.int16)
+    tokens = np.concatenate(arrays) if arrays else empty
+    variants = np.stack([np.concatenate(p) if p else empty for p in performed]) if copies else None
+    return TokenCache(tokens, offsets, kept, vocab, report, variants=variants)
 
 
 def resolve_source(cfg: DataConfig) -> str:
@@ -401,7 +415,10 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     cfg = cfg or DataConfig()
     source = resolve_source(cfg)
     name, files, split_of, meta_of, how = _gather(cfg, source)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source", "composer_dropout")}
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("window", "seed_window", "stride", "source", "composer_dropout", "perform")}
+    copies = PERFORMED_COPIES if cfg.perform else 0
+    settings["performed_copies"] = copies
     key = {"source": name or ("maestro" if how == "maestro" else str(source)), "fingerprint": _source_fingerprint(name, files),
            "settings": settings, "format": CACHE_FORMAT}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -431,7 +448,7 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     fitted = with_composers(make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"]), meta)
     if vocab is not None and vocab != fitted:
         path, key = given_path, {**key, "vocab": vocab.to_dict()}
-    cache = encode_pieces(notes, meta, vocab or fitted, report)
+    cache = encode_pieces(notes, meta, vocab or fitted, report, copies, cfg.split_seed)
     if len(cache) == 0 and vocab is not None:
         raise ValueError(f"no piece of {source} can be encoded with the checkpoint's vocabulary (pitches "
                          f"{vocab.min_pitch}-{vocab.max_pitch}): {report.summary()}; choose a piano corpus or train without --init")

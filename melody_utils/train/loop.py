@@ -173,6 +173,9 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     """(train loader, this rank's share when distributed; validation loader or None)."""
     tc = cfg.train
     window, stride = window_and_stride(cfg, causal)
+    if causal and tc.carry_state and cfg.data.perform:
+        raise ValueError("data.perform (training windows played like a performer) works with independent windows; "
+                         "set train.carry_state=false, or data.perform=0")
     if causal and tc.carry_state:  # this rank's streams
         train_loader = streams.make_stream_loader(cache, "train", window, tc.batch_size, tc.seed, cfg.data.transpose,
                                                   cfg.data.composer_dropout, tc.epoch_windows, distributed.rank(),
@@ -180,7 +183,8 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     else:
         train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
                                         num_workers=tc.num_workers, transpose=cfg.data.transpose,
-                                        epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout)
+                                        epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout,
+                                        perform=cfg.data.perform)
         train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,
