@@ -195,7 +195,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
       window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length,
-      both at the bin centres (the generated pieces with ``vocab.on_grid()``).
+      both decoded at the bin centres (``vocab.on_grid()``): the statistics compare the model's choices of ids.
     - ``"degenerate_rate"``: share of generated pieces that :func:`~melody_utils.music.stats.degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
       repetitive piece such as an arpeggiated prelude can be flagged too).
@@ -232,9 +232,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
     n_primer = primer_length(model, sc.primer_notes)
     primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the sweep below uses the same primers
     knobs = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "n_notes": n_notes}
-    # at the bin centres, as the held-out pieces (decoded from their tokens) are: the statistics compare the
-    # model's choices, and exact repeats stay exact for the loop and repeat measures
-    generate_fn = model_generate_fn(model, vocab.on_grid(), device=device, memory=memory)
+    generate_fn = model_generate_fn(model, vocab.on_grid(), device=device, memory=memory)  # centres, as held_notes
     generated = [generate_fn(**knobs, seed=seed + i, primer=primers[i % len(primers)])
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]
