@@ -194,8 +194,7 @@ def evaluate(checkpoint_path, cache=None, n_samples: int = 8, n_notes: int | Non
       a causal model what :func:`_memory_nll` scores (``"nll"``, ``"nll_refit"``, ``"refit_weights"``).
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each, default ``sample.n_notes``; primers: the first ``sample.primer_notes`` notes, or a
-      window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length,
-      both decoded at the bin centres (``vocab.on_grid()``): the statistics compare the model's choices of ids.
+      window model's full window, of the held-out pieces in turn) against held-out excerpts as long, both at the bin centres.
     - ``"degenerate_rate"``: share of generated pieces that :func:`~melody_utils.music.stats.degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
       repetitive piece such as an arpeggiated prelude can be flagged too).
