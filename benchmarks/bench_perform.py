@@ -11,7 +11,12 @@ performances of the other works; tuned on a validation share of those), and opti
 checkpoint (``--checkpoint``, e.g. the shipped model, in its own vocabulary with its own n-grams).
 No file or token of the performances is written outside ``--cache-dir``.
 
-    nice -n 19 python benchmarks/bench_perform.py --performances ../shared/corpora/performances --steps 300
+``--stats`` prints instead what the augmentation's magnitudes were chosen with: how chords spread,
+beats vary and velocities move in the performances, in the piano corpus, and in the piano corpus
+played by :func:`melody_utils.music.perform.perform` (no training).
+
+    nice -n 19 python benchmarks/bench_perform.py --performances ../shared/corpora/performances --stats
+    nice -n 19 python benchmarks/bench_perform.py --performances ../shared/corpora/performances --steps 300 --shares 0,0.25,0.5
 """
 
 from __future__ import annotations
@@ -33,7 +38,65 @@ from melody_utils.config import get_config  # noqa: E402
 from melody_utils.data import corpus  # noqa: E402
 from melody_utils.evaluate.likelihood import ngram_nll, piece_nll  # noqa: E402
 from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint  # noqa: E402
+from melody_utils.music.perform import perform  # noqa: E402
 from melody_utils.train.loop import train  # noqa: E402
+
+
+CHORD_GAP_S = 0.05  # onsets chained closer than this count as one chord (for the statistics only)
+
+
+def piece_statistics(notes) -> dict:
+    """One piece's lists of: chord spreads (s), top-note leads (s), within-chord velocity sds, log ratios of
+    near-equal successive beats; and its velocity sd, note-to-note velocity sd (about a running mean of 17
+    notes), the running mean's sd, distinct velocities per 400 notes."""
+    t, v, p = notes.start, notes.velocity.astype(float), notes.pitch
+    group = np.concatenate([[0], np.cumsum(np.diff(t) > CHORD_GAP_S)])
+    _, first, count = np.unique(group, return_index=True, return_counts=True)
+    chords = [(i, c) for i, c in zip(first, count) if c >= 2]
+    ioi = np.diff(t[first])
+    ratio = np.log(ioi[1:] / ioi[:-1])
+    mean = np.convolve(v, np.ones(17) / 17, mode="valid")
+    return {"spread": [np.ptp(t[i:i + c]) for i, c in chords],
+            "lead": [t[i + np.argmax(p[i:i + c])] - t[i] for i, c in chords],
+            "chord_velocity": [v[i:i + c].std() for i, c in chords],
+            "beats": list(ratio[np.abs(ratio) < np.log(1.25)]),
+            "velocity_sd": [v.std()], "local_sd": [(v[8:-8] - mean).std()], "slow_sd": [mean.std()],
+            "distinct": [len(np.unique(v[s:s + 400])) for s in range(0, len(v) - 400, 400)]}
+
+
+def statistics_table(sets: dict) -> str:
+    """Markdown: one column per set of pieces (name -> list of Notes of >= 50 notes)."""
+    pooled = {}
+    for name, pieces in sets.items():
+        pooled[name] = {}
+        for n in pieces:
+            for k, x in piece_statistics(n).items():
+                pooled[name].setdefault(k, []).extend(x)
+    rows = [("chord spread, median (p25-p75), ms", lambda d: "{:.1f} ({:.1f}-{:.1f})".format(
+                 *1000 * np.percentile(d["spread"], [50, 25, 75]))),
+            ("top note's lead in a chord, mean, ms", lambda d: f"{1000 * np.mean(d['lead']):.1f}"),
+            ("near-equal successive beats: sd of log ratio", lambda d: f"{np.std(d['beats']):.3f}"),
+            ("... of them equal to within 0.2 %", lambda d: f"{100 * np.mean(np.abs(d['beats']) < 0.002):.1f}%"),
+            ("distinct velocities per 400 notes, median", lambda d: f"{np.median(d['distinct']):.0f}"),
+            ("velocity sd per piece, median", lambda d: f"{np.median(d['velocity_sd']):.1f}"),
+            ("note-to-note velocity sd, median", lambda d: f"{np.median(d['local_sd']):.1f}"),
+            ("slow dynamics (sd of a 17-note running mean), median", lambda d: f"{np.median(d['slow_sd']):.1f}"),
+            ("velocity sd within a chord, median", lambda d: f"{np.median(d['chord_velocity']):.1f}")]
+    lines = ["| statistic | " + " | ".join(sets) + " |", "|---|" + "---:|" * len(sets)]
+    lines += [f"| {label} | " + " | ".join(fmt(pooled[n]) for n in sets) + " |" for label, fmt in rows]
+    return "\n".join(lines)
+
+
+def print_statistics(args) -> None:
+    folder = Path(args.performances)
+    with open(folder / "metadata.csv", newline="") as f:
+        paths = [folder / r["path"] for r in csv.DictReader(f)]
+    performed, _, _ = corpus.parse_files(paths, sustain=True, progress=False)
+    piano, _ = corpus.load_embedded("piano", sustain=True)
+    played = [perform(n, np.random.default_rng([args.seed, i])) for i, n in enumerate(piano)]
+    sets = {f"performances ({len(performed)})": performed, f"piano corpus ({len(piano)})": piano,
+            "piano corpus, performed": played}
+    print(statistics_table({k: [n for n in v if len(n) >= 50] for k, v in sets.items()}))
 
 
 def work_split(folder: Path, cache, share: float, seed: int) -> tuple[list, list, list]:
@@ -92,9 +155,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--stats", action="store_true", help="print the timing and dynamics statistics only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(machine_header("bench_perform", argv))
+    if args.stats:
+        print_statistics(args)
+        return 0
     base = get_config(args.preset, **{"data.source": "piano", "train.max_steps": args.steps, "train.device": "cpu",
                                       "train.seed": args.seed})
     shares = [float(x) for x in args.shares.split(",")]
