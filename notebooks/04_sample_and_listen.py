@@ -146,11 +146,12 @@ primers = {**widgets.colab_upload(load_primer, ask=UPLOAD_IN_COLAB), **primers}
 # (the whole piece; the line above it names the synthesizer), and the MIDI file (a download button
 # on Colab). The originality line: the longest run of notes copied from the training corpus (8-note
 # sequences compared, transpositions included) and the share of the piece's 8-note sequences found
-# there; music the model makes up scores about 0 on both.
+# there; music the model makes up scores about 0 on both. Each step, duration and velocity is played
+# inside its bin as the training corpus played it (`sample.bin_centres = True`: the bins' centres).
 
 # %%
 s = cfg.sample
-generate_fn = sample.model_generate_fn(model, vocab, memory=s.memory)
+generate_fn = sample.model_generate_fn(model, vocab.on_grid() if s.bin_centres else vocab, memory=s.memory)
 report = originality.notes_report(originality.OriginalityIndex.for_cache(cache), vocab)
 result = widgets.generate_and_render(generate_fn, s.temperature, s.top_k, s.top_p, s.n_notes, s.seed,
                                      held_out_primer, s.output, originality=report)
