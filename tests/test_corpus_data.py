@@ -181,6 +181,9 @@ def test_the_vocabulary_carries_its_spread_and_an_old_one_of_the_piano_corpus_ge
     assert len(np.unique(played.velocity)) > len(np.unique(restored.decode(tokens).velocity))
     assert with_corpus_spread(old, dataclasses.replace(cfg, source="chorales")).spread == ()  # another corpus: centres
     assert with_corpus_spread(cache.vocab, cfg) is cache.vocab  # its own spread is kept
+    chorales = prepare(DataConfig(source="chorales", max_files=12), cache_dir=tmp_path, progress=False, vocab=old)
+    assert chorales.vocab == old and chorales.vocab.spread  # a given vocabulary's bins, the corpus's own spread
+    assert chorales.vocab.spread != restored.spread
 
 
 @pytest.fixture(scope="module")

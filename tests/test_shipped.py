@@ -117,7 +117,9 @@ def test_init_takes_the_checkpoint_model_and_vocabulary(trained, tmp_path, capsy
     assert cli.main([*base, "--max-steps", "2"]) == 0
     ckpt = read_checkpoint(tmp_path / "ft" / CHECKPOINT_LAST)
     src = read_checkpoint(run / CHECKPOINT_BEST)
-    assert ckpt["config"]["model"] == src["config"]["model"] and ckpt["vocab"] == src["vocab"]  # not the small preset's
+    tuned_vocab, src_vocab = Vocab.from_dict(ckpt["vocab"]), Vocab.from_dict(src["vocab"])
+    assert ckpt["config"]["model"] == src["config"]["model"] and tuned_vocab == src_vocab  # not the small preset's
+    assert tuned_vocab.spread != src_vocab.spread  # the bins are the checkpoint's, the spread inside them this corpus's
     fitted = corpus.prepare(get_config("small", **{"data.source": str(midi)}).data, cache_dir=tmp_path / "c2", progress=False)
     assert fitted.vocab != Vocab.from_dict(src["vocab"])  # so the vocabulary really came from the checkpoint
     capsys.readouterr()

@@ -409,8 +409,9 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     """Build (or reload) the token cache for ``cfg`` (see module docstring).
 
     ``vocab``: tokenize with this vocabulary (a checkpoint's, to fine-tune or evaluate it) instead of
-    bins fitted to the corpus. When it differs from the fitted one, the cache file's name carries
-    its digest, so caches of one corpus under two vocabularies live side by side.
+    bins fitted to the corpus; its spread inside the bins is this corpus's (fitted on its training
+    pieces: a model fine-tuned on it plays as it does). When it differs from the fitted one, the
+    cache file's name carries its digest, so caches of one corpus under two vocabularies live side by side.
     """
     cfg = cfg or DataConfig()
     source = resolve_source(cfg)
@@ -426,7 +427,7 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     path = Path(cache_dir or CACHE_DIR) / f"{label}-{cfg.bins}-{digest}.npz"
     given_path = None
     if vocab is not None:
-        vocab_digest = hashlib.sha1(json.dumps(vocab.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        vocab_digest = hashlib.sha1(json.dumps(vocab.on_grid().to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         given_path = path.with_name(f"{path.stem}-vocab{vocab_digest}.npz")
     cached = None if rebuild else _reload((path, given_path), vocab)
     if cached is not None:
@@ -446,8 +447,10 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
         m["split"] = s
     vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress and vocab is None)
     fitted = with_composers(make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"]), meta)
+    if vocab is not None:
+        vocab = vocab.with_spread([n[vocab.in_range(n)] for n, s in zip(notes, splits) if s == "train"])
     if vocab is not None and vocab != fitted:
-        path, key = given_path, {**key, "vocab": vocab.to_dict()}
+        path, key = given_path, {**key, "vocab": vocab.on_grid().to_dict()}
     cache = encode_pieces(notes, meta, vocab or fitted, report, copies, cfg.split_seed)
     if len(cache) == 0 and vocab is not None:
         raise ValueError(f"no piece of {source} can be encoded with the checkpoint's vocabulary (pitches "
