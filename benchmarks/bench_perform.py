@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--performances", required=True, help="folder of performances with a metadata.csv (path, work)")
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--shares", default="0,0.5", help="data.perform of each run, comma-separated (default 0,0.5)")
+    ap.add_argument("--shares", default="0,0.5",
+                    help="data.perform of each run, comma-separated (default 0,0.5; '' = no training, e.g. with --checkpoint)")
     ap.add_argument("--held-out-share", type=float, default=0.2, help="share of the works held out (and as many for validation)")
     ap.add_argument("--checkpoint", help="also score this checkpoint (e.g. data/pretrained/piano_lstm.pt)")
     ap.add_argument("--preset", default="small")
@@ -164,8 +165,9 @@ def main(argv=None) -> int:
         return 0
     base = get_config(args.preset, **{"data.source": "piano", "train.max_steps": args.steps, "train.device": "cpu",
                                       "train.seed": args.seed})
-    shares = [float(x) for x in args.shares.split(",")]
-    cache = corpus.prepare(base.override(**{"data.perform": max(shares)}).data, cache_dir=args.cache_dir, progress=False)
+    shares = [float(x) for x in args.shares.split(",") if x.strip()]
+    cache = corpus.prepare(base.override(**{"data.perform": max(shares, default=0.0)}).data, cache_dir=args.cache_dir,
+                           progress=False)
     piano, perf = corpora(base.data, cache.vocab, args)
     print(f"\n{args.preset} preset, {args.steps} steps on the piano corpus ({len(cache.split_tokens('train'))} training "
           f"pieces); held out: {len(piano.split_tokens('test'))} piano pieces, {len(perf[2])} performances "
