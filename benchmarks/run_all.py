@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_audio, bench_generate, bench_preprocess, bench_quality, bench_threads, bench_train  # noqa: E402
+from benchmarks import (bench_audio, bench_generate, bench_preprocess, bench_quality, bench_threads,  # noqa: E402
+                        bench_train, bench_train_time)
 
 PLANS = {
     "tiny": {
@@ -27,6 +28,7 @@ PLANS = {
         "quality": ["--budget", "2", "--epochs", "1", "--only", "batch 64, window 64"],
         "threads": ["--budget", "0.05", "--batches", "1", "--burners", "1", "--primers", "8,16"],
         "audio": ["--seconds", "3", "--pieces", "1"],
+        "train_time": ["--preset", "tiny", "--steps", "6", "--epoch-windows", "64"],
     },
     "default": {
         "preprocess": [],
@@ -35,6 +37,7 @@ PLANS = {
         "quality": ["--budget", "60", "--epochs", "10", "--only", "batch 64, window 64"],
         "threads": ["--budget", "0.5", "--batches", "1"],
         "audio": ["--seconds", "20"],
+        "train_time": ["--steps", "60"],
     },
     "full": {
         "preprocess": [],
@@ -43,6 +46,7 @@ PLANS = {
         "quality": ["--budget", "180"],
         "threads": [],
         "audio": [],
+        "train_time": ["--steps", "120"],
     },
 }
 
@@ -64,6 +68,7 @@ def main(argv=None) -> int:
         "quality": lambda a: bench_quality.main(a),
         "threads": lambda a: bench_threads.main(a),
         "audio": lambda a: bench_audio.main(a),
+        "train_time": lambda a: bench_train_time.main(a + device),
     }
     for name, run in runs.items():
         if name in args.skip:

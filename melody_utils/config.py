@@ -80,6 +80,9 @@ class DataConfig:
     split_seed: int = setting(0, SEED)  # seed of that by-piece split
     max_files: int = setting(0, Limit("int", "an integer >= 0 (0 = all files)", 0))  # 0 = all files; otherwise the first N (sorted) files, for quick runs
     composer_dropout: float = setting(0.2, Limit("float", "in [0, 1] (a share of windows)", 0.0, 1.0))  # with model.composers: share of training windows shown as composer "any" (drawn per epoch)
+    # Share of training windows read from a copy of their piece played like a performer (chord asynchrony,
+    # tempo drift, dynamics: music/perform.py), drawn per epoch; the copies are made with the token cache. 0 = off.
+    perform: float = setting(0.0, Limit("float", "in [0, 1] (a share of windows; 0 = off)", 0.0, 1.0))
 
     def __post_init__(self):
         check_fields(self, "data.")
@@ -122,6 +125,8 @@ class TrainConfig:
     carry_state: bool = setting(False, FLAG)
     max_steps: int = setting(0, Limit("int", "an integer >= 0 (0 = no limit)", 0))  # 0 = no limit; otherwise stop after this many optimizer steps
     time_budget_s: float = setting(0.0, Limit("float", ">= 0 seconds (0 = no limit)", 0.0))  # 0 = no limit; else stop after this many seconds (all sessions of a run), the lr cosine ending with them
+    # early stopping: stop once the validation loss has not improved for this many epochs in a row (0 = off)
+    patience: int = setting(0, Limit("int", "an integer >= 0 epochs (0 = off)", 0))
     warmup_steps: int = setting(100, Limit("int", "an integer >= 0", 0))  # linear warm-up, then cosine decay to lr/10
     grad_clip: float = setting(1.0, Limit("float", ">= 0 (0 = off)", 0.0))  # max global grad norm (0 = off)
     amp: bool = setting(True, FLAG)  # bf16/fp16 autocast on CUDA; ignored on CPU (fp32, or bf16 by cpu_bf16; same code path)
@@ -146,6 +151,9 @@ class SampleConfig:
     n_notes: int = setting(200, N_NOTES)  # notes to generate
     seed: int = setting(0, SEED)  # random seed for reproducible samples
     keep_primer: bool = setting(False, FLAG)  # include the primer notes in the output MIDI
+    # play every step, duration and velocity at its bin's centre (the grid); False: drawn inside the bin
+    # from the training corpus's own values there (vocab.spread), seeded by seed
+    bin_centres: bool = setting(False, FLAG)
     primer_notes: int = setting(32, Limit("int", "an integer >= 1", 1))  # notes taken from the primer piece
     # piece memory (generate/memory.py): 0 = off, 1 = its weights fitted on held-out piano music, up to
     # MAX_MEMORY; the default is the strength chosen in docs/eval/shipped_memory.md

@@ -21,8 +21,8 @@
 # when it cannot be, as the output says). The data folder is `data/`, or in Colab
 # `MyDrive/melody-forge/data` on Google Drive (`USE_DRIVE` below).
 # **Writes:** a run folder in the outputs folder (`outputs/`, or in Colab `MyDrive/melody-forge/outputs`):
-# `ckpt_last.pt` (every epoch, to resume from), `ckpt_best.pt` (the lowest validation loss, for
-# notebook 04) and `history.json` (the losses).
+# `ckpt_last.pt` (every minute and at the end, to resume from), `ckpt_best.pt` (the lowest validation
+# loss, for notebook 04) and `history.json` (the losses, every epoch).
 #
 # The model is a stateful LSTM that reads notes one at a time and predicts the next one: its pitch
 # first, then its step and duration knowing that pitch. It learns from every position of each

@@ -80,7 +80,7 @@ print("\n".join(filter(None, [soundfonts.colab_sound(), audio.describe_sound()])
 # %%
 held_out_primer = cache.notes(cache.held_out_piece())[: sample.primer_length(model, s.primer_notes)]
 settings = SamplingSettings.from_config(s)  # temperature, top-k, top-p, length, seed, piece memory, controls
-generate_fn = sample.model_generate_fn(model, vocab, settings)
+generate_fn = sample.model_generate_fn(model, vocab.on_grid() if s.bin_centres else vocab, settings)
 report = originality.notes_report(originality.OriginalityIndex.for_cache(cache), vocab)
 result = widgets.generate_and_render(generate_fn, settings, held_out_primer, s.output, originality=report)
 audio.listen(result["wave"], result["synth"])
@@ -116,7 +116,9 @@ result["figure"]
 # the data folder on Drive, once; offline the best SoundFont on the machine plays, and without a
 # SoundFont renderer a built-in numpy piano model. The originality line: the longest run of notes
 # copied from the training corpus (8-note sequences compared, transpositions included) and the share
-# of the piece's 8-note sequences found there; music the model makes up scores about 0 on both.
+# of the piece's 8-note sequences found there; music the model makes up scores about 0 on both. Each
+# step, duration and velocity is played inside its bin as the training corpus played it
+# (`sample.bin_centres = True`: the bins' centres).
 
 # %%
 print(f"preset {cfg.preset}: temperature {s.temperature}, top-k {s.top_k or 'off'}, top-p {s.top_p}, "

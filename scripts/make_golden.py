@@ -9,7 +9,9 @@ causal model and one of the seed's window models for a few steps, then records
 - ``generation.json``: notes sampled with fixed seed, temperature, top-k and top-p through every
   generation path (the numpy stepper, the causal torch loop, the window model's loop), through
   the notebooks' widget generator, the sampling sweep's generator and the ``generate`` command
-  (its primer taken from a held-out piece by the primer-length rule), and a small ``evaluate``;
+  (its primer taken from a held-out piece by the primer-length rule), all decoded at the bin
+  centres (``vocab.on_grid()``, ``--bin-centres``), the widget generator's notes once more decoded
+  inside the bins (the default, ``widget_fn_in_bins``), and a small ``evaluate``;
 - ``cli.json``: the CLI's output and error lines for a few commands (temporary paths and
   wall-clock times replaced by placeholders).
 
@@ -133,14 +135,16 @@ def record(work: Path) -> dict[str, dict]:
         "window": _rows(sample.generate(wmodel, wvocab, N_NOTES, cache.piece_tokens(held_out)[:wmodel.window],
                                         **KNOBS, seed=SEED)[0]),
         "no_primer": _rows(sample.generate(model, vocab, N_NOTES, None, **KNOBS, seed=SEED)[0]),
-        "widget_fn": _notes(sample.model_generate_fn(model, vocab, SamplingSettings(keep_primer=True))(
+        "widget_fn": _notes(sample.model_generate_fn(model, vocab.on_grid(), SamplingSettings(keep_primer=True))(
             n_notes=N_NOTES, seed=SEED, primer=primer, **KNOBS)),
-        "sweep_fn": _notes(_sweep_piece(sweep, sample.model_generate_fn(model, vocab),
+        "sweep_fn": _notes(_sweep_piece(sweep, sample.model_generate_fn(model, vocab.on_grid()),
                                         [primer, cache.piece_tokens(0)[:4]], cache)),
+        "widget_fn_in_bins": _notes(sample.model_generate_fn(model, vocab, SamplingSettings(keep_primer=True))(
+            n_notes=N_NOTES, seed=SEED, primer=primer, **KNOBS)),
     }
     midi = work / "song.mid"
     cli_lines["generate"] = _run_cli(["generate", *common, "--out-dir", str(out), "--n-notes", str(N_NOTES),
-                                      "--seed", str(SEED), "--top-k", "20", "--output", str(midi)], replace)
+                                      "--seed", str(SEED), "--top-k", "20", "--output", str(midi), "--bin-centres"], replace)
     gen["cli_generate"] = _notes(midi_to_notes(midi))
     evaluation = report.evaluate_checkpoint(out / train.CHECKPOINT_BEST, cache=cache, n_samples=2,
                                             sampling={"n_notes": N_NOTES}, seed=SEED, progress=False, sweep={"temperatures": [0.8, 1.0], "top_ps": [0.95], "n_pieces": 2})

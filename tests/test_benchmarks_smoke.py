@@ -17,7 +17,8 @@ def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
         pytest.skip("this CPU has no native bf16: the forced-off run already covers it")
     assert run_all.main(["--tiny"]) == 0
     out = capsys.readouterr().out
-    for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality", "bench_threads", "bench_audio"):
+    for name in ("bench_preprocess", "bench_train", "bench_generate", "bench_quality", "bench_threads", "bench_audio",
+                 "bench_train_time"):
         assert f"# {name}" in out
     assert re.search(r"\| \+1 burner \| 1 \| [\d,]+ \| [\d,]+ \| [\d.]+x \|", out)  # generation beside the burner, pin off and on
     assert re.search(r"\| numpy \| [\d,]+x \| 1\.00 \| .* \| 1\.00 \|", out)  # the renderer that always runs, in tune
@@ -26,6 +27,9 @@ def test_every_benchmark_prints_its_table(capsys, monkeypatch, native_bf16):
     assert re.search(r"causal, numpy stepper +1\.05M +1 +[\d,]+", out)  # generation at batch 1
     rows = re.findall(r"\| causal 2x256 chained, batch 64, window 64 \| [\d.]+ M \| \d+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", out)
     assert rows and all(float(x) > 0 for x in rows[0])  # held-out nats per head and in total
+    shares = re.findall(r"\| every [^|]* \| [\d.]+ \| [\d.]+ \| [\d.]+ \((\d+)\) \| [\d.]+ \((\d+)\) \| -?[\d.]+ \| "
+                        r"\*\*([\d.]+)%\*\* \|", out)
+    assert len(shares) == 2 and all(int(v) >= 1 and int(c) >= 2 and 0 < float(p) <= 100 for v, c, p in shares)
     bf16_rows = re.findall(r"\| [^|]*bf16 autocast[^|]* \|", out)
     if native_bf16 is False:
         assert not bf16_rows and "skipped 'causal 2x256 chained, batch 64, window 64, bf16 autocast'" in out

@@ -198,7 +198,7 @@ def test_training_with_composers_resumes_exactly_and_the_checkpoint_names_them(t
         raise KeyboardInterrupt  # as if the runtime died right after epoch 1's checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, cache, tmp_path / "b", progress=False, on_epoch=crash)
+        train(cfg, cache, tmp_path / "b", progress=False, on_epoch=crash, checkpoint_every_s=0)
     resumed = train(cfg, cache, tmp_path / "b", progress=False)  # the second epoch: the same composer draws
     np.testing.assert_allclose(resumed["val_loss"] + resumed["train_loss"], whole["val_loss"] + whole["train_loss"],
                                rtol=0, atol=1e-6)

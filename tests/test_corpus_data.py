@@ -161,3 +161,80 @@ def test_epoch_of_a_sample_draws_a_fresh_reproducible_subset_each_epoch():
     assert len(data.EpochShuffle(50, seed=1, sample=100)) == 50  # a sample larger than the set is the set
     with pytest.raises(ValueError, match="train.epoch_windows"):
         data.EpochShuffle(10, seed=1, sample=-1)
+
+
+def test_the_vocabulary_carries_its_spread_and_an_old_one_of_the_piano_corpus_gets_it_back(tmp_path):
+    import dataclasses
+
+    from melody_utils.data.corpus import with_corpus_spread
+
+    cfg = DataConfig(source="piano", max_files=12)
+    cache = prepare(cfg, cache_dir=tmp_path, progress=False)
+    assert len(cache.vocab.spread) == 3  # step, duration, velocity: stored in the cache ...
+    assert TokenCache.load(cache.path).vocab.spread == cache.vocab.spread  # ... and read back
+    old = cache.vocab.on_grid()  # as a checkpoint of an earlier version holds it
+    restored = with_corpus_spread(old, cfg)
+    assert restored == old and len(restored.spread) == 3  # the piano corpus's training pieces, in its bins
+    tokens = cache.piece_tokens(0)[:300].astype(np.int64)
+    played = restored.decode(tokens, seed=0)
+    np.testing.assert_array_equal(restored.encode(played)[1:], tokens[1:])
+    assert len(np.unique(played.velocity)) > len(np.unique(restored.decode(tokens).velocity))
+    assert with_corpus_spread(old, dataclasses.replace(cfg, source="chorales")).spread == ()  # another corpus: centres
+    assert with_corpus_spread(cache.vocab, cfg) is cache.vocab  # its own spread is kept
+    chorales = prepare(DataConfig(source="chorales", max_files=12), cache_dir=tmp_path, progress=False, vocab=old)
+    assert chorales.vocab == old and chorales.vocab.spread  # a given vocabulary's bins, the corpus's own spread
+    assert chorales.vocab.spread != restored.spread
+
+
+@pytest.fixture(scope="module")
+def performed_cache(tmp_path_factory):
+    """The first 12 piano pieces with their performed copies (data.perform > 0)."""
+    cfg = DataConfig(source="piano", max_files=12, perform=0.5)
+    return prepare(cfg, cache_dir=tmp_path_factory.mktemp("performed"), progress=False), cfg
+
+
+def test_the_cache_holds_performed_copies_note_for_note(performed_cache, tmp_path):
+    from melody_utils.data.corpus import PERFORMED_COPIES
+
+    cache, cfg = performed_cache
+    assert cache.variants.shape == (PERFORMED_COPIES, *cache.tokens.shape)
+    for k in range(PERFORMED_COPIES):
+        for i in range(len(cache)):
+            a, b = cache.piece_tokens(i), cache.variants[k][cache.offsets[i]:cache.offsets[i + 1]]
+            assert sorted(a[:, 0]) == sorted(b[:, 0])  # the same notes ...
+        # ... chords spread: some of their notes now come 15 ms or more after the first (step bin 1 and up)
+        assert np.mean(cache.variants[k][:, 1] == 0) < 0.9 * np.mean(cache.tokens[:, 1] == 0)
+        assert not np.array_equal(cache.variants[k][:, 3], cache.tokens[:, 3])  # ... other velocities
+    assert not np.array_equal(cache.variants[0], cache.variants[1])
+    again = prepare(DataConfig(source="piano", max_files=12, perform=0.2), cache_dir=cache.path.parent, progress=False)
+    assert again.path == cache.path and np.array_equal(again.variants, cache.variants)  # the share needs no new cache
+    plain = prepare(DataConfig(source="piano", max_files=12), cache_dir=cache.path.parent, progress=False)
+    assert plain.path != cache.path and plain.variants is None and np.array_equal(plain.tokens, cache.tokens)
+
+
+def test_windows_are_read_from_performed_copies_in_their_share_reproducibly(performed_cache):
+    cache, _ = performed_cache
+    plain = MusicDataset(cache, "train", window=32, stride=16)
+    mixed = MusicDataset(cache, "train", window=32, stride=16, perform=0.5, transpose=6, seed=3)
+    idx = list(range(len(plain)))
+    a, b = plain.__getitems__(idx), mixed.__getitems__(idx)
+    version = mixed.version.numpy() // len(cache.tokens)
+    assert 0.4 < np.mean(version > 0) < 0.6 and set(np.unique(version)) == {0, 1, 2}
+    i = int(np.flatnonzero(version == 2)[0])
+    s = mixed.starts[i]
+    expected = cache.variants[1][s:s + 33].astype(np.int64)
+    expected[:, 0] += int(mixed.shifts[i])
+    np.testing.assert_array_equal(b["inputs"][i].numpy(), expected[:-1])  # the copy's notes at the same place
+    j = int(np.flatnonzero(version == 0)[0])
+    torch.testing.assert_close(b["inputs"][j, :, 1:], a["inputs"][j, :, 1:])  # the piece itself
+    pitch = b["inputs"][..., 0]
+    assert pitch.min() >= 0 and pitch.max() < cache.vocab.n_pitch  # transposed in range in every version
+    again = MusicDataset(cache, "train", window=32, stride=16, perform=0.5, transpose=6, seed=3)
+    torch.testing.assert_close(again.__getitems__(idx)["inputs"], b["inputs"])
+    mixed.set_epoch(1)
+    assert not torch.equal(mixed.version, again.version)  # redrawn every epoch
+    with pytest.raises(ValueError, match="data.perform must be in"):
+        MusicDataset(cache, "train", window=32, stride=16, perform=1.5)
+    no_copies = TokenCache(cache.tokens, cache.offsets, cache.pieces, cache.vocab)
+    with pytest.raises(ValueError, match="holds none; prepare it with the same data.perform"):
+        MusicDataset(no_copies, "train", window=32, stride=16, perform=0.5)

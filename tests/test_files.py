@@ -122,7 +122,7 @@ def _epoch_one_intact(out):
 def test_training_stops_before_a_checkpoint_that_cannot_fit(small_disk):
     out = small_disk / "out"
     with pytest.raises(OSError, match=rf"not enough space to write {out}/ckpt_\w+.pt: .* MB free; free some space"):
-        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), out, progress=False,
+        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), out, progress=False, checkpoint_every_s=0,
                 on_epoch=_fill_after_first_epoch(small_disk, 64 << 10))
     _epoch_one_intact(out)
 
@@ -131,7 +131,7 @@ def test_torch_save_on_a_full_disk_is_one_line_naming_the_file(small_disk, monke
     monkeypatch.setattr(C, "check_free_space", lambda *a, **k: None)  # let the write itself meet the full disk
     out = small_disk / "out"
     with pytest.raises(OSError, match=rf"no space left on the disk to write {out}/ckpt_\w+.pt .*is intact\)$"):
-        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), out, progress=False,
+        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), out, progress=False, checkpoint_every_s=0,
                 on_epoch=_fill_after_first_epoch(small_disk, 16 << 10))
     _epoch_one_intact(out)
 
@@ -150,7 +150,7 @@ def test_torch_save_failing_mid_run_with_a_patched_writer(tmp_path, monkeypatch)
     monkeypatch.setattr(torch, "save", save)
     monkeypatch.setattr(files, "free_bytes", lambda folder: None if len(saves) < 3 else 0)
     with pytest.raises(OSError, match=rf"no space left on the disk to write {tmp_path}/ckpt_\w+.pt .*is intact\)$"):
-        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), tmp_path, progress=False)
+        T.train(tiny_cfg(**{"train.epochs": 3}), make_cache(), tmp_path, progress=False, checkpoint_every_s=0)
     monkeypatch.undo()
     _epoch_one_intact(tmp_path)
 

@@ -35,7 +35,7 @@ def test_loss_curve_is_unchanged(recorded, run):
 
 
 @pytest.mark.parametrize("path", ["causal_numpy", "causal_torch", "window", "no_primer", "widget_fn", "sweep_fn",
-                                  "cli_generate"])
+                                  "cli_generate", "widget_fn_in_bins"])
 def test_generated_notes_are_unchanged(recorded, path):
     assert recorded["generation.json"][path] == golden("generation.json")[path]
 

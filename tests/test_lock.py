@@ -102,7 +102,7 @@ def test_a_run_whose_lock_was_taken_over_stops_before_writing(tmp_path):
 
     cfg = tiny_cfg(**{"train.epochs": 3})
     with pytest.raises(L.FolderInUse, match="taken over by another training run .*another-runtime"):
-        T.train(cfg, make_cache(), tmp_path, progress=False, on_epoch=take_over)
+        T.train(cfg, make_cache(), tmp_path, progress=False, on_epoch=take_over, checkpoint_every_s=0)
     assert C.read_checkpoint(tmp_path / C.CHECKPOINT_LAST)["epoch"] == 1  # the second epoch was not written
     assert json.loads((tmp_path / L.LOCK_FILE).read_text())["token"] == "theirs"  # theirs is kept
 

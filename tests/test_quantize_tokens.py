@@ -3,7 +3,7 @@ import pytest
 
 from melody_utils.music.midi import Notes
 from melody_utils.music.quantize import Bins, fit_log_bins, log_bins, seed_duration_bins, seed_step_bins, timing_error_ms
-from melody_utils.music.tokens import Vocab, seed_vocab
+from melody_utils.music.tokens import Vocab, note_uniforms, seed_vocab
 from tests.helpers import random_notes
 
 
@@ -120,3 +120,109 @@ def test_velocity_error_shrinks_with_more_bins_and_is_bounded_by_half_a_bin():
     e8, e16 = velocity_error(vel, 8), velocity_error(vel, 16)
     assert e16["mean"] < e8["mean"] and e16["max"] <= 127 / 16 / 2 + 0.5 < e8["max"]
     assert np.isnan(velocity_error(vel, 0)["mean"])
+
+
+# ---- decoding inside the bins (Vocab.spread) ----
+
+
+def _performed_notes(n_pieces: int = 6, n: int = 400) -> list[Notes]:
+    """Pieces with continuous timing and every velocity: chords spread over a few ms, lognormal steps."""
+    out = []
+    for i in range(n_pieces):
+        rng = np.random.default_rng(100 + i)
+        step = np.where(rng.random(n) < 0.3, rng.uniform(0, 0.012, n), rng.lognormal(np.log(0.2), 0.8, n))
+        dur = rng.lognormal(np.log(0.4), 0.9, n)
+        vel = np.clip(rng.normal(64, 20, n), 1, 127).astype(int)
+        out.append(Notes.from_steps(rng.integers(30, 100, n), step, dur, vel))
+    return out
+
+
+def _fitted_vocab(pieces, zero: bool = True) -> Vocab:
+    steps = np.concatenate([p.step[1:] for p in pieces])
+    durs = np.concatenate([p.duration for p in pieces])
+    return Vocab(fit_log_bins(steps, 24, zero=zero), fit_log_bins(durs, 24, zero=False), 16).with_spread(pieces)
+
+
+def _every_bin(vocab: Vocab, repeats: int = 50) -> np.ndarray:
+    """Tokens using every id of every field, ``repeats`` times each (pitch cycling)."""
+    n = max(vocab.sizes[1:]) * repeats
+    return np.stack([np.arange(n) % s for s in (60,) + vocab.sizes[1:]], axis=1)
+
+
+@pytest.mark.parametrize("zero", [True, False], ids=["log-with-0-bin", "log"])
+def test_decoding_inside_the_bins_stays_in_each_bin(zero):
+    pieces = _performed_notes()
+    vocab = _fitted_vocab(pieces, zero)
+    tokens = _every_bin(vocab)
+    notes = vocab.decode(tokens, seed=3)
+    np.testing.assert_array_equal(vocab.encode(notes), tokens)  # every value re-encodes to its own bin
+    assert np.issubdtype(notes.velocity.dtype, np.integer) and notes.velocity.min() >= 1 and notes.velocity.max() <= 127
+    grid = vocab.decode(tokens)
+    assert not np.allclose(notes.duration, grid.duration)  # not the centres ...
+    assert len(np.unique(notes.velocity)) > 3 * len(np.unique(grid.velocity))  # ... and many more velocities
+
+
+def test_decoding_inside_the_bins_is_seeded_and_follows_the_corpus():
+    pieces = _performed_notes()
+    vocab = _fitted_vocab(pieces)
+    tokens = vocab.encode(pieces[0])
+    a, b, c = vocab.decode(tokens, seed=1), vocab.decode(tokens, seed=1), vocab.decode(tokens, seed=2)
+    for field in ("start", "duration", "velocity"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))  # same seed, same notes
+        assert not np.array_equal(getattr(a, field), getattr(c, field))  # another seed, other values
+    # the chord bin (0 .. 15 ms): drawn as the corpus's chords spread, not at its centre 0
+    steps = np.concatenate([p.step[1:] for p in pieces])
+    in_chord_bin = steps[vocab.step_bins.quantize(steps) == 0]
+    chords = np.stack([np.arange(4000) % 88, np.zeros(4000, int), np.arange(4000) // 88 % 24, np.zeros(4000, int)], 1)
+    drawn = vocab.decode(chords, seed=0).step[1:]
+    assert abs(np.median(drawn) - np.median(in_chord_bin)) < 0.001
+    assert drawn.max() <= in_chord_bin.max() and drawn.min() >= in_chord_bin.min()
+
+
+def test_a_passage_played_again_is_played_the_same_way():
+    vocab = _fitted_vocab(_performed_notes(2))
+    rng = np.random.default_rng(0)
+    phrase = np.stack([rng.integers(0, s, 16) for s in vocab.sizes], 1)
+    other = phrase.copy()
+    other[:, 3] = (other[:, 3] + 1) % vocab.velocity_bins  # the same notes, each one velocity bin louder
+    notes = vocab.decode(np.concatenate([phrase, other, phrase]), seed=9)
+    a, b, c = notes[:16], notes[16:32], notes[32:]
+    np.testing.assert_allclose(np.diff(c.start), np.diff(a.start), atol=1e-9)  # the repeat's timing ...
+    np.testing.assert_array_equal(c.velocity, a.velocity)  # ... and dynamics: as the first time
+    np.testing.assert_allclose(b.duration, a.duration)  # timing keyed by pitch, step and duration only ...
+    u_a, u_b = note_uniforms(phrase, 9), note_uniforms(other, 9)
+    np.testing.assert_array_equal(u_a[:, :2], u_b[:, :2])
+    assert np.all(u_a[:, 2] != u_b[:, 2])  # ... the velocity by the whole token
+    assert np.all(note_uniforms(phrase, 10) != u_a)  # another seed: other draws
+    assert 0.45 < note_uniforms(np.arange(40000)[:, None] * [1, 1, 1, 1], 0).mean() < 0.55
+
+
+def test_end_bins_keep_their_values_near_the_centre():
+    bins = log_bins(8, 0.05, 1.0, zero=True)
+    values = np.concatenate([np.full(50, 30.0), np.full(50, 1.1), np.full(50, 0.0)])  # a fermata of 30 s in the last bin
+    spread = bins.fit_spread(values)
+    assert max(spread.quantiles[-1]) == pytest.approx(2 * bins.centers[-1])  # clipped to twice the centre
+    assert spread.quantiles[0] == (0.0,) * len(spread.quantiles[0])  # exact chords stay exact
+    assert spread.quantiles[3] == pytest.approx((bins.centers[3],) * len(spread.quantiles[3]), abs=1e-6)  # an unused bin: its centre
+
+
+def test_the_grid_setting_and_a_vocabulary_without_spread_decode_to_the_centres():
+    pieces = _performed_notes(2)
+    vocab = _fitted_vocab(pieces)
+    tokens = vocab.encode(pieces[1])
+    grid = vocab.decode(tokens)  # no seed: the centres, as before spreads existed
+    for other in (vocab.on_grid().decode(tokens, seed=5), Vocab.from_dict(vocab.on_grid().to_dict()).decode(tokens, seed=5)):
+        for field in ("start", "duration", "velocity"):
+            np.testing.assert_array_equal(getattr(other, field), getattr(grid, field))
+    np.testing.assert_array_equal(grid.duration, vocab.dur_bins.dequantize(tokens[:, 2]))
+
+
+def test_spread_travels_with_the_vocabulary_and_is_not_part_of_its_identity():
+    vocab = _fitted_vocab(_performed_notes(2))
+    again = Vocab.from_dict(vocab.to_dict())
+    assert again.spread == vocab.spread and again == vocab.on_grid() and hash(again) == hash(vocab.on_grid())
+    assert "spread" not in vocab.on_grid().to_dict()  # a grid vocabulary's dict is as before
+    bad = vocab.to_dict()
+    bad["spread"]["step"] = bad["spread"]["step"][:-1]
+    with pytest.raises(ValueError, match="step spread covers 23 bins, its grid has 24"):
+        Vocab.from_dict(bad)

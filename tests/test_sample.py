@@ -261,6 +261,26 @@ def test_generate_notes_decodes_and_keeps_the_primer_only_when_asked():
     np.testing.assert_array_equal(both.pitch[7:], new.pitch)
 
 
+def test_generated_notes_are_played_inside_their_bins_seeded_and_on_the_grid_when_asked():
+    model, vocab = tiny_model(velocity_bins=8)
+    rng = np.random.default_rng(0)
+    corpus = [Notes.from_steps(rng.integers(40, 90, 300), rng.uniform(0.03, 1.2, 300), rng.uniform(0.04, 1.6, 300),
+                               rng.integers(1, 128, 300))]
+    played = vocab.with_spread(corpus)
+    tokens = generate(model, played, 40, seed=4)[0]
+    a, b = generate_notes(model, played, 40, seed=4), generate_notes(model, played, 40, seed=4)
+    np.testing.assert_array_equal(a.start, b.start)  # the same seed, the same notes
+    np.testing.assert_array_equal(a.velocity, b.velocity)
+    again = played.encode(a)  # the sampled ids, each value inside its bin (the first note's step is its onset)
+    np.testing.assert_array_equal(again[1:], tokens[1:])
+    assert played.step_bins.quantize(a.start[:1])[0] == tokens[0, 1]
+    grid = generate_notes(model, played.on_grid(), 40, seed=4)  # the grid setting: today's notes
+    today = vocab.decode(tokens)
+    for field in ("pitch", "start", "duration", "velocity"):
+        np.testing.assert_array_equal(getattr(grid, field), getattr(today, field))
+    assert len(np.unique(a.velocity)) > len(np.unique(grid.velocity))
+
+
 def test_primer_length_gives_window_models_a_full_window():
     vocab = seed_vocab()
     causal = build_model(ModelConfig(arch="causal", hidden=8), vocab, 16)

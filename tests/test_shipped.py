@@ -5,6 +5,7 @@ tmp_path and point checkpoint.SHIPPED_CHECKPOINT at it; one test checks the real
 """
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from melody_utils.data import corpus
 from melody_utils.model.checkpoint import (CHECKPOINT_BEST, CHECKPOINT_LAST, composer_names, export_inference, load_checkpoint,
                                      read_checkpoint)
 from melody_utils.config import REPO_ROOT, get_config
+from melody_utils.device import cpu_has_native_bf16
 from melody_utils.music.tokens import Vocab
 from melody_utils.train.loop import train
 
@@ -115,7 +117,9 @@ def test_init_takes_the_checkpoint_model_and_vocabulary(trained, tmp_path, capsy
     assert cli.main([*base, "--max-steps", "2"]) == 0
     ckpt = read_checkpoint(tmp_path / "ft" / CHECKPOINT_LAST)
     src = read_checkpoint(run / CHECKPOINT_BEST)
-    assert ckpt["config"]["model"] == src["config"]["model"] and ckpt["vocab"] == src["vocab"]  # not the small preset's
+    tuned_vocab, src_vocab = Vocab.from_dict(ckpt["vocab"]), Vocab.from_dict(src["vocab"])
+    assert ckpt["config"]["model"] == src["config"]["model"] and tuned_vocab == src_vocab  # not the small preset's
+    assert tuned_vocab.spread != src_vocab.spread  # the bins are the checkpoint's, the spread inside them this corpus's
     fitted = corpus.prepare(get_config("small", **{"data.source": str(midi)}).data, cache_dir=tmp_path / "c2", progress=False)
     assert fitted.vocab != Vocab.from_dict(src["vocab"])  # so the vocabulary really came from the checkpoint
     capsys.readouterr()
@@ -144,13 +148,15 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     before = sorted(p for p in (REPO_ROOT / "data").rglob("*"))
-    out, work = tmp_path / "out" / "model.pt", tmp_path / "work"
-    argv = ["--device", "cpu", "--budget", "5", "--out", str(out), "--workdir", str(work), "--quiet",
+    out, work, curve = tmp_path / "out" / "model.pt", tmp_path / "work", tmp_path / "curve" / "learning.png"
+    argv = ["--device", "cpu", "--budget", "5", "--out", str(out), "--workdir", str(work), "--quiet", "--curve", str(curve),
             "--set", "model.hidden=32", "--set", "model.layers=1", "--set", "data.max_files=12",
             "--set", "train.max_steps=5", "--set", "data.window=32", "--set", "train.batch_size=16"]
     assert build.main(argv) == 0
     assert sorted(p for p in (REPO_ROOT / "data").rglob("*")) == before
-    assert {p.name for p in tmp_path.iterdir()} == {"out", "work"} and [p.name for p in out.parent.iterdir()] == ["model.pt"]
+    assert {p.name for p in tmp_path.iterdir()} == {"out", "work", "curve"} and [p.name for p in out.parent.iterdir()] == ["model.pt"]
+    assert sorted(p.name for p in curve.parent.iterdir()) == ["learning.json", "learning.png"]
+    assert curve.read_bytes()[:4] == b"\x89PNG" and json.loads(curve.with_suffix(".json").read_text())["step"][-1] == 5
     printed = capsys.readouterr().out
     assert "MB" in printed and "parameters" in printed and "nats/note" in printed
     assert "command: python scripts/build_shipped_model.py --device cpu --budget 5" in printed
@@ -158,6 +164,11 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     assert (cfg.model.hidden, cfg.data.window, cfg.train.time_budget_s) == (32, 32, 5.0)
     assert cfg.model.composers and composer_names(state) == list(vocab.composers) != []  # the shipped model takes --composer
     assert state["summary"]["held_out_nats_per_note"] > 0 and state["summary"]["licence"].startswith("CC BY-SA 3.0 DE")
+    s = state["summary"]  # where and how long it trained, and what ended it
+    assert s["device_name"].startswith("CPU") and s["train_wall_seconds"] > 0 and s["stopped_by"] == "the epoch or step limit"
+    assert s["precision"] == ("bf16 autocast" if cpu_has_native_bf16() else "fp32") and s["built_at"][:2] == "20"
+    assert cfg.train.patience > 0 and cfg.data.perform > 0 and cfg.train.cpu_bf16 == cpu_has_native_bf16()
+    assert "stopped by the epoch or step limit" in printed and s["device_name"] in printed
 
 
 @pytest.mark.skipif(not SHIPPED_IN_CHECKOUT.is_file(), reason=f"{SHIPPED_IN_CHECKOUT} is not built yet "
@@ -171,6 +182,11 @@ def test_the_shipped_model_loads_on_cpu_and_plays_with_dynamics():
     notes = model_generate_fn(model, vocab, progress=False)(temperature=1.0, top_k=0, top_p=0.95, n_notes=64, seed=0,
                                                             primer=None)
     assert len(notes) == 64 and len(np.unique(notes.velocity)) >= 5
+    assert len(vocab.spread) == 3  # stored with it, or (a model built before spreads) the piano corpus's
+    grid = model_generate_fn(model, vocab.on_grid(), progress=False)(temperature=1.0, top_k=0, top_p=0.95, n_notes=64,
+                                                                      seed=0, primer=None)
+    np.testing.assert_array_equal(vocab.encode(grid), vocab.encode(notes))  # the same ids, played inside their bins
+    assert len(np.unique(notes.velocity)) > len(np.unique(grid.velocity))
 
 
 def test_quickstart_comparison_scores_both_models_on_the_same_pieces(trained, shipped, tmp_path, monkeypatch):

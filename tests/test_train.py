@@ -140,8 +140,9 @@ def test_resume_after_epoch_reproduces_the_loss_curve(cache, tmp_path):
     def crash_after_first(history):
         raise Crash  # as if the runtime died right after epoch 1's checkpoint
 
-    with pytest.raises(Crash):
-        T.train(cfg, cache, tmp_path / "resumed", progress=False, on_epoch=crash_after_first)
+    with pytest.raises(Crash):  # checkpoints at every epoch's end
+        T.train(cfg, cache, tmp_path / "resumed", progress=False, on_epoch=crash_after_first, checkpoint_every_s=0)
+    assert C.read_checkpoint(tmp_path / "resumed" / C.CHECKPOINT_LAST)["epoch"] == 1
     resumed = T.train(cfg, cache, tmp_path / "resumed", progress=False)
     assert len(resumed["epoch"]) == 3
     for k in LOSS_KEYS:
@@ -352,3 +353,69 @@ def test_checkpoints_carry_their_corpus_licence(cache, tmp_path):
         assert ckpt["licence"] == maestro.MAESTRO_LICENCE
         assert C.training_summary(ckpt)["licence"] == maestro.MAESTRO_LICENCE and "non-commercial" in C.describe(ckpt)
     assert sources.source_licence(str(tmp_path)) == ""  # another folder's licence is its owner's to name
+
+
+def _scripted_validation(monkeypatch, losses):
+    """Validation passes that return ``losses`` in turn (the heads' parts stand in as thirds)."""
+    it = iter(losses)
+
+    def fake(model, loader, device, ctx=None):
+        v = next(it)
+        return v, {"pitch": v / 3, "step": v / 3, "duration": v / 3}
+
+    monkeypatch.setattr(T, "validation_loss", fake)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement_and_keeps_the_best(cache, tmp_path,
+                                                                                          monkeypatch, capsys):
+    _scripted_validation(monkeypatch, [5.0, 4.0, 4.5, 4.2, 4.1, 3.0, 2.0])
+    cfg = tiny_cfg(**{"train.epochs": 7, "train.patience": 3})
+    h = T.train(cfg, cache, tmp_path, progress=True)
+    assert h["val_loss"] == [5.0, 4.0, 4.5, 4.2, 4.1]  # three epochs after the best (4.0), it stopped
+    assert T.evaluations_since_best(h) == 3
+    out = capsys.readouterr().out
+    assert "early stopping (train.patience=3)" in out and "4.0000 nats/note at epoch 2.00" in out
+    best, last = C.read_checkpoint(tmp_path / C.CHECKPOINT_BEST), C.read_checkpoint(tmp_path / C.CHECKPOINT_LAST)
+    assert best["best_val_loss"] == 4.0 and best["step"] == h["step"][1] and last["step"] == h["step"][-1]
+    again = T.train(cfg, cache, tmp_path, progress=True)  # resumed: the patience is spent already
+    assert again == h and "nothing to train" in capsys.readouterr().out
+    more = T.train(tiny_cfg(**{"train.epochs": 7, "train.patience": 5}), cache, tmp_path, progress=False)
+    assert more["val_loss"] == [5.0, 4.0, 4.5, 4.2, 4.1, 3.0, 2.0]  # more patience: it goes on from where it stopped
+
+
+def test_without_patience_the_run_trains_every_epoch(cache, tmp_path, monkeypatch):
+    _scripted_validation(monkeypatch, [5.0, 6.0, 7.0, 8.0])
+    h = T.train(tiny_cfg(**{"train.epochs": 4}), cache, tmp_path, progress=False)
+    assert h["val_loss"] == [5.0, 6.0, 7.0, 8.0] and T.evaluations_since_best(h) == 3
+    with pytest.raises(ValueError, match="train.patience must be an integer >= 0"):
+        T.train(tiny_cfg(**{"train.patience": -1}), cache, tmp_path / "bad", progress=False)
+
+
+def test_checkpoints_are_written_when_due_and_at_the_end_the_best_kept_in_memory_until_then(cache, tmp_path,
+                                                                                           monkeypatch):
+    _scripted_validation(monkeypatch, [5.0, 4.0, 4.5, 4.2, 3.0, 2.0, 1.0])
+    written = []
+    real_save = T.save_checkpoint
+
+    def counting(path, *args, **kwargs):
+        written.append((path.name, kwargs["step"]))
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(T, "save_checkpoint", counting)
+    h = T.train(tiny_cfg(**{"train.epochs": 4}), cache, tmp_path, progress=False, checkpoint_every_s=1e6)
+    assert written == [(C.CHECKPOINT_BEST, h["step"][1]), (C.CHECKPOINT_LAST, h["step"][-1])]  # once each, at the end
+    best = C.read_checkpoint(tmp_path / C.CHECKPOINT_BEST)
+    assert best["best_val_loss"] == 4.0 and len(best["history"]["epoch"]) == 2  # the state of epoch 2
+    model, _, _, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_BEST)  # the weights of epoch 2, not of the end
+    last = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)[0]
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
+    written.clear()
+    T.train(tiny_cfg(**{"train.epochs": 3}), cache, tmp_path / "every", progress=False, checkpoint_every_s=0)
+    assert [name for name, _ in written].count(C.CHECKPOINT_LAST) == 3  # 0: at every epoch's end
+
+
+def test_performed_windows_need_independent_windows(cache, tmp_path):
+    with pytest.raises(ValueError, match="data.perform .* set train.carry_state=false"):
+        T.train(tiny_cfg(**{"data.perform": 0.5, "train.carry_state": True}), cache, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="holds none"):  # a cache made without performed copies
+        T.train(tiny_cfg(**{"data.perform": 0.5}), cache, tmp_path, progress=False)

@@ -117,6 +117,9 @@ def _generate_args(p: argparse.ArgumentParser, with_checkpoint: bool = True) -> 
                    "synthesizer; numbered like the MIDI files with --num-outputs)")
     g.add_argument("--soundfont", metavar="PATH", help="the .sf2/.sf3 SoundFont --wav plays (default: the best on this "
                    "machine; see melody_utils.display.soundfonts)")
+    g.add_argument("--bin-centres", action="store_true", default=None,
+                   help="play each step, duration and velocity at its bin's centre (the grid) instead of a value "
+                        "drawn inside the bin as the training corpus played it")
     add_control_arguments(p.add_argument_group("controls (see melody_utils.generate.controls)"))
 
 
@@ -198,7 +201,7 @@ def config_from_args(args, **defaults) -> Config:
         "max_steps": "train.max_steps", "time_budget": "train.time_budget_s", "batch_size": "train.batch_size",
         "lr": "train.lr", "device": "train.device", "out_dir": "train.out_dir", "temperature": "sample.temperature",
         "top_k": "sample.top_k", "top_p": "sample.top_p", "n_notes": "sample.n_notes", "primer_notes": "sample.primer_notes",
-        "memory": "sample.memory"}
+        "memory": "sample.memory", "bin_centres": "sample.bin_centres"}
     flags = {key: getattr(args, name, None) for name, key in flag_keys.items()}  # commands lack some flags
     flags["train.seed"] = flags["sample.seed"] = args.seed
     changes = dict(defaults)
@@ -306,7 +309,8 @@ def _generate(cfg: Config, args, checkpoint: Path, output: Path, cache=None) -> 
     info = {}
     settings = SamplingSettings.from_config(s, keep_primer=keep, seconds=args.seconds, composer=args.composer,
                                             controls=args.controls)
-    takes = generate_takes(model, vocab, args.num_outputs, primer, settings, device=str(device), progress=not args.quiet,
+    played = vocab.on_grid() if s.bin_centres else vocab  # where inside its bin each note is played
+    takes = generate_takes(model, played, args.num_outputs, primer, settings, device=str(device), progress=not args.quiet,
                            info=info)
     targets = take_paths(output, len(takes))
     replaced = [" (replaced the earlier MIDI file)" if p.is_file() else "" for p in targets]

@@ -16,6 +16,8 @@ well under a second.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -29,6 +31,7 @@ from ..config import DATA_DIR, SPLITS, DataConfig
 from .maestro import find_maestro
 from ..files import atomic_write_bytes
 from ..music.midi import MidiError, Notes, midi_to_notes
+from ..music.perform import perform
 from ..music.quantize import fit_log_bins, seed_duration_bins, seed_step_bins
 from .sources import (EMBEDDED, PIANO_PATH, FolderCorpus, embedded_name, folder_corpus, list_midi_files,  # noqa: F401
                       load_embedded, warn_random_split)
@@ -36,11 +39,12 @@ from .composers import piece_composer_ids, with_composers
 from ..music.tokens import Vocab
 
 CACHE_DIR = DATA_DIR / "cache"
-CACHE_FORMAT = 3  # bump when the cache layout changes
+CACHE_FORMAT = 4  # bump when the cache layout changes (4: the vocabulary carries its spread inside the bins)
 # A corpus whose most common velocity covers this share of the training notes carries no
 # dynamics (score renderings: the chorales play 92 % of their notes at velocity 90): its
 # vocabulary gets no velocity field, and the output plays one constant velocity.
 NO_DYNAMICS_SHARE = 0.9
+PERFORMED_COPIES = 2  # with data.perform > 0 the cache holds this many performed copies of every piece
 
 
 @dataclass
@@ -70,6 +74,9 @@ class TokenCache:
     vocab: Vocab
     report: ParseReport = field(default_factory=ParseReport)
     path: Path | None = None  # where it was loaded from / saved to
+    # (K, N, F) int16 or None: the tokens of K copies of every piece played like a performer (music/perform.py),
+    # note for note as long as the piece (data.perform reads training windows from them)
+    variants: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -137,7 +144,8 @@ class TokenCache:
 
         def write(tmp):
             with open(tmp, "wb") as f:  # uncompressed: reload is a memory copy
-                np.savez(f, tokens=self.tokens, offsets=self.offsets, meta=np.array(json.dumps(meta)))
+                extra = {} if self.variants is None else {"variants": self.variants}
+                np.savez(f, tokens=self.tokens, offsets=self.offsets, meta=np.array(json.dumps(meta)), **extra)
 
         self.path = atomic_write_bytes(path, write)
         return self.path
@@ -151,12 +159,13 @@ class TokenCache:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 tokens, offsets = z["tokens"], z["offsets"]
+                variants = z["variants"] if "variants" in z.files else None
         except Exception as exc:
             raise ValueError(f"token cache {path} is unreadable ({exc}); delete it and run `python -m melody_utils prepare` again") from None
         if meta.get("format") != CACHE_FORMAT:
             raise ValueError(f"token cache {path} has format {meta.get('format')}, expected {CACHE_FORMAT}; delete it and prepare again")
         report = ParseReport(**{**meta["report"], "skipped": [tuple(s) for s in meta["report"]["skipped"]]})
-        return cls(tokens, offsets, meta["pieces"], Vocab.from_dict(meta["vocab"]), report, path)
+        return cls(tokens, offsets, meta["pieces"], Vocab.from_dict(meta["vocab"]), report, path, variants)
 
 
 # ---------------------------------------------------------------- sources
@@ -251,19 +260,42 @@ def split_by_work(works: list[str], val_fraction: float, test_fraction: float, s
 
 
 def make_vocab(cfg: DataConfig, train_notes: list[Notes]) -> Vocab:
-    """The vocabulary: the seed's grid, or log bins fitted to the training pieces."""
+    """The vocabulary: the seed's grid, or log bins fitted to the training pieces; with the spread of
+    the training pieces' values inside its bins (what ``decode(tokens, seed=...)`` draws from)."""
     if cfg.bins == "seed":
-        return Vocab(seed_step_bins(), seed_duration_bins(), cfg.velocity_bins, name="seed")
+        return Vocab(seed_step_bins(), seed_duration_bins(), cfg.velocity_bins, name="seed").with_spread(train_notes)
     if cfg.bins != "log":
         raise ValueError(f"data.bins must be 'log' or 'seed', not {cfg.bins!r}")
     steps = np.concatenate([n.step[1:] for n in train_notes]) if train_notes else np.zeros(0)
     durs = np.concatenate([n.duration for n in train_notes]) if train_notes else np.zeros(0)
-    return Vocab(fit_log_bins(steps, cfg.n_step_bins, zero=True), fit_log_bins(durs, cfg.n_dur_bins, zero=False), cfg.velocity_bins, name="log")
+    vocab = Vocab(fit_log_bins(steps, cfg.n_step_bins, zero=True), fit_log_bins(durs, cfg.n_dur_bins, zero=False),
+                  cfg.velocity_bins, name="log")
+    return vocab.with_spread(train_notes)
 
 
-def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport) -> TokenCache:
-    arrays, kept = [], []
-    for n, m in zip(notes, meta):
+def with_corpus_spread(vocab: Vocab, cfg: DataConfig) -> Vocab:
+    """``vocab`` as it is when it carries its spread (or ``cfg`` names a corpus other than the embedded
+    piano corpus: it then decodes to the bin centres); a vocabulary saved before spreads were stored,
+    of a model trained on the piano corpus (the shipped model of earlier versions), gets the spread of
+    that corpus's training pieces in its bins (with ``cfg.sustain``'s durations)."""
+    if vocab.spread or embedded_name(resolve_source(cfg)) != "piano" or not PIANO_PATH.is_file():
+        return vocab
+    return dataclasses.replace(vocab, spread=_piano_spread(vocab, bool(cfg.sustain)))
+
+
+@functools.lru_cache(maxsize=4)
+def _piano_spread(vocab: Vocab, sustain: bool) -> tuple:
+    notes, meta = load_embedded("piano", sustain=sustain)
+    train = [n[vocab.in_range(n)] for n, m in zip(notes, meta) if m.get("split", "train") == "train"]
+    return vocab.with_spread(train).spread
+
+
+def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: ParseReport, copies: int = 0,
+                  seed: int = 0) -> TokenCache:
+    """The pieces' tokens (notes outside the vocabulary's pitches dropped and counted); with ``copies``,
+    the tokens of that many copies of each piece played like a performer (seeded by ``seed``, copy, piece)."""
+    arrays, kept, performed = [], [], [[] for _ in range(copies)]
+    for i, (n, m) in enumerate(zip(notes, meta)):
         mask = vocab.in_range(n)
         report.dropped_out_of_range += int((~mask).sum())
         n = n[mask]
@@ -272,10 +304,14 @@ def encode_pieces(notes: list[Notes], meta: list[dict], vocab: Vocab, report: Pa
             continue
         arrays.append(vocab.encode(n))
         kept.append(m)
+        for k in range(copies):
+            performed[k].append(vocab.encode(perform(n, np.random.default_rng([seed, k, i]))))
     report.pieces, report.notes = len(kept), int(sum(len(a) for a in arrays))
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
-    tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(vocab.sizes)), np.int16)
-    return TokenCache(tokens, offsets, kept, vocab, report)
+    empty = np.zeros((0, len(vocab.sizes)), np.int16)
+    tokens = np.concatenate(arrays) if arrays else empty
+    variants = np.stack([np.concatenate(p) if p else empty for p in performed]) if copies else None
+    return TokenCache(tokens, offsets, kept, vocab, report, variants=variants)
 
 
 def resolve_source(cfg: DataConfig) -> str:
@@ -380,7 +416,9 @@ def _cache_paths(cfg: DataConfig, cache_dir, vocab: Vocab | None):
     source = resolve_source(cfg)
     gathered = _gather(cfg, source)
     name, files, how = gathered[0], gathered[1], gathered[4]
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("window", "seed_window", "stride", "source", "composer_dropout")}
+    settings = {k: v for k, v in asdict(cfg).items()
+                if k not in ("window", "seed_window", "stride", "source", "composer_dropout", "perform")}
+    settings["performed_copies"] = PERFORMED_COPIES if cfg.perform else 0
     key = {"source": name or ("maestro" if how == "maestro" else str(source)), "fingerprint": _source_fingerprint(name, files),
            "settings": settings, "format": CACHE_FORMAT}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -388,7 +426,7 @@ def _cache_paths(cfg: DataConfig, cache_dir, vocab: Vocab | None):
     path = Path(cache_dir or CACHE_DIR) / f"{label}-{cfg.bins}-{digest}.npz"
     given_path = None
     if vocab is not None:
-        vocab_digest = hashlib.sha1(json.dumps(vocab.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        vocab_digest = hashlib.sha1(json.dumps(vocab.on_grid().to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         given_path = path.with_name(f"{path.stem}-vocab{vocab_digest}.npz")
     return (source, gathered), key, path, given_path, label
 
@@ -409,11 +447,13 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
     """Build (or reload) the token cache for ``cfg`` (see module docstring).
 
     ``vocab``: tokenize with this vocabulary (a checkpoint's, to fine-tune or evaluate it) instead of
-    bins fitted to the corpus. When it differs from the fitted one, the cache file's name carries
-    its digest, so caches of one corpus under two vocabularies live side by side.
+    bins fitted to the corpus; its spread inside the bins is this corpus's (fitted on its training
+    pieces: a model fine-tuned on it plays as it does). When it differs from the fitted one, the
+    cache file's name carries its digest, so caches of one corpus under two vocabularies live side by side.
     """
     cfg = cfg or DataConfig()
     (source, (name, files, split_of, meta_of, how)), key, path, given_path, label = _cache_paths(cfg, cache_dir, vocab)
+    copies = key["settings"]["performed_copies"]
     cached = None if rebuild else _reload((path, given_path), vocab)
     if cached is not None:
         return cached
@@ -434,9 +474,11 @@ def prepare(cfg: DataConfig | None = None, cache_dir: str | os.PathLike | None =
         m["split"] = s
     vocab_cfg = _drop_no_dynamics(cfg, notes, splits, label, progress and vocab is None)
     fitted = with_composers(make_vocab(vocab_cfg, [n for n, s in zip(notes, splits) if s == "train"]), meta)
+    if vocab is not None:
+        vocab = vocab.with_spread([n[vocab.in_range(n)] for n, s in zip(notes, splits) if s == "train"])
     if vocab is not None and vocab != fitted:
-        path, key = given_path, {**key, "vocab": vocab.to_dict()}
-    cache = encode_pieces(notes, meta, vocab or fitted, report)
+        path, key = given_path, {**key, "vocab": vocab.on_grid().to_dict()}
+    cache = encode_pieces(notes, meta, vocab or fitted, report, copies, cfg.split_seed)
     if len(cache) == 0 and vocab is not None:
         raise ValueError(f"no piece of {source} can be encoded with the checkpoint's vocabulary (pitches "
                          f"{vocab.min_pitch}-{vocab.max_pitch}): {report.summary()}; choose a piano corpus or train without --init")

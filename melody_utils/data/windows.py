@@ -10,6 +10,10 @@ A window starting at note ``s`` of a piece gives
   in a share ``composer_dropout`` of the windows, drawn per epoch (classifier-free style: the
   model also learns the unconditional distribution).
 
+With ``perform`` > 0 a share of the windows, drawn per epoch, is read from one of the cache's
+performed copies of its piece (``cache.variants``: the same notes played like a performer,
+:mod:`melody_utils.music.perform`) at the same position: the augmentation costs an index, not MIDI work.
+
 Windows never cross a piece boundary, and splits are by piece (see corpus.split_by_piece),
 never by window. Nothing is materialised per window: a window is a start index into the
 concatenated token array, and a whole batch is gathered with one fancy-indexing call
@@ -47,13 +51,15 @@ def window_starts(offsets: np.ndarray, pieces: np.ndarray, window: int, stride: 
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
-def check_augmentation(transpose: int, composer_dropout: float, unit: str) -> None:
-    """ValueError naming the setting when ``data.transpose`` or ``data.composer_dropout`` (a share of
-    ``unit``: windows, or pieces for streams) is out of range."""
+def check_augmentation(transpose: int, composer_dropout: float, unit: str, perform: float = 0.0) -> None:
+    """ValueError naming the setting when ``data.transpose``, ``data.composer_dropout`` (a share of
+    ``unit``: windows, or pieces for streams) or ``data.perform`` is out of range."""
     if transpose < 0:
         raise ValueError(f"data.transpose must be >= 0 semitones, got {transpose}")
     if not 0.0 <= composer_dropout <= 1.0:
         raise ValueError(f"data.composer_dropout must be in [0, 1] (a share of {unit}), got {composer_dropout}")
+    if not 0.0 <= perform <= 1.0:
+        raise ValueError(f"data.perform must be in [0, 1] (a share of {unit}), got {perform}")
 
 
 class MusicDataset(Dataset):
@@ -64,27 +70,34 @@ class MusicDataset(Dataset):
     music stays the music in another key, which multiplies a small corpus's variety. The shifts
     are drawn per epoch from (seed, epoch) (see :meth:`set_epoch`), so runs and resumes are exact.
     ``composer_dropout`` in [0, 1]: the share of windows whose composer id is replaced by 0 ("any"),
-    drawn alike per epoch (0 for validation and evaluation: the true composer).
+    drawn alike per epoch (0 for validation and evaluation: the true composer). ``perform`` in [0, 1]:
+    the share of windows read from a performed copy (module docstring), drawn alike per epoch.
     """
 
     def __init__(self, cache: TokenCache, split: str = "train", window: int = 64, stride: int = 1,
-                 transpose: int = 0, seed: int = 0, composer_dropout: float = 0.0):
+                 transpose: int = 0, seed: int = 0, composer_dropout: float = 0.0, perform: float = 0.0):
         self.cache, self.split, self.window, self.stride = cache, split, window, stride
         self.starts = window_starts(cache.offsets, cache.piece_indices(split), window, stride)
-        self._tokens = torch.from_numpy(cache.tokens.astype(np.int64))  # (N, F), converted once
+        check_augmentation(transpose, composer_dropout, "windows", perform)
+        if perform and cache.variants is None:
+            raise ValueError("data.perform > 0 reads performed copies of the pieces, and this token cache holds none; "
+                             "prepare it with the same data.perform (corpus.prepare makes them)")
+        self.perform = float(perform)
+        versions = [cache.tokens] + (list(cache.variants) if perform else [])  # the piece, then its performed copies
+        self._tokens = torch.from_numpy(np.concatenate(versions).astype(np.int64))  # (V * N, F), converted once
         self._span = torch.arange(window + 1)  # (T+1,)
         self.transpose, self.seed = int(transpose), seed
         self.shifts = None  # (n_windows,) semitones for the current epoch, or None
-        check_augmentation(transpose, composer_dropout, "windows")
+        self.version = None  # (n_windows,) offset of each window's version in _tokens for the current epoch, or None
         self.composer_dropout = float(composer_dropout)
         piece = np.searchsorted(cache.offsets, self.starts, side="right") - 1  # (n_windows,) piece of each window
         self.true_composer = torch.from_numpy(cache.composer_ids[piece] if len(cache) else np.zeros(0, np.int64))
         self.composer = self.true_composer  # (n_windows,) ids for the current epoch
         if self.transpose and len(self.starts):
-            pitch = cache.tokens[:, 0].astype(np.int64)
             idx = self.starts[:, None] + np.arange(window + 1)  # (n_windows, T+1)
-            self._room_down = pitch[idx].min(1)  # semitones each window can move down ...
-            self._room_up = cache.vocab.n_pitch - 1 - pitch[idx].max(1)  # ... and up
+            lows, highs = zip(*((p.min(1), p.max(1)) for p in (v[:, 0].astype(np.int64)[idx] for v in versions)))
+            self._room_down = np.min(lows, axis=0)  # semitones each window (in every version) can move down ...
+            self._room_up = cache.vocab.n_pitch - 1 - np.max(highs, axis=0)  # ... and up
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -95,12 +108,19 @@ class MusicDataset(Dataset):
             rng = np.random.default_rng([self.seed, epoch, 7])
             shifts = rng.integers(-self.transpose, self.transpose + 1, len(self.starts))
             self.shifts = torch.from_numpy(np.clip(shifts, -self._room_down, self._room_up))
+        if self.perform and len(self.starts):
+            rng = np.random.default_rng([self.seed, epoch, 13])
+            copies = len(self.cache.variants)
+            version = np.where(rng.random(len(self.starts)) < self.perform, rng.integers(1, copies + 1, len(self.starts)), 0)
+            self.version = torch.from_numpy(version * len(self.cache.tokens))
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def __getitems__(self, indices) -> dict[str, torch.Tensor]:
         starts = torch.from_numpy(self.starts[np.asarray(indices, dtype=np.int64)])  # (B,)
+        if self.version is not None:
+            starts = starts + self.version[np.asarray(indices, dtype=np.int64)]  # in the window's version
         seq = self._tokens[starts[:, None] + self._span]  # (B, T+1, F)
         if self.shifts is not None:
             seq[..., 0] += self.shifts[np.asarray(indices, dtype=np.int64)][:, None]
@@ -144,13 +164,15 @@ class EpochShuffle(Sampler):
 
 def make_loader(cache: TokenCache, split: str, window: int, stride: int, batch_size: int, shuffle: bool,
                 seed: int = 0, drop_last: bool = False, num_workers: int = 0, sampler: Sampler | None = None,
-                transpose: int = 0, epoch_windows: int = 0, composer_dropout: float = 0.0) -> DataLoader:
+                transpose: int = 0, epoch_windows: int = 0, composer_dropout: float = 0.0,
+                perform: float = 0.0) -> DataLoader:
     """A DataLoader of batch dicts (see module docstring). ``loader.sampler.set_epoch(e)`` reshuffles
     (and redraws the transpositions, when ``transpose`` > 0); ``epoch_windows`` > 0 makes each
-    shuffled epoch a random sample of that many windows; ``composer_dropout`` see :class:`MusicDataset`."""
+    shuffled epoch a random sample of that many windows; ``composer_dropout`` and ``perform`` see :class:`MusicDataset`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed, composer_dropout=composer_dropout)
+    ds = MusicDataset(cache, split, window, stride, transpose=transpose, seed=seed, composer_dropout=composer_dropout,
+                      perform=perform)
     if len(ds) == 0:
         raise ValueError(
             f"the {split!r} split has no piece with more than {window} notes; use a smaller data.window "

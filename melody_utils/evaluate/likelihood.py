@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..checks import check_number
 from ..generate.memory import MEMORY, MemorySettings, memory_nll
 from ..music.tokens import FIELDS
-from ..train.loop import evaluate_counted
+from ..train.validation import evaluate_counted
 
 LN2 = math.log(2.0)
 PIECE_CHUNK = 2048  # notes per forward pass when a causal model reads a whole piece
@@ -46,7 +46,7 @@ def model_nll(model, loader, device="cpu", progress: bool = False) -> dict:
 
     Causal models are scored on every position of each window (inputs -> targets), window
     models on the note after each window ("next"). Each batch's mean is weighted by its number
-    of supervised notes (:func:`melody_utils.train.loop.evaluate`, the validation pass of training),
+    of supervised notes (:func:`melody_utils.train.validation.validation_loss`, the validation pass of training),
     so the result is the mean over all notes, whatever the batch sizes.
     """
     batches = tqdm(loader, desc="held-out NLL", disable=not progress, leave=False)

@@ -203,7 +203,7 @@ def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: 
       a causal model what :func:`_memory_nll` scores (``"settings"``, ``"nll"``, ``"nll_refit"``, ``"refit"``).
     - ``"stats"``: :func:`~melody_utils.music.stats.compare_sets` of ``n_samples`` generated pieces (``n_notes`` new notes
       each; primers: the first ``sample.primer_notes`` notes, or a
-      window model's full window, of the held-out pieces in turn) against excerpts of the held-out pieces of the same length.
+      window model's full window, of the held-out pieces in turn) against held-out excerpts as long, both at the bin centres.
     - ``"degenerate_rate"``: share of generated pieces that :func:`~melody_utils.music.stats.degeneracy` flags, and
       ``"reference_degenerate_rate"``, the same for the held-out excerpts (a calibration: a
       repetitive piece such as an arpeggiated prelude can be flagged too).
@@ -242,7 +242,7 @@ def evaluate_checkpoint(checkpoint_path, cache=None, n_samples: int = 8, split: 
     # 2. generated pieces against held-out excerpts of the same length
     n_primer = primer_length(model, sc.primer_notes)
     primers = [cache.piece_tokens(i)[:n_primer] for i in held_out]  # the sweep below uses the same primers
-    generate_fn = model_generate_fn(model, vocab, settings, device=device)
+    generate_fn = model_generate_fn(model, vocab.on_grid(), settings, device=device)  # centres, as held_notes
     generated = [generate_fn(seed=seed + i, primer=primers[i % len(primers)])
                  for i in tqdm(range(n_samples), desc="generating", disable=not progress, leave=False)]
     held_notes = [cache.notes(i) for i in held_out]

@@ -203,7 +203,8 @@ def generate_notes(model, vocab: Vocab, n_notes: int | None = None, primer=None,
 
     With ``settings.keep_primer`` the primer (as quantized tokens) comes before the new notes;
     otherwise the result holds the new notes only, the first starting at its sampled step.
-    ``kwargs``: :func:`generate`'s keywords and setting changes.
+    ``kwargs``: :func:`generate`'s keywords and setting changes. Steps, durations and
+    velocities are drawn inside their bins with the settings' ``seed`` (``vocab.on_grid()``: the bin centres).
     """
     if kwargs.pop("batch", 1) != 1:
         raise ValueError("generate_notes makes one piece (batch=1); use generate() for a batch")
@@ -212,7 +213,7 @@ def generate_notes(model, vocab: Vocab, n_notes: int | None = None, primer=None,
     new = trim_to_seconds(generate(model, vocab, primer=primer, settings=settings, **run)[0], vocab, settings.seconds)
     if settings.keep_primer and primer is not None:
         new = np.concatenate([_primer_tokens(primer, vocab), new])
-    return vocab.decode(new)
+    return vocab.decode(new, seed=settings.seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def generate_takes(model, vocab: Vocab, n_takes: int, primer=None, settings: Sam
     takes = []
     for row in rows:
         new = trim_to_seconds(row, vocab, settings.seconds)  # (n, F)
-        takes.append(vocab.decode(new if head is None else np.concatenate([head, new])))
+        takes.append(vocab.decode(new if head is None else np.concatenate([head, new]), seed=settings.seed))
     return takes
 
 

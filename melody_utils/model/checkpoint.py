@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 
 from ..config import SHIPPED_DATA_DIR, Config
+from ..data.corpus import with_corpus_spread
 from ..device import resolve_device
 from ..files import atomic_write_bytes, check_free_space, starts_with
 from .lstm import build_from_config, unwrap
 from ..music.tokens import Vocab, vocab_differences
 
-CHECKPOINT_LAST = "ckpt_last.pt"  # written every epoch (and every CHECKPOINT_EVERY_S): resume from here
+CHECKPOINT_LAST = "ckpt_last.pt"  # written every train.loop.CHECKPOINT_EVERY_S seconds and at the end: resume from here
 CHECKPOINT_BEST = "ckpt_best.pt"  # the lowest validation loss so far: generate from here
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 # Settings a resumed run may change: limits and where it runs. Every other data/model/train
@@ -37,7 +38,7 @@ SHIPPED_CHECKPOINT = SHIPPED_DATA_DIR / "pretrained" / "piano_lstm.pt"
 INFERENCE = "inference"  # the ``kind`` of an exported checkpoint: weights to generate from, no training state
 # Settings a fine-tuning run takes from its --init checkpoint: the model and what shapes its vocabulary.
 VOCAB_SETTINGS = ("data.bins", "data.n_step_bins", "data.n_dur_bins", "data.velocity_bins")
-RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.device",
+RESUMABLE_SETTINGS = ("train.epochs", "train.max_steps", "train.time_budget_s", "train.patience", "train.device",
                       "train.num_workers", "train.out_dir", "train.amp", "train.cpu_bf16")
 # The largest model a config may describe: 4 GB of fp32 weights (12 GB with Adam's state). A config
 # beyond it (a damaged or crafted checkpoint, a typo in --set) is refused before anything is allocated.
@@ -199,9 +200,12 @@ def load_checkpoint(path, device="cpu") -> tuple[torch.nn.Module, Vocab, Config,
     """Rebuild a trained model from a checkpoint alone: ``(model in eval mode on device, vocab, cfg, state)``.
 
     ``state`` is the whole checkpoint dict (epoch, step, history, best_val_loss, ...).
-    Works on a CPU-only machine for checkpoints trained on a GPU.
+    Works on a CPU-only machine for checkpoints trained on a GPU. A vocabulary saved before
+    vocabularies carried their spread inside the bins gets its corpus's when that is the embedded
+    piano corpus (:func:`~melody_utils.data.corpus.with_corpus_spread`), else it decodes to bin centres.
     """
     ckpt, cfg, vocab = _read_checked(Path(path))
+    vocab = with_corpus_spread(vocab, cfg.data)
     model = build_checked(cfg, vocab, f"checkpoint {path}")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model_state"].items()}  # fp16 exports
     if type(model).__name__ != ckpt.get("model_class", type(model).__name__):

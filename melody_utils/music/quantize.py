@@ -10,6 +10,10 @@ Two grids:
   can be compared with it.
 - ``log``: bin 0 is exactly 0 s (chords stay chords), then log-spaced centres between
   percentiles of the data (:func:`fit_log_bins`).
+
+Decoding a bin to its centre plays on a grid. A :class:`Spread` keeps, per bin, a few quantiles of
+the corpus's values inside it (:meth:`Bins.fit_spread`), and :meth:`Spread.draw` turns uniform
+numbers into values inside the bins, distributed as the corpus's were.
 """
 
 from __future__ import annotations
@@ -22,6 +26,61 @@ SEED_STEP_CENTERS = tuple(np.round(np.arange(1, 22) * 0.05, 4))  # 0.05 .. 1.05 
 SEED_DUR_CENTERS = tuple(np.round(np.arange(1, 30) * 0.05, 4))  # 0.05 .. 1.45 s, 29 bins
 CHORD_THRESHOLD_S = 0.015  # onsets closer than this are one chord (the 0 bin's upper edge at most)
 DEFAULT_LOG_RANGE = (0.02, 4.0)  # used when there is no data to fit
+# The quantiles a Spread keeps per bin (percent): the extremes, the 1st and 99th percentiles (so a rare
+# value keeps its rarity: 1 % of the draws fall between the minimum and the 1st percentile), the octiles.
+SPREAD_LEVELS = (0.0, 1.0, 12.5, 25.0, 37.5, 50.0, 62.5, 75.0, 87.5, 99.0, 100.0)
+EDGE_MARGIN_S = 1e-6  # a Spread's times stay this far inside the bin edges: they re-encode to their own bin
+# The end bins hold everything beyond them (a 10 s fermata, a 5 min pedal note in the last bin); a
+# Spread keeps their values within [centre / END_BIN_RANGE, centre * END_BIN_RANGE].
+END_BIN_RANGE = 2.0
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Where a corpus's values fall inside each bin: per bin, its quantiles at :data:`SPREAD_LEVELS`
+    (non-decreasing). A bin the corpus never used holds its centre alone."""
+
+    quantiles: tuple  # (n_bins,) tuples of len(SPREAD_LEVELS) floats
+
+    def __post_init__(self):
+        q = np.asarray(self.quantiles, dtype=np.float64)
+        if q.ndim != 2 or q.shape[1] != len(SPREAD_LEVELS) or np.any(np.diff(q, axis=1) < 0):
+            raise ValueError(f"a Spread needs (n_bins, {len(SPREAD_LEVELS)}) non-decreasing quantiles")
+        object.__setattr__(self, "quantiles", tuple(tuple(float(x) for x in row) for row in q))
+
+    def __len__(self) -> int:
+        return len(self.quantiles)
+
+    def draw(self, ids, u) -> np.ndarray:
+        """Values inside bins ``ids`` (ints) from uniform numbers ``u`` in [0, 1) of the same shape,
+        through each bin's piecewise-linear quantile function."""
+        q = np.asarray(self.quantiles)  # (n_bins, L)
+        levels = np.asarray(SPREAD_LEVELS) / 100.0  # (L,)
+        ids = np.asarray(ids, dtype=np.int64)
+        u = np.clip(np.asarray(u, dtype=np.float64), 0.0, 1.0)
+        j = np.clip(np.searchsorted(levels, u, side="right") - 1, 0, len(levels) - 2)  # segment of the quantile function
+        frac = (u - levels[j]) / (levels[j + 1] - levels[j])
+        lo, hi = q[ids, j], q[ids, j + 1]
+        return lo + frac * (hi - lo)
+
+    def to_list(self) -> list:
+        return [list(row) for row in self.quantiles]
+
+    @classmethod
+    def from_list(cls, rows) -> "Spread":
+        return cls(tuple(tuple(r) for r in rows))
+
+
+def fit_spread(values, ids, n_bins: int, centres, low, high) -> Spread:
+    """The :class:`Spread` of ``values`` in bins ``ids``: each bin's values clipped to its
+    [``low``, ``high``] (arrays of n_bins) first; a bin without values keeps its centre."""
+    v = np.asarray(values, dtype=np.float64)
+    ids = np.asarray(ids, dtype=np.int64)
+    rows = []
+    for b in range(n_bins):
+        x = np.clip(v[ids == b], low[b], high[b])
+        rows.append(np.percentile(x, SPREAD_LEVELS) if len(x) else np.full(len(SPREAD_LEVELS), centres[b]))
+    return Spread(tuple(map(tuple, np.round(rows, 7))))  # 0.1 µs: compact in JSON, far inside EDGE_MARGIN_S
 
 
 @dataclass(frozen=True)
@@ -64,6 +123,15 @@ class Bins:
             bad = ids[(ids < 0) | (ids >= len(self))].flat[0]
             raise ValueError(f"bin id {bad} out of range 0..{len(self) - 1}")
         return np.asarray(self.centers)[ids]
+
+    def fit_spread(self, seconds) -> Spread:
+        """The :class:`Spread` of ``seconds`` in these bins; values stay :data:`EDGE_MARGIN_S` inside
+        the edges, and within :data:`END_BIN_RANGE` of the centre in the two end bins."""
+        c, e = np.asarray(self.centers), self.edges
+        low = np.concatenate([[c[0] / END_BIN_RANGE], e + EDGE_MARGIN_S])
+        high = np.concatenate([e - EDGE_MARGIN_S, [c[-1] * END_BIN_RANGE]])
+        x = np.asarray(seconds, dtype=np.float64)
+        return fit_spread(x, self.quantize(x), len(self), c, low, np.maximum(high, low))
 
     def to_dict(self) -> dict:
         return {"centers": list(self.centers), "log": self.log}

@@ -13,20 +13,54 @@ col   field       id
 
 ``encode`` and ``decode`` are inverses up to quantization; ids or pitches out of range raise
 ``ValueError`` naming the value and the range.
+
+Decoding: ``decode(tokens)`` gives each id its bin's centre (the grid). A vocabulary fitted on a
+corpus also carries its ``spread`` (:meth:`Vocab.with_spread`, one :class:`~.quantize.Spread` per
+step, duration and velocity field: where the corpus's values fall inside each bin), and
+``decode(tokens, seed=...)`` then draws every step, duration and velocity from that spread: inside
+its bin (``encode`` gives the same ids back), as the corpus played it. The uniform number behind each
+draw is a hash of the seed and the note's ids (:func:`note_uniforms`): the timing's of its pitch, step
+and duration, the velocity's of the whole token. So the same seed gives the same notes, and a passage
+played again is played the same way again, as the corpus's repeats are. A vocabulary without a spread
+(``on_grid()``, or saved before spreads were stored) decodes to the centres whatever the seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .midi import DEFAULT_VELOCITY, Notes
-from .quantize import Bins, seed_duration_bins, seed_step_bins
+from .quantize import Bins, Spread, fit_spread, seed_duration_bins, seed_step_bins
 
 MIN_PIANO_PITCH = 21  # A0
 MAX_PIANO_PITCH = 108  # C8
 FIELDS = ("pitch", "step", "duration", "velocity")
+SPREAD_FIELDS = ("step", "duration", "velocity")  # the fields a spread decodes inside their bins
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64s: every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def note_uniforms(tokens: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 3) numbers in [0, 1) for the step, duration and velocity draws of (N, F) tokens: a hash of
+    ``seed`` and the note's pitch, step and duration ids (timing; the velocity's also of its velocity id)."""
+    t = np.asarray(tokens, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = np.full(len(t), np.uint64(int(seed) % 2**64))
+        for col in range(3):
+            h = _mix(h + _GOLDEN + t[:, col])
+        hv = _mix(h + _GOLDEN + t[:, 3]) if t.shape[1] > 3 else h
+        out = [_mix(base + _GOLDEN * np.uint64(k + 2)) for k, base in enumerate((h, h, hv))]
+    return np.stack([(x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53 for x in out], axis=1)
 
 
 @dataclass(frozen=True)
@@ -38,6 +72,16 @@ class Vocab:
     max_pitch: int = MAX_PIANO_PITCH
     name: str = field(default="custom", compare=False)  # "seed", "log", ... for display only
     composers: tuple = ()  # composer names of the training pieces: composer id i + 1 (id 0 = "any"), see composers.py
+    # Spreads of the step, duration (and velocity) values inside their bins, fitted on the training
+    # corpus (with_spread); () = decode to the bin centres. Not part of the vocabulary's identity:
+    # tokens mean the same with or without it.
+    spread: tuple = field(default=(), compare=False)
+
+    def __post_init__(self):
+        for name, size, sp in zip(SPREAD_FIELDS, self.sizes[1:], self.spread):
+            if len(sp) != size:
+                raise ValueError(f"the vocabulary's {name} spread covers {len(sp)} bins, its grid has {size}; "
+                                 f"fit it again (Vocab.with_spread) or drop it (Vocab.on_grid)")
 
     @property
     def n_pitch(self) -> int:
@@ -101,18 +145,49 @@ class Vocab:
                 raise ValueError(f"{name} id {bad} out of range 0..{size - 1}")
         return t
 
-    def decode(self, tokens, t0: float = 0.0) -> Notes:
-        """(N, F) tokens -> Notes (onsets accumulate steps from ``t0``)."""
+    def decode(self, tokens, t0: float = 0.0, seed=None) -> Notes:
+        """(N, F) tokens -> Notes (onsets accumulate steps from ``t0``).
+
+        ``seed`` None: every id at its bin's centre. An int: step, duration and velocity drawn inside
+        their bins from the vocabulary's ``spread`` (module docstring; centres when it has none).
+        """
         t = self.check(tokens)
         pitch = t[:, 0] + self.min_pitch
-        step = self.step_bins.dequantize(t[:, 1])
-        dur = self.dur_bins.dequantize(t[:, 2])
-        if self.velocity_bins:
-            width = 127 / self.velocity_bins
-            vel = np.round(1 + (t[:, 3] + 0.5) * width).clip(1, 127)
+        if seed is not None and self.spread:
+            u = note_uniforms(t, seed)  # (N, 3)
+            step, dur = self.spread[0].draw(t[:, 1], u[:, 0]), self.spread[1].draw(t[:, 2], u[:, 1])
+            vel = np.round(self.spread[2].draw(t[:, 3], u[:, 2])) if len(self.spread) > 2 else self._velocity(t)
         else:
-            vel = np.full(len(t), DEFAULT_VELOCITY)
+            step, dur, vel = self.step_bins.dequantize(t[:, 1]), self.dur_bins.dequantize(t[:, 2]), self._velocity(t)
         return Notes.from_steps(pitch, step, dur, vel, t0=t0)
+
+    def _velocity(self, t: np.ndarray) -> np.ndarray:
+        """The velocity at each token's bin centre (DEFAULT_VELOCITY without a velocity field)."""
+        if not self.velocity_bins:
+            return np.full(len(t), DEFAULT_VELOCITY)
+        width = 127 / self.velocity_bins
+        return np.round(1 + (t[:, 3] + 0.5) * width).clip(1, 127)
+
+    # ---- where values fall inside the bins ----
+    def with_spread(self, pieces) -> "Vocab":
+        """This vocabulary carrying the spread of ``pieces`` (a list of Notes, e.g. the training
+        split): per bin, quantiles of the steps (each piece's first excluded), durations and
+        velocities that fall in it."""
+        pieces = list(pieces)
+        steps = np.concatenate([n.step[1:] for n in pieces] or [np.zeros(0)])
+        durs = np.concatenate([n.duration for n in pieces] or [np.zeros(0)])
+        spread = [self.step_bins.fit_spread(steps), self.dur_bins.fit_spread(durs)]
+        if self.velocity_bins:
+            v = np.clip(np.concatenate([n.velocity for n in pieces] or [np.zeros(0)]).astype(np.int64), 1, 127)
+            ids = np.arange(self.velocity_bins)
+            centres = self._velocity(np.stack([ids] * 4, axis=1)).astype(np.float64)
+            spread.append(fit_spread(v, (v - 1) * self.velocity_bins // 127, self.velocity_bins, centres,
+                                     np.ones(self.velocity_bins), np.full(self.velocity_bins, 127.0)))
+        return dataclasses.replace(self, spread=tuple(spread))
+
+    def on_grid(self) -> "Vocab":
+        """This vocabulary without its spread: ``decode`` gives the bin centres whatever the seed."""
+        return dataclasses.replace(self, spread=())
 
     # ---- persistence (stored in caches and checkpoints) ----
     def to_dict(self) -> dict:
@@ -124,6 +199,7 @@ class Vocab:
             "max_pitch": self.max_pitch,
             "name": self.name,
             "composers": list(self.composers),
+            **({"spread": {f: sp.to_list() for f, sp in zip(SPREAD_FIELDS, self.spread)}} if self.spread else {}),
         }
 
     @classmethod
@@ -136,6 +212,7 @@ class Vocab:
             int(d["max_pitch"]),
             d.get("name", "custom"),
             tuple(d.get("composers", ())),
+            tuple(Spread.from_list(d["spread"][f]) for f in SPREAD_FIELDS if f in d.get("spread", {})),
         )
 
 

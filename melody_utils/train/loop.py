@@ -12,10 +12,14 @@ scaler); on the CPU the same lines run in plain fp32 under a ``nullcontext``.
 - Data: causal models learn from windows of ``cfg.data.window`` notes every ``cfg.data.stride``, or
   from streams carrying their state (``train.carry_state``, :mod:`melody_utils.data.streams`); the seed's
   window->next models from windows of ``cfg.data.seed_window`` notes at stride 1, as the seed did.
-- Every epoch: a validation pass, one history entry (``history.json``), ``ckpt_last.pt`` and,
-  at a new best validation loss, ``ckpt_best.pt``. Long epochs also save ``ckpt_last.pt``
-  every ``CHECKPOINT_EVERY_S`` seconds. All files are written to a temp file and renamed,
-  so a run killed at any moment keeps its last complete checkpoint.
+- Every epoch: a validation pass and one history entry (``history.json``). ``ckpt_last.pt`` is
+  written every ``CHECKPOINT_EVERY_S`` seconds (at an epoch's end or inside one) and at the run's
+  end, ``ckpt_best.pt`` (the lowest validation loss, kept in memory until then) just before it
+  (:mod:`melody_utils.train.saving`: the writes cost more than the steps of a short epoch on a GPU).
+  All files are written to a temp file and renamed, so a run killed at any moment keeps its last
+  complete checkpoint, and its best one.
+- Early stopping: with ``train.patience`` > 0 the run stops when the validation loss has not
+  improved for that many epochs in a row (:func:`evaluations_since_best`); ``ckpt_best.pt`` holds the best.
 - Resume: when ``out_dir/ckpt_last.pt`` exists, training continues from it (mid-epoch
   included) and the loss curve goes on exactly as an uninterrupted run's would on a CPU.
   ``time_budget_s`` counts the seconds of every session of a run (the checkpoint keeps them),
@@ -38,7 +42,6 @@ import itertools
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -57,11 +60,13 @@ from ..data.sources import source_licence
 from ..device import autocast_context, resolve_device, rng_state, seed_everything, set_rng_state
 from ..files import atomic_write_bytes
 from . import lock as locks
+from .saving import WRITE_SHARE, Cadence, Snapshot, snapshot
 from .schedule import get_lr, make_schedule, projected_steps
+from .validation import notes_in, validation_loss
 from ..music.tokens import Vocab, vocab_differences
 
 HISTORY_FILE = "history.json"  # per-epoch losses, lr, speed (lists of floats, for plots.plot_history)
-CHECKPOINT_EVERY_S = 600.0  # also save ckpt_last.pt mid-epoch this often: a lost runtime loses at most this much
+CHECKPOINT_EVERY_S = 60.0  # ckpt_last.pt this often (and at the end): a lost runtime loses at most about this much
 
 
 # ---------------------------------------------------------------- small helpers
@@ -70,12 +75,6 @@ CHECKPOINT_EVERY_S = 600.0  # also save ckpt_last.pt mid-epoch this often: a los
 def window_and_stride(cfg: Config, causal: bool) -> tuple[int, int]:
     """Training windows: (window, stride) for causal models, (seed_window, 1) for window->next ones."""
     return (cfg.data.window, cfg.data.stride) if causal else (cfg.data.seed_window, 1)
-
-
-def _notes_in(batch: dict, causal: bool) -> int:
-    """Supervised notes in a batch: every position for causal models, one per window otherwise."""
-    b, t = batch["targets"].shape[:2]
-    return b * t if causal else b
 
 
 def _write_json(path: Path, obj) -> Path:
@@ -91,38 +90,6 @@ def new_history(fields) -> dict:
 
 def _new_running() -> dict:
     return {"loss": 0.0, "notes": 0, "seconds": 0.0}
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-def validation_loss(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict]:
-    """Mean loss (nats per note, summed over heads) and per-head nats over a loader."""
-    loss, heads, _ = evaluate_counted(model, loader, device, ctx)
-    return loss, heads
-
-
-@torch.no_grad()
-def evaluate_counted(model: torch.nn.Module, loader, device: torch.device, ctx=None) -> tuple[float, dict, int]:
-    """:func:`validation_loss`, plus the number of supervised notes it averaged over."""
-    ctx = ctx or nullcontext()
-    inner = distributed.unwrap(model)
-    was_training = model.training
-    model.eval()
-    total, parts, n = 0.0, {}, 0
-    for batch in loader:
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with ctx:
-            loss, heads = inner.loss(batch)
-        w = _notes_in(batch, inner.causal)
-        total += float(loss) * w
-        for f, v in heads.items():
-            parts[f] = parts.get(f, 0.0) + float(v) * w
-        n += w
-    model.train(was_training)
-    if n == 0:
-        return float("nan"), {}, 0
-    return total / n, {f: v / n for f, v in parts.items()}, n
 
 
 # ---------------------------------------------------------------- training state and steps
@@ -184,6 +151,8 @@ class Run:
     licence: str = ""  # the training corpus's licence, written into every checkpoint (data.sources.source_licence)
     clock: Callable[[], float] = time.time  # seconds now; tests pass a fake one
     lock: locks.OutDirLock | None = None  # out_dir's lock, held by the main process (lock.py)
+    cadence: Cadence | None = None  # when ckpt_last.pt is due (saving.py)
+    best: Snapshot | None = None  # the best model since the last write: ckpt_best.pt at the next one
 
     @property
     def n_batches(self) -> int:
@@ -194,6 +163,9 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     """(train loader, this rank's share when distributed; validation loader or None)."""
     tc = cfg.train
     window, stride = window_and_stride(cfg, causal)
+    if causal and tc.carry_state and cfg.data.perform:
+        raise ValueError("data.perform (training windows played like a performer) works with independent windows; "
+                         "set train.carry_state=false, or data.perform=0")
     if causal and tc.carry_state:  # this rank's streams
         train_loader = streams.make_stream_loader(cache, "train", window, tc.batch_size, tc.seed, cfg.data.transpose,
                                                   cfg.data.composer_dropout, tc.epoch_windows, distributed.rank(),
@@ -201,7 +173,8 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
     else:
         train_loader = data.make_loader(cache, "train", window, stride, tc.batch_size, shuffle=True, seed=tc.seed,
                                         num_workers=tc.num_workers, transpose=cfg.data.transpose,
-                                        epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout)
+                                        epoch_windows=tc.epoch_windows, composer_dropout=cfg.data.composer_dropout,
+                                        perform=cfg.data.perform)
         train_loader = distributed.shard_loader(train_loader, tc.seed)  # this rank's share of each epoch when distributed
     try:
         val_loader = data.make_loader(cache, "validation", window, stride, tc.batch_size, shuffle=False,
@@ -216,6 +189,8 @@ def _make_loaders(cfg: Config, cache: TokenCache, causal: bool, show: bool):
 def _setup(cfg: Config, cache: TokenCache, out_dir: Path, progress: bool, clock: Callable[[], float]) -> Run:
     """Device, model (seeded: reproducible initial weights), loaders, optimiser and schedule."""
     tc = cfg.train
+    if tc.patience < 0:
+        raise ValueError(f"train.patience must be >= 0 epochs (0 = no early stopping), got {tc.patience}")
     device = resolve_device(tc.device)
     ctx, amp_dtype = autocast_context(device, tc.amp, tc.cpu_bf16)
     distributed.init_from_env()  # joins the process group under torchrun; no-op in a single process
@@ -280,14 +255,38 @@ def _load_init(run: Run, path: Path) -> None:
         print(f"starting from the weights of {path} (fresh optimizer and schedule)")
 
 
-def save(run: Run, state: TrainState, path: Path) -> None:
-    """One checkpoint of the model, optimiser and training state (only the main process writes)."""
+def _entries(run: Run, state: TrainState) -> dict:
+    """A checkpoint's entries besides the model and optimizer: scaler, training state, seconds trained."""
+    return {"scaler": run.scaler.state_dict(), **state.to_checkpoint(), "trained_s": elapsed_s(run, state),
+            "licence": run.licence}
+
+
+def save(run: Run, state: TrainState, path: Path, frozen: Snapshot | None = None) -> None:
+    """One checkpoint of the model, optimiser and training state now, or of ``frozen`` (a :func:`snapshot`
+    of an earlier moment); only the main process writes."""
     if run.main:
         if run.lock is not None:
             run.lock.refresh()  # still ours: never overwrite the checkpoints of a run that took the folder over
-        save_checkpoint(path, run.model, run.cfg, run.vocab, run.optimizer, scaler=run.scaler.state_dict(),
-                        scheduler=run.schedule, device=str(run.device), **state.to_checkpoint(),
-                        trained_s=elapsed_s(run, state), licence=run.licence)
+        model, optimizer, entries = ((frozen.model, frozen.optimizer, frozen.entries) if frozen is not None
+                                     else (distributed.unwrap(run.model), run.optimizer, _entries(run, state)))
+        save_checkpoint(path, model, run.cfg, run.vocab, optimizer, scheduler=run.schedule, device=str(run.device),
+                        **entries)
+
+
+def write_checkpoints(run: Run, state: TrainState) -> None:
+    """``ckpt_best.pt`` (when a better model than the one on disk is waiting in memory), then ``ckpt_last.pt``."""
+    t0 = run.clock()
+    if run.best is not None:
+        save(run, state, run.out_dir / CHECKPOINT_BEST, run.best)
+        run.best = None
+    save(run, state, run.out_dir / CHECKPOINT_LAST)
+    run.cadence.wrote(run.clock() - t0)
+
+
+def evaluations_since_best(history: dict) -> int:
+    """History entries after the one with the lowest validation loss (the training loss where validation is NaN)."""
+    scores = [v if math.isfinite(v) else t for v, t in zip(history.get("val_loss", []), history.get("train_loss", []))]
+    return len(scores) - 1 - min(range(len(scores)), key=scores.__getitem__) if scores else 0
 
 
 def elapsed_s(run: Run, state: TrainState) -> float:
@@ -307,6 +306,8 @@ def should_stop(tc: TrainConfig, state: TrainState, elapsed: float) -> str | Non
         return f"train.max_steps={tc.max_steps}"
     if tc.time_budget_s and elapsed >= tc.time_budget_s:
         return f"train.time_budget_s={tc.time_budget_s:g}"
+    if tc.patience and evaluations_since_best(state.history) >= tc.patience:
+        return f"train.patience={tc.patience}"
     return None
 
 
@@ -369,26 +370,29 @@ def record(run: Run, state: TrainState, t_eval: float) -> bool:
     return improved
 
 
-def _end_of_epoch(run: Run, state: TrainState, on_epoch) -> None:
-    """Record one history entry and save: ckpt_best.pt (at a new best), history.json, ckpt_last.pt."""
+def _end_of_epoch(run: Run, state: TrainState, on_epoch, stop: str | None) -> str | None:
+    """Record one history entry, write history.json and, when due or at the run's end, the checkpoints;
+    returns the limit that ends the run (``stop``, the epochs, or the patience), if any."""
     improved = record(run, state, run.clock())
-    # ckpt_last.pt goes last: a run killed between these writes resumes from the previous
-    # ckpt_last.pt and redoes this epoch, rewriting ckpt_best.pt and history.json (else a kill
-    # right after ckpt_last.pt would lose this epoch's best checkpoint and history entry).
-    if improved:
-        save(run, state, run.out_dir / CHECKPOINT_BEST)
+    stop = stop or should_stop(run.cfg.train, state, elapsed_s(run, state))
+    if improved and run.main:
+        run.best = snapshot(distributed.unwrap(run.model), run.optimizer, _entries(run, state))
     if run.main:
         _write_json(run.out_dir / HISTORY_FILE, state.history)
-    save(run, state, run.out_dir / CHECKPOINT_LAST)
+    # ckpt_last.pt goes last: a run killed between the writes resumes from the previous ckpt_last.pt
+    # and redoes the epochs since, rewriting ckpt_best.pt and history.json
+    if stop or state.epoch >= run.cfg.train.epochs or run.cadence.due(epoch_end=True):
+        write_checkpoints(run, state)
     if run.main and on_epoch is not None:
         on_epoch(state.history)
+    return stop
 
 
-def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | None:
+def _run_epoch(run: Run, state: TrainState) -> str | None:
     """Train on the rest of the current epoch; returns the limit that stopped it, if any."""
     tc, n_batches, causal = run.cfg.train, run.n_batches, distributed.unwrap(run.model).causal
     run.train_loader.sampler.set_epoch(state.epoch)  # the order depends on (seed, epoch) only: resumable
-    t_seg = last_save = run.clock()
+    t_seg = run.clock()
     bar = run.bar
     if bar is not None:
         bar.set_description(f"epoch {state.epoch + 1}/{tc.epochs}", refresh=False)
@@ -401,7 +405,7 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
         loss_value = train_step(run, batch, lr, state.step)
         state.step += 1
         state.batch_in_epoch += 1
-        notes = _notes_in(batch, causal) * distributed.world_size()  # the global batch's notes
+        notes = notes_in(batch, causal) * distributed.world_size()  # the global batch's notes
         state.running["loss"] += loss_value * notes
         state.running["notes"] += notes
         if bar is not None:  # counting to whichever ends the run first: its steps or its time budget
@@ -413,11 +417,10 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
             stop = stop or f"train.time_budget_s={tc.time_budget_s:g}"
         if stop:
             break
-        if checkpoint_every_s and run.clock() - last_save >= checkpoint_every_s and state.batch_in_epoch < n_batches:
+        if state.batch_in_epoch < n_batches and run.cadence.due(epoch_end=False):
             state.running["seconds"] += run.clock() - t_seg
+            write_checkpoints(run, state)  # mid-epoch: resumes at this batch
             t_seg = run.clock()
-            save(run, state, run.out_dir / CHECKPOINT_LAST)  # mid-epoch: resumes at this batch
-            last_save = run.clock()
     state.running["seconds"] += run.clock() - t_seg
     if state.batch_in_epoch >= n_batches:
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -425,7 +428,7 @@ def _run_epoch(run: Run, state: TrainState, checkpoint_every_s: float) -> str | 
 
 
 def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, progress: bool = True,
-          on_epoch: Callable[[dict], None] | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+          on_epoch: Callable[[dict], None] | None = None, checkpoint_every_s: float | None = None,
           init=None, clock: Callable[[], float] = time.time) -> dict:
     """Train the model ``cfg`` describes on ``cache``; returns the history (see :func:`new_history`).
 
@@ -434,7 +437,10 @@ def train(cfg: Config, cache: TokenCache, out_dir=None, resume: bool = True, pro
     (a checkpoint of other settings raises ``ValueError``). Stops after ``cfg.train.epochs``
     epochs, ``max_steps`` optimizer steps or ``time_budget_s`` seconds, whichever comes first;
     a run stopped mid-epoch records a fractional epoch and resumes where it stopped.
-    ``on_epoch(history)`` is called after every history entry (e.g. a live loss plot).
+    ``on_epoch(history)`` is called after every history entry (e.g. a live loss plot). ``train.patience``
+    > 0 stops it earlier, when the validation loss has not improved for that many epochs.
+    ``checkpoint_every_s``: ``ckpt_last.pt`` this often, and at the end (0: at every epoch's end); None
+    (the default): every ``CHECKPOINT_EVERY_S`` and at most ``WRITE_SHARE`` of the time (:mod:`melody_utils.train.saving`).
     ``init``: a checkpoint whose weights a new run starts from (fine-tuning; ``cache`` tokenized
     with its vocabulary); a resumed run continues from its own ``ckpt_last.pt`` instead.
     ``clock``: seconds now (tests pass a fake one to run a time budget without waiting).
@@ -460,6 +466,8 @@ def _train_run(run: Run, resume: bool, init, on_epoch, checkpoint_every_s: float
     if distributed.is_initialized():  # after resuming: DDP averages gradients over ranks (see distributed.py)
         run.model = distributed.wrap_model(run.model, run.device)
     run.t_start = clock()
+    run.cadence = (Cadence(CHECKPOINT_EVERY_S, clock, WRITE_SHARE) if checkpoint_every_s is None
+                   else Cadence(checkpoint_every_s, clock))
     stop = should_stop(tc, state, elapsed_s(run, state))
     if (state.epoch >= tc.epochs or stop) and not state.step:  # a new run: its own settings leave nothing to do
         raise ValueError(f"nothing to train: {stop or f'train.epochs={tc.epochs}'} leaves no step to take; "
@@ -473,11 +481,19 @@ def _train_run(run: Run, resume: bool, init, on_epoch, checkpoint_every_s: float
     if run.show:  # one bar for the whole run, not one per epoch
         run.bar = tqdm(total=run.schedule["total_steps"], initial=state.step, unit="step")
     while state.epoch < tc.epochs and not stop:
-        stop = _run_epoch(run, state, checkpoint_every_s)
-        _end_of_epoch(run, state, on_epoch)
+        stop = _end_of_epoch(run, state, on_epoch, _run_epoch(run, state))
     if run.bar is not None:
         run.bar.total = run.bar.n  # stopped: the bar ends full, whichever limit stopped it
         run.bar.close()
     if stop and run.show:
-        print(f"stopped at {stop}; run again with a higher limit to continue from {last_path}")
+        print(_stop_message(stop, state, last_path))
     return state.history
+
+
+def _stop_message(stop: str, state: TrainState, last_path: Path) -> str:
+    if not stop.startswith("train.patience"):
+        return f"stopped at {stop}; run again with a higher limit to continue from {last_path}"
+    h = state.history
+    best = len(h["epoch"]) - 1 - evaluations_since_best(h)
+    return (f"early stopping ({stop}): no better validation loss in the last {evaluations_since_best(h)} epochs; "
+            f"the best, {state.best_val_loss:.4f} nats/note at epoch {h['epoch'][best]:.2f}, is in {last_path.with_name(CHECKPOINT_BEST)}")
