@@ -8,7 +8,7 @@ import torch
 from melody_utils.cli import commands as cli
 from melody_utils.model import checkpoint as C
 from melody_utils.train import loop as T
-from tests.test_train import make_cache, tiny_cfg
+from helpers import make_cache, tiny_cfg
 
 torch.set_num_threads(1)
 

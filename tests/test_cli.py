@@ -384,7 +384,7 @@ def test_train_with_nothing_to_train_writes_nothing_and_says_so(run, tmp_path, c
 
 
 def test_quiet_prepare_still_names_the_files_it_skipped(tmp_path, capsys):
-    from tests.helpers import write_midi_folder
+    from helpers import write_midi_folder
 
     folder = tmp_path / "midis"
     write_midi_folder(folder, n_good=3)

@@ -7,7 +7,7 @@ from melody_utils.data.corpus import TokenCache, load_embedded, prepare, split_b
 from melody_utils.data import windows as data
 from melody_utils.data.windows import MusicDataset, make_loader, window_starts
 from melody_utils.music.tokens import seed_vocab
-from tests.helpers import write_midi_folder
+from helpers import write_midi_folder
 
 
 def test_folder_with_corrupt_and_empty_files_skips_and_names_them(tmp_path):

@@ -8,7 +8,7 @@ from melody_utils.train import estimate as E
 from melody_utils.data import streams
 from melody_utils.data.windows import window_starts
 from melody_utils.model.lstm import build_from_config
-from test_train import make_cache, tiny_cfg
+from helpers import make_cache, tiny_cfg
 
 CPU = E.Device("cpu", "a 2-core CPU", 2)
 H100 = E.Device("cuda", "NVIDIA H100 80GB HBM3", 16)

@@ -82,7 +82,7 @@ def _crash_on_piece3(job):  # module level: the worker pool pickles it by name
 
 @pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="the crash is injected through a forked worker")
 def test_a_reader_crash_in_a_worker_skips_and_names_the_file(tmp_path, monkeypatch):
-    from tests.helpers import write_midi_folder
+    from helpers import write_midi_folder
 
     paths = write_midi_folder(tmp_path, n_good=6, notes_per_file=20)
     monkeypatch.setattr(corpus, "_parse_one", _crash_on_piece3)

@@ -10,7 +10,7 @@ from melody_utils.generate import memory
 from melody_utils.generate.memory import MEMORY, MemorySettings, PieceMemory, fit_weights, mixed_logprobs, piece_counts, scaled_weights
 from melody_utils.generate.sample import generate, model_generate_fn
 
-from test_sample import chord_happy_model, grammar_violations, random_tokens, tiny_model
+from helpers import chord_happy_model, grammar_violations, random_tokens, tiny_model
 
 torch.set_num_threads(1)
 SIZES = (48, 5, 4)  # a small vocabulary: pitch, step, duration

@@ -4,7 +4,7 @@ import pytest
 
 from melody_utils.music import midi
 from melody_utils.music.midi import MidiError, Notes, apply_sustain, midi_to_notes, notes_to_midi, resolve_same_pitch_overlaps
-from tests.helpers import random_notes
+from helpers import random_notes
 
 BACKENDS = ["pretty_midi", "symusic"]
 

@@ -14,7 +14,7 @@ from melody_utils.generate.sample import generate
 from melody_utils.generate.settings import SamplingSettings
 from melody_utils.music.tokens import seed_vocab
 
-from test_sample import tiny_model
+from helpers import tiny_model
 
 torch.set_num_threads(1)
 VOCAB = seed_vocab(velocity_bins=8)

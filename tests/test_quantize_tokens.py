@@ -4,7 +4,7 @@ import pytest
 from melody_utils.music.midi import Notes
 from melody_utils.music.quantize import Bins, fit_log_bins, log_bins, seed_duration_bins, seed_step_bins, timing_error_ms
 from melody_utils.music.tokens import Vocab, note_uniforms, seed_vocab
-from tests.helpers import random_notes
+from helpers import random_notes
 
 
 def test_seed_grid_matches_the_seed_notebook():

@@ -17,7 +17,7 @@ from melody_utils.config import TEMPERATURE, TOP_K, TOP_P, DataConfig, get_confi
 from melody_utils.data.corpus import TokenCache, prepare
 from melody_utils.music.midi import MAX_MIDI_BYTES, MidiError, midi_to_notes, notes_to_midi
 from melody_utils.music.tokens import Vocab, seed_vocab
-from tests.helpers import random_notes, write_midi_folder
+from helpers import random_notes, write_midi_folder
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ from melody_utils.train import runs
 from melody_utils.model import checkpoint as T
 from melody_utils.model.lstm import build_from_config
 from melody_utils.config import get_config
-from test_train import make_cache, tiny_cfg
+from helpers import make_cache, tiny_cfg
 
 NOW = datetime.datetime(2026, 11, 30, 21, 5)
 

@@ -6,31 +6,15 @@ from melody_utils.generate import sample
 from melody_utils.config import ModelConfig
 from melody_utils.music.midi import Notes
 from melody_utils.model.lstm import build_model
-from melody_utils.music.quantize import log_bins, seed_duration_bins
 from melody_utils.generate.logits import GrammarMask, filter_logits, sample_logits, zero_step_id
 from melody_utils.generate.sample import generate, generate_notes
 from melody_utils.generate.settings import SamplingSettings
 from melody_utils.model.stepper import NumpyStepper
-from melody_utils.music.tokens import Vocab, seed_vocab
+from melody_utils.music.tokens import seed_vocab
+
+from helpers import chord_happy_model, grammar_violations, random_tokens, tiny_model
 
 torch.set_num_threads(1)
-
-TINY = dict(emb_pitch=8, emb_step=4, emb_dur=4, emb_vel=4, hidden=16, layers=2, dropout=0.0, attn_heads=2)
-
-
-def tiny_model(arch="causal", velocity_bins=0, window=8, seed=0, **kw):
-    torch.manual_seed(seed)
-    vocab = seed_vocab(velocity_bins)
-    model = build_model(ModelConfig(arch=arch, **{**TINY, **kw}), vocab, window)
-    with torch.no_grad():  # larger weights than the init, so the distributions are far from uniform
-        for p in model.parameters():
-            p.mul_(3.0)
-    return model, vocab
-
-
-def random_tokens(vocab, n, seed=0):
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.integers(0, s, n) for s in vocab.sizes], axis=1)  # (n, F)
 
 
 # ---- validation and filtering ----
@@ -290,28 +274,6 @@ def test_primer_length_gives_window_models_a_full_window():
 
 
 # ---- grammar-aware decoding: no key struck twice at one onset ----
-def chord_vocab():
-    """A vocabulary whose step bin 0 is exactly 0 s (same onset as the previous note)."""
-    return Vocab(log_bins(6, 0.05, 1.0, zero=True), seed_duration_bins(), name="log")
-
-
-def chord_happy_model(arch, chained=True, seed=0, **extra):
-    """A model that loves 0 steps and low pitches, so it would often repeat or descend at one onset."""
-    torch.manual_seed(seed)
-    vocab = chord_vocab()
-    model = build_model(ModelConfig(arch=arch, chained=chained, **TINY, **extra), vocab, 8)
-    with torch.no_grad():
-        step_head = model.field_heads[0] if arch == "causal" else model.heads[1]
-        step_head.bias[0] += 4.0
-        pitch_head = model.pitch_head if arch == "causal" else model.heads[0]
-        pitch_head.bias[:] = torch.linspace(3.0, -3.0, vocab.n_pitch)
-    return model, vocab
-
-
-def grammar_violations(primer, new) -> int:
-    """Notes with a 0 step and a pitch at or below the note before them."""
-    t = np.concatenate([primer[-1:], new])
-    return int(((t[1:, 1] == 0) & (t[1:, 0] <= t[:-1, 0])).sum())
 
 
 @pytest.mark.parametrize("arch,chained,fast,extra", [

@@ -17,7 +17,7 @@ from melody_utils.config import DataConfig, get_config
 from melody_utils.data.corpus import prepare, spread_first
 from melody_utils.music.midi import Notes, midi_to_notes, notes_to_midi
 from melody_utils.data.sources import PIANO_PATH, load_embedded
-from tests.helpers import random_notes, write_midi_folder
+from helpers import random_notes, write_midi_folder
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_piano_corpus.py"
 spec = importlib.util.spec_from_file_location("build_piano_corpus", SCRIPT)

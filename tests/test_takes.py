@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from melody_utils.generate import sample, takes
-from test_sample import random_tokens, tiny_model
+from helpers import random_tokens, tiny_model
 
 
 def test_one_take_is_generate_notes_piece_and_several_differ():

@@ -11,39 +11,14 @@ from melody_utils.data import windows as data
 from melody_utils.train import schedule as S, loop as T
 from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils import device as D
-from melody_utils.config import get_config
-from melody_utils.data.corpus import TokenCache
 from melody_utils.music.quantize import Bins
-from melody_utils.music.tokens import Vocab, seed_vocab
+from melody_utils.music.tokens import Vocab
+
+from helpers import make_cache, tiny_cfg
 
 torch.set_num_threads(1)
 
 LOSS_KEYS = ("train_loss", "val_loss", "val_pitch", "val_step", "val_duration", "lr", "epoch", "step")
-
-
-def make_cache(n_train: int = 4, length: int = 120, seed: int = 0) -> TokenCache:
-    """Pieces that repeat a short random motif (learnable) plus noise, seed vocabulary."""
-    vocab = seed_vocab()
-    rng = np.random.default_rng(seed)
-    pieces = []
-    for _ in range(n_train + 2):
-        motif = np.stack([rng.integers(0, s, 8) for s in vocab.sizes], 1)
-        piece = np.tile(motif, (length // 8 + 1, 1))[:length]
-        noise = rng.random(length) < 0.1
-        piece[noise, 0] = rng.integers(0, vocab.sizes[0], noise.sum())
-        pieces.append(piece)
-    return TokenCache.from_pieces(pieces, vocab, splits=["train"] * n_train + ["validation", "test"])
-
-
-def tiny_cfg(**overrides):
-    base = {
-        "model.hidden": 16, "model.emb_pitch": 8, "model.emb_step": 4, "model.emb_dur": 4, "model.dropout": 0.1,
-        "data.window": 16, "data.stride": 16, "data.seed_window": 8, "data.bins": "seed",
-        "train.batch_size": 8, "train.epochs": 2, "train.max_steps": 0, "train.warmup_steps": 3,
-        "train.device": "cpu", "train.seed": 0,
-    }
-    base.update(overrides)
-    return get_config("tiny", **base)
 
 
 def losses(history):
