@@ -108,3 +108,23 @@ def grammar_violations(primer, new) -> int:
     """Notes with a 0 step and a pitch at or below the note before them."""
     t = np.concatenate([primer[-1:], new])
     return int(((t[1:, 1] == 0) & (t[1:, 0] <= t[:-1, 0])).sum())
+
+
+# ---- statistics and sweeps ----
+
+
+def random_grid_notes(rng, n, low=48, high=84):
+    """``n`` notes of random pitches in [low, high), their steps and durations drawn from a few grid values."""
+    return Notes.from_steps(rng.integers(low, high, n), rng.choice([0.0, 0.125, 0.25, 0.5], n), rng.choice([0.125, 0.25, 0.5, 1.0], n))
+
+
+def looped_notes(rng, n, period=4):
+    """A loop: ``period`` random pitches played over and over, ``n`` notes in all."""
+    pattern = rng.integers(60, 72, period)
+    return Notes.from_steps(np.resize(pattern, n), np.full(n, 0.25), np.full(n, 0.25))
+
+
+def sweep_row(temperature, top_p, mean_oa, degenerate_rate):
+    """One row of a sampling sweep's table (melody_utils.evaluate.sweep), its loop share the degenerate rate."""
+    return {"temperature": temperature, "top_p": top_p, "mean_oa": mean_oa, "degenerate_rate": degenerate_rate,
+            "loop_share": degenerate_rate}

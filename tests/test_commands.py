@@ -13,6 +13,7 @@ import torch
 from melody_utils.model import checkpoint as ckpts
 from melody_utils.cli import commands as cli
 from melody_utils.config import MEMORY, N_NOTES, REPO_ROOT, SEED, TOP_K, TOP_P
+from melody_utils.evaluate import sweep as SW
 from melody_utils.generate.settings import SECONDS
 from melody_utils.model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
 from melody_utils.music.midi import midi_to_notes
@@ -400,3 +401,75 @@ def test_settings_are_checked_when_set_for_every_section(run, capsys, setting):
     assert cli.main(["train", *common, "--source", "embedded", "--set", setting]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and setting.split("=")[0] in err
+
+
+# ---------------------------------------------------------------- evaluate: the report and its figures
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """An untrained tiny checkpoint (OUT_DIR/ckpt_best.pt) and its token cache: the CLI's argv prefix."""
+    import torch
+
+    from melody_utils.data import corpus
+    from melody_utils.model.checkpoint import save_checkpoint
+    from melody_utils.config import get_config
+    from melody_utils.model.lstm import build_from_config
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("run")
+    cfg = get_config("tiny", **{"data.source": "embedded", "data.max_files": 24, "model.hidden": 8,
+                                "sample.n_notes": 32, "train.out_dir": str(out)})
+    cache = corpus.prepare(cfg.data, cache_dir=out / "cache", progress=False)
+    save_checkpoint(out / "ckpt_best.pt", build_from_config(cfg, cache.vocab), cfg, cache.vocab)
+    return ["evaluate", "--out-dir", str(out), "--cache-dir", str(out / "cache"), "--device", "cpu", "--quiet"]
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate_prints_and_writes_the_report(tiny_run, tmp_path, capsys):
+    import json
+
+    report = tmp_path / "eval" / "report.md"
+    assert cli.main(tiny_run + ["--samples", "2", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "| 3-gram |" in out and "Mean OA" in out
+    assert report.read_text() in out
+    result = json.loads(report.with_suffix(".json").read_text())
+    assert result["stats"]["n_generated"] == 2 and len(result["piece_stats"]["generated"]) == 2
+    assert "sweep" not in result and "Sampling sweep" not in out
+    assert (tmp_path / "eval" / "report_distributions.png").read_bytes().startswith(PNG_MAGIC)
+    assert "](report_distributions.png)" in report.read_text()
+    assert not (tmp_path / "eval" / "report_sweep.png").exists()
+
+    assert cli.main(["evaluate", "--samples", "1"]) == 2  # a distribution needs 2 pieces
+    assert "--samples" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--quiet"]) == 1
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_cli_evaluate_sweep_writes_the_table_and_the_figures(tiny_run, tmp_path, capsys):
+    import json
+
+    argv = tiny_run + ["--samples", "2", "--sweep-temperatures", "0.9,1.1", "--sweep-top-ps", "1.0, 0.8",
+                       "--report", str(tmp_path / "eval")]  # no suffix: eval.md
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    report = (tmp_path / "eval.md").read_text()
+    assert report in out and "## Sampling sweep (2 pieces of 32 notes per setting" in report
+    assert "](eval_sweep.png)" in report and "](eval_distributions.png)" in report
+    for name in ("eval_sweep.png", "eval_distributions.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC), name
+    sweep = json.loads((tmp_path / "eval.json").read_text())["sweep"]
+    settings = [(r["temperature"], r["top_p"]) for r in sweep["rows"]]
+    assert settings == [(0.9, 1.0), (0.9, 0.8), (1.1, 1.0), (1.1, 0.8)]
+    for t, p in settings:
+        assert f"| {t:g} | {p:g} |" in report
+    assert sweep["max_degenerate_rate"] == pytest.approx(sweep["reference_degenerate_rate"] + SW.DEGENERATE_MARGIN)
+    best = sweep["best"]
+    assert (best["temperature"], best["top_p"]) in settings and report.count("**suggested**") == 1
+
+    assert cli.main(tiny_run + ["--sweep-top-ps", "0.9,1.5"]) == 2  # a bad grid is a usage error, before any work
+    err = capsys.readouterr().err
+    assert "--sweep-top-ps" in err and "'0.9,1.5'" in err

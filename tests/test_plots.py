@@ -1,4 +1,5 @@
-"""Piano roll, token histograms and loss history: what each figure draws."""
+"""Piano roll, token histograms, loss history, sampling sweep and compared distributions: what each
+figure draws (melody_utils.display.plots)."""
 
 import json
 
@@ -8,8 +9,9 @@ import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from helpers import random_notes
+from helpers import random_grid_notes, random_notes, sweep_row
 from melody_utils.display import plots
+from melody_utils.evaluate import sweep as SW
 from melody_utils.music import stats
 from melody_utils.music.midi import Notes
 from melody_utils.music.quantize import log_bins, seed_duration_bins, seed_step_bins
@@ -188,3 +190,43 @@ def test_the_velocity_histogram_is_labelled_in_velocity_not_seconds():
     assert velocity.get_xlabel() == "Velocity (MIDI 1-127)"
     assert [t.get_text() for t in velocity.get_xticklabels()] == ["0", "32", "64", "96"]
     assert [t.get_text() for t in step.get_xticklabels()][:2] == [f"{stats.STAT_TIME_EDGES[0]:.2g}", f"{stats.STAT_TIME_EDGES[4]:.2g}"]
+
+
+def test_plot_sweep_draws_one_line_per_top_p():
+    rows = [sweep_row(t, p, 0.5 + t / 10 - p / 5, min(1.0, 1.2 - t)) for p in (1.0, 0.9) for t in (1.1, 0.7, 0.9)]
+    rows[0]["mean_oa"] = None  # a setting without a score leaves a gap
+    fig = plots.plot_sweep(rows)
+    ax_oa, ax_deg = fig.axes[:2]
+    for ax in (ax_oa, ax_deg):
+        lines = {line.get_label(): line for line in ax.get_lines() if line.get_label().startswith("top_p")}
+        assert sorted(lines) == ["top_p 0.9", "top_p 1"]
+        # sorted by temperature, each top_p shifted a little so equal values stay visible
+        np.testing.assert_allclose(lines["top_p 0.9"].get_xdata(), [0.7, 0.9, 1.1], atol=plots.SWEEP_OFFSET)
+    np.testing.assert_allclose(ax_deg.get_lines()[0].get_ydata(), [min(1.0, 1.2 - t) for t in (0.7, 0.9, 1.1)])
+    assert np.isnan(ax_oa.get_lines()[1].get_ydata()[-1])  # top_p 1.0 at 1.1
+    assert not [c for c in ax_oa.collections if c.get_label() == "suggested"]
+
+    best = SW.best_setting(rows, 0.0, 0.2)
+    fig = plots.plot_sweep({"rows": rows, "best": best, "max_degenerate_rate": 0.2})
+    ax_oa, ax_deg = fig.axes[:2]
+    (star,) = [c for c in ax_oa.collections if c.get_label() == "suggested"]
+    assert star.get_offsets()[0][0] == pytest.approx(best["temperature"], abs=plots.SWEEP_OFFSET)
+    assert star.get_offsets()[0][1] == pytest.approx(best["mean_oa"])
+    assert [line.get_ydata()[0] for line in ax_deg.get_lines() if line.get_label().startswith("ceiling")] == [0.2]
+    with pytest.raises(ValueError, match="no sweep rows"):
+        plots.plot_sweep([])
+
+
+def test_compare_distributions_plot_draws_one_panel_per_feature():
+    rng = np.random.default_rng(11)
+    gen = [stats.piece_stats(random_grid_notes(rng, 60)) for _ in range(3)]
+    ref = [random_grid_notes(rng, 60) for _ in range(4)]  # Notes are accepted too
+    fig = plots.compare_distributions(gen, ref)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(stats.SCALAR_FEATURES + stats.HIST_FEATURES)
+    assert any(ax.get_title().startswith(plots.FEATURE_LABELS["pitch_class_hist"]) for ax in visible)
+    fig = plots.compare_distributions(gen, ref, features=["mean_pitch", "step_hist"])
+    assert [ax.get_title().split("  (OA")[0] for ax in fig.axes if ax.get_visible()] == [
+        plots.FEATURE_LABELS["mean_pitch"], plots.FEATURE_LABELS["step_hist"]]
+    with pytest.raises(ValueError, match="unknown feature"):
+        plots.compare_distributions(gen, ref, features=["tempo"])
