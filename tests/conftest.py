@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from melody_utils.config import get_config
-from melody_utils.data.corpus import TokenCache
+from melody_utils.config import DataConfig, get_config
+from melody_utils.data.corpus import TokenCache, prepare
 from melody_utils.evaluate import report
 from melody_utils.model import checkpoint
 from melody_utils.model.lstm import build_from_config
@@ -29,3 +29,10 @@ def evaluated(request, tmp_path_factory):
     path = checkpoint.save_checkpoint(tmp_path_factory.mktemp(arch) / "ckpt.pt", model, cfg, vocab, epoch=1)
     result = report.evaluate_checkpoint(path, cache=cache, n_samples=3, device="cpu", progress=False)
     return {"arch": arch, "path": path, "cache": cache, "cfg": cfg, "model": model, "result": result}
+
+
+@pytest.fixture(scope="module")
+def performed_cache(tmp_path_factory):
+    """The first 12 piano pieces with their performed copies (data.perform > 0)."""
+    cfg = DataConfig(source="piano", max_files=12, perform=0.5)
+    return prepare(cfg, cache_dir=tmp_path_factory.mktemp("performed"), progress=False), cfg
