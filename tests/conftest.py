@@ -11,6 +11,8 @@ from melody_utils.model import checkpoint
 from melody_utils.model.lstm import build_from_config
 from melody_utils.music.tokens import seed_vocab
 
+from helpers import make_cache
+
 
 @pytest.fixture(scope="module", params=["causal", "baseline"])
 def evaluated(request, tmp_path_factory):
@@ -36,3 +38,9 @@ def performed_cache(tmp_path_factory):
     """The first 12 piano pieces with their performed copies (data.perform > 0)."""
     cfg = DataConfig(source="piano", max_files=12, perform=0.5)
     return prepare(cfg, cache_dir=tmp_path_factory.mktemp("performed"), progress=False), cfg
+
+
+@pytest.fixture
+def cache():
+    """A fresh synthetic token cache (helpers.make_cache) for each test."""
+    return make_cache()

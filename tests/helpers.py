@@ -68,6 +68,9 @@ def tiny_cfg(**overrides):
 
 TINY = dict(emb_pitch=8, emb_step=4, emb_dur=4, emb_vel=4, hidden=16, layers=2, dropout=0.0, attn_heads=2)
 
+# The optional parts of a causal model: interval inputs, every head chained to the fields before it.
+EXTRAS = [{}, dict(interval_emb=4), dict(chain_all=True), dict(interval_emb=4, chain_all=True)]
+
 
 def tiny_model(arch="causal", velocity_bins=0, window=8, seed=0, **kw):
     """An untrained tiny model and its seed vocabulary, seeded, its weights scaled up (far from uniform)."""

@@ -1,13 +1,15 @@
 """Reading checkpoints (melody_utils/model/checkpoint.py): a foreign, damaged or crafted file is one
-line naming it, and a config that describes an absurd model is refused before anything is allocated."""
+line naming it, and a config that describes an absurd model is refused before anything is allocated;
+a checkpoint read back gives the model that was saved."""
 
-
+import numpy as np
 import pytest
 import torch
 
 from melody_utils.cli import commands as cli
-from melody_utils.model import checkpoint as C
+from melody_utils.model import checkpoint as C, lstm as MD
 from melody_utils.train import loop as T
+
 from helpers import make_cache, tiny_cfg
 
 torch.set_num_threads(1)
@@ -113,3 +115,34 @@ def test_a_foreign_file_a_damaged_one_and_a_folder_are_named_for_what_they_are(t
 def test_a_bad_sampling_value_in_a_checkpoint_is_named_with_the_file(trained, tmp_path, capsys):
     path = crafted(trained, tmp_path / "cold.pt", lambda c: c["config"]["sample"].update(temperature=-1.0))
     generate_fails(capsys, path, path, "sample.temperature")
+
+
+# ---- saved and read back
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(cache, tmp_path):
+    cfg = tiny_cfg()
+    torch.manual_seed(0)
+    model = MD.build_from_config(cfg, cache.vocab).eval()
+    path = C.save_checkpoint(tmp_path / "ck.pt", model, cfg, cache.vocab, epoch=0, step=0)
+    loaded, vocab, cfg2, state = C.load_checkpoint(path, device="cpu")
+    assert vocab == cache.vocab and cfg2.to_dict() == cfg.to_dict() and state["step"] == 0
+    assert not loaded.training and all(p.device.type == "cpu" for p in loaded.parameters())
+    x = torch.from_numpy(cache.piece_tokens(0)[None, :20].astype(np.int64))
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x)):
+            assert torch.equal(a, b)
+
+
+def test_missing_and_corrupt_checkpoints_raise_clear_errors(tmp_path):
+    missing = tmp_path / "nope" / "ckpt_best.pt"
+    with pytest.raises(FileNotFoundError) as err:
+        C.load_checkpoint(missing)
+    assert str(missing) in str(err.value) and "python -m melody_utils train" in str(err.value)
+    bad = tmp_path / "ckpt_last.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="ckpt_last.pt"):
+        C.load_checkpoint(bad)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a Melody Forge checkpoint"):
+        C.load_checkpoint(tmp_path / "other.pt")

@@ -1,3 +1,6 @@
+"""Tests of melody_utils.device: the device a setting names, and the autocast precision: fp32 on a CPU
+unless bf16 is native there and asked for, fp16 on a GPU that only emulates bf16."""
+
 import pytest
 import torch
 
@@ -87,3 +90,12 @@ def test_auto_is_the_default_and_the_tiny_preset_stays_fp32_on_every_cpu():
     assert get_config("small").train.cpu_bf16 == "auto" and get_config("colab").train.cpu_bf16 == "auto"
     assert get_config("tiny").train.cpu_bf16 is False  # tests and golden files: the same numbers on any CPU
     assert device.cpu_bf16_wanted(get_config("tiny").train.cpu_bf16) is False
+
+
+def test_resolve_device_errors_name_the_value():
+    assert device.resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="'gpu0'"):
+        device.resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            device.resolve_device("cuda")

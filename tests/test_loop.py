@@ -1,4 +1,5 @@
-"""Training loop, checkpoints and resume, on a synthetic token cache and tiny models (CPU)."""
+"""Tests of melody_utils.train.loop: training, its checkpoints and resume, time budgets, early stopping,
+on a synthetic token cache and tiny models (CPU). The ``cache`` fixture is in conftest.py."""
 
 import json
 import math
@@ -10,7 +11,6 @@ import torch
 from melody_utils.data import windows as data
 from melody_utils.train import schedule as S, loop as T
 from melody_utils.model import checkpoint as C, lstm as MD
-from melody_utils import device as D
 from melody_utils.music.quantize import Bins
 from melody_utils.music.tokens import Vocab
 
@@ -23,27 +23,6 @@ LOSS_KEYS = ("train_loss", "val_loss", "val_pitch", "val_step", "val_duration", 
 
 def losses(history):
     return {k: history[k] for k in LOSS_KEYS}
-
-
-@pytest.fixture
-def cache():
-    return make_cache()
-
-
-def test_lr_schedule_warms_up_then_decays_to_floor():
-    f = [S.lr_factor(s, 10, 100) for s in range(100)]
-    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:10], f[1:10]))  # warm-up rises
-    assert all(a >= b for a, b in zip(f[10:], f[11:]))  # cosine falls
-    assert S.lr_factor(100, 10, 100) == pytest.approx(S.MIN_LR_FRACTION)
-    assert S.lr_factor(10_000, 10, 100) == pytest.approx(S.MIN_LR_FRACTION)  # no wrap-around past the end
-
-
-def test_time_budget_ends_the_cosine_at_its_floor():
-    assert S.lr_factor(20, 10, 10_000, time_fraction=1.0) == pytest.approx(S.MIN_LR_FRACTION)
-    assert S.lr_factor(20, 10, 10_000, time_fraction=0.5) == pytest.approx(S.lr_factor(5005, 10, 10_000))
-    assert S.lr_factor(9_000, 10, 10_000, time_fraction=0.1) == S.lr_factor(9_000, 10, 10_000)  # the further along wins
-    assert S.lr_factor(5, 10, 10_000, time_fraction=0.9) == pytest.approx(0.6)  # warm-up stays by steps
 
 
 class FakeClock:
@@ -178,29 +157,6 @@ def test_window_models_train_on_seed_windows_at_stride_1(cache, tmp_path):
     assert model.causal is False
 
 
-def test_checkpoint_round_trip_gives_identical_outputs(cache, tmp_path):
-    cfg = tiny_cfg()
-    torch.manual_seed(0)
-    model = MD.build_from_config(cfg, cache.vocab).eval()
-    path = C.save_checkpoint(tmp_path / "ck.pt", model, cfg, cache.vocab, epoch=0, step=0)
-    loaded, vocab, cfg2, state = C.load_checkpoint(path, device="cpu")
-    assert vocab == cache.vocab and cfg2.to_dict() == cfg.to_dict() and state["step"] == 0
-    assert not loaded.training and all(p.device.type == "cpu" for p in loaded.parameters())
-    x = torch.from_numpy(cache.piece_tokens(0)[None, :20].astype(np.int64))
-    with torch.no_grad():
-        for a, b in zip(model(x), loaded(x)):
-            assert torch.equal(a, b)
-
-
-def test_trained_checkpoint_reproduces_its_validation_loss(cache, tmp_path):
-    h = T.train(tiny_cfg(), cache, tmp_path, progress=False)
-    model, _, cfg, _ = C.load_checkpoint(tmp_path / C.CHECKPOINT_LAST)
-    loader = data.make_loader(cache, "validation", cfg.data.window, cfg.data.stride, 8, shuffle=False)
-    val, heads = T.validation_loss(model, loader, torch.device("cpu"))
-    assert val == pytest.approx(h["val_loss"][-1], abs=1e-6)
-    assert set(heads) == {"pitch", "step", "duration"}
-
-
 def test_mismatched_checkpoint_names_the_file_and_the_difference(cache, tmp_path):
     T.train(tiny_cfg(**{"train.epochs": 1}), cache, tmp_path, progress=False)
     with pytest.raises(ValueError) as err:
@@ -215,29 +171,6 @@ def test_mismatched_checkpoint_names_the_file_and_the_difference(cache, tmp_path
     T.train(tiny_cfg(**{"train.epochs": 2}), cache, tmp_path, progress=False)
     h = T.train(tiny_cfg(**{"model.hidden": 24, "train.epochs": 1}), cache, tmp_path, resume=False, progress=False)
     assert h["epoch"] == [1.0]
-
-
-def test_missing_and_corrupt_checkpoints_raise_clear_errors(tmp_path):
-    missing = tmp_path / "nope" / "ckpt_best.pt"
-    with pytest.raises(FileNotFoundError) as err:
-        C.load_checkpoint(missing)
-    assert str(missing) in str(err.value) and "python -m melody_utils train" in str(err.value)
-    bad = tmp_path / "ckpt_last.pt"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="ckpt_last.pt"):
-        C.load_checkpoint(bad)
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a Melody Forge checkpoint"):
-        C.load_checkpoint(tmp_path / "other.pt")
-
-
-def test_resolve_device_errors_name_the_value():
-    assert D.resolve_device("cpu").type == "cpu"
-    with pytest.raises(ValueError, match="'gpu0'"):
-        D.resolve_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            D.resolve_device("cuda")
 
 
 def test_resume_from_a_checkpoint_without_training_state_says_so(cache, tmp_path):
@@ -269,14 +202,6 @@ def test_train_state_round_trips_through_a_checkpoint_dict():
     torch.manual_seed(99)  # whatever ran since, restoring brings back the saved generators
     back = T.TrainState.from_checkpoint({**saved, "optimizer": {}}, "ckpt.pt")
     assert back == state and torch.equal(torch.rand(3), expected)
-
-
-def test_projected_steps_is_whichever_limit_ends_the_run_first():
-    assert S.projected_steps(1000, 0, 0.0, 60.0) == 1000  # no pace yet: the steps
-    assert S.projected_steps(1000, 100, 10.0, 60.0) == 600  # 10 steps/s for 60 s
-    assert S.projected_steps(1000, 100, 1.0, 60.0) == 1000  # the epochs end it first
-    assert S.projected_steps(1000, 100, 10.0) == 1000  # no budget
-    assert S.projected_steps(1000, 700, 80.0, 60.0) == 700  # past the budget: never below the steps made
 
 
 class RecordingBar:
