@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from melody_utils.cli import commands as cli
 from melody_utils.config import DataConfig, get_config
 from melody_utils.data.corpus import TokenCache, prepare
 from melody_utils.evaluate import report
@@ -44,3 +45,14 @@ def performed_cache(tmp_path_factory):
 def cache():
     """A fresh synthetic token cache (helpers.make_cache) for each test."""
     return make_cache()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A trained tiny run shared by a file's command-line tests: (common args, out_dir)."""
+    root = tmp_path_factory.mktemp("cli")
+    common = ["--preset", "tiny", "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet"]
+    out = root / "out"
+    assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
+    assert cli.main(["train", *common, "--source", "embedded", "--out-dir", str(out), "--max-steps", "4"]) == 0
+    return common, out

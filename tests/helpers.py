@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from melody_utils.cli import commands as cli
 from melody_utils.config import ModelConfig, get_config
 from melody_utils.data.corpus import TokenCache
 from melody_utils.model.lstm import build_model
@@ -131,3 +132,17 @@ def sweep_row(temperature, top_p, mean_oa, degenerate_rate):
     """One row of a sampling sweep's table (melody_utils.evaluate.sweep), its loop share the degenerate rate."""
     return {"temperature": temperature, "top_p": top_p, "mean_oa": mean_oa, "degenerate_rate": degenerate_rate,
             "loop_share": degenerate_rate}
+
+
+# ---- the command line ----
+
+
+def cli_fails(argv, capsys, *needles, code=1):
+    """Run the command line on ``argv``: it exits with ``code`` and an ``error:`` message (no traceback)
+    holding every one of ``needles``. Returns the message."""
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err

@@ -7,7 +7,7 @@ when they are set, so each case takes milliseconds. Slow suite (``-m slow``): a 
 Text that is no value of the field's type and unknown keys are refused by the command line's
 parsing of ``--set``, ``sample.n_notes`` beyond its bound by the command line; values out of a
 field's range (negative sizes, NaN, infinities, a billion, unknown choices) by the config's own
-checks when it is built.
+checks when it is built. A flag (``--top-p 1.5``) is checked by its argparse type against the same limit.
 """
 
 import dataclasses
@@ -17,7 +17,8 @@ import pytest
 
 from melody_utils.cli import commands as cli
 from melody_utils.cli.args import COMMAND_SETTINGS, check_applicable
-from melody_utils.config import Config
+from melody_utils.config import MEMORY, N_NOTES, SEED, TOP_K, TOP_P, Config
+from melody_utils.generate.settings import SECONDS
 
 COMMANDS = ("prepare", "train", "generate", "quickstart", "evaluate")
 # Fields whose size must be bounded (memory grows with them): a billion is refused.
@@ -140,3 +141,27 @@ def test_settings_a_command_cannot_apply_are_named_with_what_it_reads(command, k
 def test_a_setting_the_command_cannot_apply_is_a_usage_line_before_any_work(stubbed, capsys, command, item):
     code, err = run(capsys, command, item)
     assert one_usage_line(code, err, f"--set {item.split('=')[0]} cannot take effect for `{command}`")
+
+
+# ---- flags: each flag's type checks its setting's limit
+
+
+@pytest.mark.parametrize("argv, name, says", [
+    (["generate", "--top-p", "1.5"], "--top-p", f"must be {TOP_P.describe()}, got 1.5"),
+    (["generate", "--temperature", "0"], "--temperature", "must be a number > 0 (1.0 = unchanged), got 0"),
+    (["generate", "--n-notes", "0"], "--n-notes", f"must be {N_NOTES.describe()}, got 0"),
+    (["generate", "--top-k", "-1"], "--top-k", f"must be {TOP_K.describe()}, got -1"),
+    (["generate", "--top-k", "2.5"], "--top-k", "expected an integer, got '2.5'"),
+    (["generate", "--memory", "5"], "--memory", f"must be {MEMORY.describe()}, got 5"),
+    (["generate", "--seconds", "0"], "--seconds", f"must be {SECONDS.describe()}, got 0"),
+    (["generate", "--seed", "-1"], "--seed", f"must be {SEED.describe()}, got -1"),
+    (["evaluate", "--top-p", "0"], "--top-p", f"must be {TOP_P.describe()}, got 0"),
+    (["train", "--epochs", "two"], "--epochs", "expected an integer, got 'two'"),
+    (["train", "--arch", "transformer"], "--arch", "invalid choice"),
+    (["quickstart", "--preset", "huge"], "--preset", "invalid choice"),
+])
+def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, says, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and name in err and "Traceback" not in err
+    assert f"argument {name}: {says}" in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
-"""The command line, run in-process through cli.main (tiny preset, embedded corpus, a few steps)."""
+"""Tests of melody_utils.cli.commands: the command line run in-process through cli.main (tiny preset,
+embedded corpus, a few steps). The trained ``run`` is a fixture in conftest.py."""
 
 import os
 import subprocess
@@ -12,25 +13,15 @@ import torch
 
 from melody_utils.model import checkpoint as ckpts
 from melody_utils.cli import commands as cli
-from melody_utils.config import MEMORY, N_NOTES, REPO_ROOT, SEED, TOP_K, TOP_P
+from melody_utils.config import REPO_ROOT
 from melody_utils.evaluate import sweep as SW
-from melody_utils.generate.settings import SECONDS
 from melody_utils.model.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, read_checkpoint
 from melody_utils.music.midi import midi_to_notes
 from melody_utils.train.loop import HISTORY_FILE
 
+from helpers import cli_fails
+
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A trained tiny run shared by the tests: (common args, out_dir)."""
-    root = tmp_path_factory.mktemp("cli")
-    common = ["--preset", "tiny", "--cache-dir", str(root / "cache"), "--device", "cpu", "--quiet"]
-    out = root / "out"
-    assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
-    assert cli.main(["train", *common, "--source", "embedded", "--out-dir", str(out), "--max-steps", "4"]) == 0
-    return common, out
 
 
 def test_help_lists_commands(capsys):
@@ -78,59 +69,29 @@ def test_generate_from_midi_primer_and_default_output(run, tmp_path):
     assert len(pretty_midi.PrettyMIDI(str(out / cli.DEFAULT_OUTPUT_NAME)).instruments[0].notes) == 7
 
 
-@pytest.mark.parametrize("argv, name, says", [
-    (["generate", "--top-p", "1.5"], "--top-p", f"must be {TOP_P.describe()}, got 1.5"),
-    (["generate", "--temperature", "0"], "--temperature", "must be a number > 0 (1.0 = unchanged), got 0"),
-    (["generate", "--n-notes", "0"], "--n-notes", f"must be {N_NOTES.describe()}, got 0"),
-    (["generate", "--top-k", "-1"], "--top-k", f"must be {TOP_K.describe()}, got -1"),
-    (["generate", "--top-k", "2.5"], "--top-k", "expected an integer, got '2.5'"),
-    (["generate", "--memory", "5"], "--memory", f"must be {MEMORY.describe()}, got 5"),
-    (["generate", "--seconds", "0"], "--seconds", f"must be {SECONDS.describe()}, got 0"),
-    (["generate", "--seed", "-1"], "--seed", f"must be {SEED.describe()}, got -1"),
-    (["evaluate", "--top-p", "0"], "--top-p", f"must be {TOP_P.describe()}, got 0"),
-    (["train", "--epochs", "two"], "--epochs", "expected an integer, got 'two'"),
-    (["train", "--arch", "transformer"], "--arch", "invalid choice"),
-    (["quickstart", "--preset", "huge"], "--preset", "invalid choice"),
-])
-def test_bad_values_exit_nonzero_naming_the_parameter(argv, name, says, capsys):
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and name in err and "Traceback" not in err
-    assert f"argument {name}: {says}" in err and len(err.strip().splitlines()) == 1
-
-
-def _fails(argv, capsys, *needles, code=1):
-    assert cli.main(argv) == code
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def test_missing_files_and_unwritable_output(run, tmp_path, capsys, monkeypatch):
     common, out = run
     missing = tmp_path / "nowhere" / "ckpt.pt"
-    _fails(["generate", *common, "--checkpoint", str(missing)], capsys, str(missing), "python -m melody_utils train")
+    cli_fails(["generate", *common, "--checkpoint", str(missing)], capsys, str(missing), "python -m melody_utils train")
     monkeypatch.setattr(ckpts, "SHIPPED_CHECKPOINT", tmp_path / "absent.pt")  # else the shipped model plays
-    _fails(["generate", *common, "--out-dir", str(tmp_path / "empty")], capsys, CHECKPOINT_BEST)
-    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(tmp_path / "no.mid")], capsys, "--primer", "no.mid")
+    cli_fails(["generate", *common, "--out-dir", str(tmp_path / "empty")], capsys, CHECKPOINT_BEST)
+    cli_fails(["generate", *common, "--out-dir", str(out), "--primer", str(tmp_path / "no.mid")], capsys, "--primer", "no.mid")
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    _fails(["generate", *common, "--out-dir", str(out), "--output", str(blocker / "song.mid")], capsys, "--output", "file.txt")
-    _fails(["generate", *common, "--out-dir", str(out), "--output", str(tmp_path)], capsys, "--output", "is a folder")
+    cli_fails(["generate", *common, "--out-dir", str(out), "--output", str(blocker / "song.mid")], capsys, "--output", "file.txt")
+    cli_fails(["generate", *common, "--out-dir", str(out), "--output", str(tmp_path)], capsys, "--output", "is a folder")
     bad_midi = tmp_path / "bad.mid"
     bad_midi.write_bytes(b"MThd garbage")
-    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(bad_midi)], capsys, "--primer", "bad.mid")
-    _fails(["train", *common, "--source", str(tmp_path / "no_such_folder")], capsys, "no_such_folder")
-    _fails(["train", *common, "--set", "model.width=3"], capsys, "model.width", code=2)  # settings: usage errors
-    _fails(["train", *common, "--set", "model.hidden=big"], capsys, "model.hidden", "int", code=2)
-    _fails(["generate", *common, "--out-dir", str(out), "--device", "tpu"], capsys, "'tpu'")
+    cli_fails(["generate", *common, "--out-dir", str(out), "--primer", str(bad_midi)], capsys, "--primer", "bad.mid")
+    cli_fails(["train", *common, "--source", str(tmp_path / "no_such_folder")], capsys, "no_such_folder")
+    cli_fails(["train", *common, "--set", "model.width=3"], capsys, "model.width", code=2)  # settings: usage errors
+    cli_fails(["train", *common, "--set", "model.hidden=big"], capsys, "model.hidden", "int", code=2)
+    cli_fails(["generate", *common, "--out-dir", str(out), "--device", "tpu"], capsys, "'tpu'")
 
 
 def test_checkpoint_mismatch_names_the_file_and_the_fix(run, capsys):
     common, out = run
-    err = _fails(["train", *common, "--source", "embedded", "--out-dir", str(out), "--set", "model.hidden=24"],
+    err = cli_fails(["train", *common, "--source", "embedded", "--out-dir", str(out), "--set", "model.hidden=24"],
                  capsys, str(out / CHECKPOINT_LAST), "model.hidden", "--no-resume")
     assert len(err.strip().splitlines()) == 1
 
@@ -188,7 +149,7 @@ def test_evaluate_source_scores_the_named_corpus_with_the_checkpoints_vocabulary
 def test_a_setting_that_cannot_take_effect_is_an_error(run, capsys, command, setting):
     common, out = run
     argv = [command, *common, "--set", setting] + (["--out-dir", str(out)] if command != "prepare" else [])
-    err = _fails(argv, capsys, f"--set {setting.split('=')[0]}", f"`{command}`", code=2)  # a usage error, before any work
+    err = cli_fails(argv, capsys, f"--set {setting.split('=')[0]}", f"`{command}`", code=2)  # a usage error, before any work
     assert len(err.strip().splitlines()) == 1
 
 
@@ -219,44 +180,6 @@ def test_other_torchrun_ranks_stay_quiet(run, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     assert cli.main(["prepare", *common, "--source", "embedded"]) == 0
     assert "pieces" in capsys.readouterr().out
-
-
-def _primer_file(tmp_path):
-    """40 notes, one every 0.5 s, each pitch different from its neighbours: the file ends at 19.9 s."""
-    from melody_utils.music.midi import Notes, notes_to_midi
-
-    pitches = 48 + (np.arange(40) * 7) % 40
-    notes = Notes(pitches, np.arange(40) * 0.5, np.full(40, 0.4), np.full(40, 70))
-    return notes_to_midi(notes, tmp_path / "my_piece.mid"), notes
-
-
-def test_primer_seconds_primes_with_the_files_last_seconds_and_continues_after_them(run, tmp_path, capsys):
-    common, out = run
-    path, notes = _primer_file(tmp_path)
-    song = tmp_path / "continued.mid"
-    args = ["generate", *common, "--out-dir", str(out), "--primer", str(path), "--primer-seconds", "5", "--n-notes", "6",
-            "--seed", "2", "--output", str(song)]
-    assert cli.main(args + ["--keep-primer"]) == 0
-    assert "its last 5 s: 10 notes" in capsys.readouterr().out  # onsets 15.0 ... 19.5 of a file ending at 19.9 s
-    back = midi_to_notes(song, sustain=False)
-    assert len(back) == 10 + 6
-    np.testing.assert_array_equal(back.pitch[:10], notes.pitch[30:])  # exactly the last 5 seconds, in order
-    assert back.start[0] == 0.0 and np.all(back.start[10:] >= back.start[9])  # the new notes come after the primer
-    assert cli.main(args) == 0  # without --keep-primer: the continuation alone
-    assert len(midi_to_notes(song, sustain=False)) == 6
-
-
-def test_a_file_primer_is_the_whole_file_by_default_and_its_end_with_primer_notes(run, tmp_path, capsys):
-    common, out = run
-    path, notes = _primer_file(tmp_path)
-    song = tmp_path / "continued.mid"
-    base = ["generate", *common, "--out-dir", str(out), "--primer", str(path), "--n-notes", "3", "--keep-primer",
-            "--output", str(song)]
-    assert cli.main(base) == 0
-    assert "the whole file: 40 notes" in capsys.readouterr().out
-    np.testing.assert_array_equal(midi_to_notes(song, sustain=False).pitch[:40], notes.pitch)
-    assert cli.main(base + ["--primer-notes", "4"]) == 0
-    np.testing.assert_array_equal(midi_to_notes(song, sustain=False).pitch[:4], notes.pitch[-4:])  # the file's end
 
 
 def test_num_outputs_writes_different_numbered_pieces_and_a_stereo_wav_each(run, tmp_path, capsys):
@@ -300,17 +223,6 @@ def test_generate_and_evaluate_take_the_newest_run_folder(run, tmp_path, capsys,
     assert seen["checkpoint"] == newer / CHECKPOINT_BEST
 
 
-def test_primer_seconds_and_soundfont_mistakes_are_one_line(run, tmp_path, capsys):
-    common, out = run
-    path, _ = _primer_file(tmp_path)
-    gen = ["generate", *common, "--out-dir", str(out), "--n-notes", "3"]
-    _fails(gen + ["--primer-seconds", "4"], capsys, "--primer-seconds", "--primer test")
-    _fails(gen + ["--primer", str(path), "--primer-seconds", "0.01"], capsys, "my_piece.mid", "no note starts in its last 0.01 s")
-    _fails(gen + ["--soundfont", str(tmp_path / "x.sf2")], capsys, "--soundfont", "--wav")
-    _fails(gen + ["--wav", str(tmp_path / "a.wav"), "--soundfont", str(tmp_path / "x.sf2")], capsys, "--soundfont", "x.sf2")
-    assert cli.main(gen + ["--num-outputs", "0"]) == 2 and "--num-outputs" in capsys.readouterr().err
-
-
 # ---------------------------------------------------------------- sizes, side effects, overwrites, messages
 
 
@@ -328,7 +240,7 @@ def test_caps_are_stated_in_help_and_a_larger_request_is_one_line(run, tmp_path,
     with open(huge, "wb") as f:
         f.write(b"MThd")
         f.truncate((32 << 20) + 1)
-    _fails(["generate", *common, "--out-dir", str(out), "--primer", str(huge)], capsys, "--primer", "huge.mid", "32 MB")
+    cli_fails(["generate", *common, "--out-dir", str(out), "--primer", str(huge)], capsys, "--primer", "huge.mid", "32 MB")
 
 
 def test_generate_writes_nothing_it_does_not_name(run, tmp_path, capsys, monkeypatch):
@@ -348,30 +260,6 @@ def test_generate_writes_nothing_it_does_not_name(run, tmp_path, capsys, monkeyp
     monkeypatch.setattr(originality, "atomic_write_bytes", read_only)  # ...in a folder that cannot be written
     assert cli.main([*argv, "--output", str(tmp_path / "b.mid")]) == 0
     assert "originality: no 8-note sequence copied" in capsys.readouterr().out and (tmp_path / "b.mid").is_file()
-
-
-def test_outputs_refuse_to_replace_files_of_another_kind(run, tmp_path, capsys, monkeypatch):
-    common, out = run
-    notes = tmp_path / "notes.txt"
-    notes.write_text("my notes")
-    argv = ["generate", *common, "--out-dir", str(out), "--primer", "none", "--n-notes", "8"]
-    _fails([*argv, "--output", str(notes)], capsys, f"--output {notes} exists and is not a MIDI file", "--force")
-    song = tmp_path / "song.mid"
-    _fails([*argv, "--output", str(song), "--wav", str(notes)], capsys, f"--wav {notes} exists and is not a WAV file")
-    assert notes.read_text() == "my notes" and not song.exists()  # refused before any work
-    assert cli.main([*argv, "--output", str(song)]) == 0 and cli.main([*argv, "--output", str(song)]) == 0
-    assert f"MIDI: {song} (replaced the earlier MIDI file)" in capsys.readouterr().out
-    assert cli.main([*argv, "--output", str(notes), "--force"]) == 0 and notes.read_bytes().startswith(b"MThd")
-    from melody_utils.evaluate import report as metrics
-
-    monkeypatch.setattr(metrics, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated before checking --report"))
-    mine = tmp_path / "results.md"
-    mine.write_text("# My results\n")
-    _fails(["evaluate", *common, "--out-dir", str(out), "--report", str(mine)], capsys, f"--report {mine} exists", "--force")
-    (tmp_path / "r.md").write_text("# Evaluation of an earlier model\n")
-    (tmp_path / "r.json").write_text("my data, not a report's JSON")
-    _fails(["evaluate", *common, "--out-dir", str(out), "--report", str(tmp_path / "r.md")], capsys, "r.json exists")
-    assert mine.read_text() == "# My results\n"
 
 
 def test_train_with_nothing_to_train_writes_nothing_and_says_so(run, tmp_path, capsys):
