@@ -16,6 +16,8 @@ from melody_utils.music.tokens import Vocab, seed_vocab
 
 # ---- notes and MIDI files ----
 
+D_MINOR = (0, 2, 4, 5, 7, 9, 10)  # the pitch classes of D minor (C = 0)
+
 
 def random_notes(n: int = 60, seed: int = 0, chord_every: int = 4) -> Notes:
     """Seeded piano-range notes with some chords (step 0) and varied durations."""
@@ -29,6 +31,11 @@ def random_notes(n: int = 60, seed: int = 0, chord_every: int = 4) -> Notes:
     notes = Notes.from_steps(pitch, step, dur, vel, t0=0.25).sorted()
     _, first = np.unique(np.stack([notes.start, notes.pitch]), axis=1, return_index=True)
     return notes[np.sort(first)]  # one note per (onset, pitch), like a real keyboard
+
+
+def one_note(pitch=69, duration=1.0, velocity=90, start=0.0):
+    """A single note (A4, 1 s, velocity 90 unless told otherwise)."""
+    return Notes([pitch], [start], [duration], [velocity])
 
 
 def write_midi_folder(folder: Path, n_good: int = 4, notes_per_file: int = 60) -> list[Path]:

@@ -1,3 +1,7 @@
+"""Tests of melody_utils.config: presets, the preset picked by its variable, sizes per model kind, defaults."""
+
+import os
+
 import pytest
 
 from melody_utils.config import PRESETS, Config, get_config
@@ -43,3 +47,7 @@ def test_advanced_on_a_gpu_preset_trains_large_batches_of_sampled_windows_unless
     assert get_config("colab").train.epoch_windows == 0  # the causal default keeps whole epochs
     told = get_config("colab", **{"model.arch": "advanced", "train.batch_size": 64, "train.epoch_windows": 0})
     assert (told.train.batch_size, told.train.epoch_windows) == (64, 0)  # explicit train.* values win too
+
+
+def test_the_config_default_run_is_the_outputs_folder():
+    assert get_config("tiny").train.out_dir == os.environ["MELODY_OUTPUTS_DIR"]

@@ -1,5 +1,5 @@
-"""Sampling-time controls: parsing, the logit processors on fixed logits, and their effect on a
-small trained model (tiny preset, a few dozen steps) through every generation path and the CLI."""
+"""Sampling-time controls (melody_utils.generate.controls): their settings, the logit processors on fixed
+logits, and their effect on a small trained model (tiny preset, a few dozen steps) through every generation path and the CLI."""
 
 import wave
 
@@ -16,52 +16,19 @@ from melody_utils.generate.controls import CONTROLS, Controls, loop_continuation
 from melody_utils.generate.logits import NoteContext
 from melody_utils.generate.pipeline import SamplingPipeline
 from melody_utils.generate.settings import SamplingSettings
-from melody_utils.notebook.widgets import sampling_settings
 from melody_utils.music.stats import degeneracy, loop_mask
 from melody_utils.generate.logits import sample_logits
 from melody_utils.generate.sample import generate, generate_notes
-from melody_utils.music.scales import KEY_CHOICES, parse_key, parse_pitch_range
 from melody_utils.music.tokens import seed_vocab
 from melody_utils.model.checkpoint import CHECKPOINT_LAST, load_checkpoint
 from melody_utils.train.loop import train
 
+from helpers import D_MINOR
+
 torch.set_num_threads(1)
-D_MINOR = (0, 2, 4, 5, 7, 9, 10)
 
 
-# ---- parsing ----
-@pytest.mark.parametrize("text,pcs", [
-    ("D minor", D_MINOR), ("C# major", (0, 1, 3, 5, 6, 8, 10)), ("Bb dorian", (0, 1, 3, 5, 7, 8, 10)),
-    ("F harmonic minor", (0, 1, 4, 5, 7, 8, 10)), ("d  Minor", D_MINOR), ("A aeolian", (0, 2, 4, 5, 7, 9, 11)),
-    ("G", (0, 2, 4, 6, 7, 9, 11)), ("C,D,E,G,A", (0, 2, 4, 7, 9)), ("0, 2, 4, 7, 9", (0, 2, 4, 7, 9)),
-    ([0, 2, 4, 7, 9], (0, 2, 4, 7, 9)), ("Eb,G,Bb", (3, 7, 10)), ("any", None), (None, None),
-])
-def test_parse_key(text, pcs):
-    assert parse_key(text) == pcs
-
-
-@pytest.mark.parametrize("bad", ["H major", "D minorish", "C,X", [0, 12], "", [], "C# bogus"])
-def test_unknown_key_names_the_value_and_the_choices(bad):
-    if bad == "":
-        assert parse_key(bad) is None  # empty = no key
-        return
-    with pytest.raises(ValueError, match="unknown key") as e:
-        parse_key(bad)
-    assert repr(bad) in str(e.value) and "dorian" in str(e.value) and "C,D,E,G,A" in str(e.value)
-
-
-@pytest.mark.parametrize("text,expected", [("C2-C6", (36, 84)), ("A0-C8", (21, 108)), ("36-84", (36, 84)),
-                                           ("Bb3 - F#5", (58, 78)), ((40, 41), (40, 41)), ("C4-C4", (60, 60))])
-def test_parse_pitch_range(text, expected):
-    assert parse_pitch_range(text) == expected
-
-
-@pytest.mark.parametrize("bad,words", [("C6-C2", "empty"), ("84-36", "empty"), ("C0-C4", "leaves the piano"),
-                                       ("A0-C9", "leaves the piano"), ("low-high", "not readable"), ("60", "not readable")])
-def test_bad_range_names_the_value(bad, words):
-    with pytest.raises(ValueError, match=words) as e:
-        parse_pitch_range(bad)
-    assert repr(bad) in str(e.value) and "A0-C8" in str(e.value)
+# ---- settings ----
 
 
 @pytest.mark.parametrize("kwargs,name", [(dict(density=0), "density"), (dict(density=-3.0), "density"),
@@ -71,16 +38,6 @@ def test_bad_range_names_the_value(bad, words):
 def test_controls_validate(kwargs, name):
     with pytest.raises(ValueError, match=name):
         Controls(**kwargs)
-
-
-def test_widget_values_map_to_controls():
-    assert not sampling_settings({}).controls.active  # the widgets' defaults change nothing
-    c = sampling_settings({"key": "D minor", "key_strength": 0.0, "pitch_range": (48, 72), "density": 6.0,
-                           "temperature_timing": 0.8, "repeat_guard": 2.0}).controls
-    assert c.scale == D_MINOR and c.key_strength is None and c.pitches == (48, 72) and c.density == 6.0
-    assert c.temperature_timing == 0.8 and c.repeat_guard == 2.0
-    assert sampling_settings({"key": "D minor", "key_strength": 1.5}).controls.key_strength == 1.5
-    assert all(parse_key(k) is None or len(parse_key(k)) == 7 for k in KEY_CHOICES)
 
 
 # ---- the processors on fixed logits ----

@@ -1,7 +1,11 @@
+"""Tests of melody_utils.model.lstm: the window models and the causal LSTM, their heads, state and
+interval inputs, and a tiny model learning one batch."""
+
 import pytest
 import torch
 
 from melody_utils.config import ModelConfig
+from melody_utils.model import lstm as MD
 from melody_utils.model.lstm import (CausalLSTM, MusicLSTM, MusicLSTM_Advanced, build_model, count_parameters,
                                 seed_model_config)
 from melody_utils.music.tokens import seed_vocab
@@ -168,3 +172,12 @@ def test_build_model_rejects_bad_configs():
     model = build_model(tiny("causal"), vocab, 8)
     with pytest.raises(ValueError, match=r"\(B, T, F>=3\)"):
         model(torch.zeros(4, 3, dtype=torch.long))
+
+
+def test_reset_rows_clears_the_interval_input():
+    pitch = torch.tensor([[5, 7], [5, 7]])
+    assert MD.interval_ids(pitch, torch.tensor([-1, 3]))[:, 0].tolist() == [MD.NO_INTERVAL, MD.INTERVAL_MAX + 2]
+    state = (torch.ones(2, 2, 4), torch.ones(2, 2, 4), torch.tensor([3, 3]))
+    h, c, prev = MD.reset_rows(state, torch.tensor([True, False]))
+    assert h[:, 0].abs().sum() == 0 and c[:, 0].abs().sum() == 0 and (h[:, 1] == 1).all()
+    assert prev.tolist() == [-1, 3]

@@ -9,7 +9,6 @@ import pytest
 from melody_utils.train import runs
 from melody_utils.model import checkpoint as T
 from melody_utils.model.lstm import build_from_config
-from melody_utils.config import get_config
 from helpers import make_cache, tiny_cfg
 
 NOW = datetime.datetime(2026, 11, 30, 21, 5)
@@ -101,7 +100,3 @@ def test_find_checkpoint_without_one_says_what_to_run(tmp_path, monkeypatch):
     (tmp_path / "run-empty").mkdir()
     with pytest.raises(FileNotFoundError, match="run notebook 03"):
         runs.find_checkpoint(tmp_path)
-
-
-def test_the_config_default_run_is_the_outputs_folder():
-    assert get_config("tiny").train.out_dir == os.environ["MELODY_OUTPUTS_DIR"]

@@ -141,15 +141,6 @@ def test_the_state_is_carried_and_reset_per_row(cache, interval_emb):
         assert not torch.allclose(h[:, 1:], h0[:, 1:], atol=1e-4)
 
 
-def test_reset_rows_clears_the_interval_input():
-    pitch = torch.tensor([[5, 7], [5, 7]])
-    assert MD.interval_ids(pitch, torch.tensor([-1, 3]))[:, 0].tolist() == [MD.NO_INTERVAL, MD.INTERVAL_MAX + 2]
-    state = (torch.ones(2, 2, 4), torch.ones(2, 2, 4), torch.tensor([3, 3]))
-    h, c, prev = MD.reset_rows(state, torch.tensor([True, False]))
-    assert h[:, 0].abs().sum() == 0 and c[:, 0].abs().sum() == 0 and (h[:, 1] == 1).all()
-    assert prev.tolist() == [-1, 3]
-
-
 def carry_cfg(**overrides):
     base = {"model.hidden": 16, "model.emb_pitch": 8, "model.emb_step": 4, "model.emb_dur": 4,
             "model.interval_emb": 4, "model.dropout": 0.0, "data.window": WINDOW, "data.stride": WINDOW,

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from helpers import random_notes
+from helpers import D_MINOR, random_notes
 from melody_utils.notebook import widgets as ui
 from melody_utils.display.audio import rms_db
 from melody_utils.config import MAX_MEMORY, SampleConfig
 from melody_utils.generate.settings import SamplingSettings
 from melody_utils.music.midi import Notes, midi_to_notes
+from melody_utils.music.scales import KEY_CHOICES, parse_key
 
 GOOD = {"temperature": 0.8, "top_k": 10, "top_p": 0.9, "n_notes": 12, "seed": 7}
 
@@ -387,3 +388,13 @@ def test_each_generate_press_adds_a_take_with_its_wav_and_the_takes_play(tmp_pat
 def test_download_widgets_name_the_kind_of_file(tmp_path):
     assert ui.download_widget(tmp_path / "a_take1.wav").result_html_prefix == "Download WAV: "
     assert ui.download_widget(tmp_path / "a_take1.midi").result_html_prefix == "Download MIDI: "
+
+
+def test_widget_values_map_to_controls():
+    assert not ui.sampling_settings({}).controls.active  # the widgets' defaults change nothing
+    c = ui.sampling_settings({"key": "D minor", "key_strength": 0.0, "pitch_range": (48, 72), "density": 6.0,
+                           "temperature_timing": 0.8, "repeat_guard": 2.0}).controls
+    assert c.scale == D_MINOR and c.key_strength is None and c.pitches == (48, 72) and c.density == 6.0
+    assert c.temperature_timing == 0.8 and c.repeat_guard == 2.0
+    assert ui.sampling_settings({"key": "D minor", "key_strength": 1.5}).controls.key_strength == 1.5
+    assert all(parse_key(k) is None or len(parse_key(k)) == 7 for k in KEY_CHOICES)
