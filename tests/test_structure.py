@@ -1,6 +1,6 @@
 """The package's shape: subpackages in one order, imports running one way (no cycle between
-modules, none between subpackages), and every module and function readable in one sitting
-(limits from the house style)."""
+modules, none between subpackages), every module and function readable in one sitting (limits
+from the house style), and every module's tests in the file named after it."""
 
 import ast
 from pathlib import Path
@@ -11,6 +11,13 @@ MAX_FUNCTION_LINES = 80
 MAX_LOOSE_MODULES = 8  # modules at the top of the package, beside the subpackages
 MIN_SUBPACKAGES = 5
 MAX_BOOL_CHECKS = 3  # hand-written isinstance(x, bool): settings check their own types in one place
+TESTS = Path(__file__).resolve().parent
+# Modules without a tests/test_<module>.py, and why: where their behaviour is tested instead.
+TESTED_ELSEWHERE = {
+    # The Limit every setting declares: tested through the settings that use it, test_args.py
+    # (every field of every config section, bad values fuzzed), test_config.py and test_settings.py.
+    "checks",
+}
 # The subpackages in the order a note travels through them: each may import only from those
 # before it (and from the loose modules at the top). docs/architecture.md draws the same picture.
 LAYERS = ("music", "data", "model", "train", "generate", "display", "evaluate", "notebook", "cli")
@@ -158,3 +165,15 @@ def bool_checks() -> list[str]:
 def test_type_checks_live_in_one_place():
     found = bool_checks()
     assert len(found) <= MAX_BOOL_CHECKS, f"{len(found)} hand-written isinstance(x, bool) checks: {found}"
+
+
+def test_every_module_has_its_test_file():
+    """The tests of melody_utils/<subpackage>/<module>.py are in tests/test_<module>.py (a flat folder,
+    so module names are unique), unless TESTED_ELSEWHERE names the module."""
+    names = [p.stem for p in PACKAGE.rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    assert not twins, f"modules sharing a name would share tests/test_<name>.py: {twins}"
+    missing = [n for n in sorted(names) if n not in TESTED_ELSEWHERE and not (TESTS / f"test_{n}.py").is_file()]
+    assert not missing, f"modules without tests/test_<module>.py: {missing} (or say in TESTED_ELSEWHERE why not)"
+    stale = sorted(n for n in TESTED_ELSEWHERE if n not in names or (TESTS / f"test_{n}.py").is_file())
+    assert not stale, f"TESTED_ELSEWHERE names modules that are gone or have their own test file now: {stale}"
