@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from ..config import MAX_MEMORY, MEMORY as MEMORY_LIMIT  # noqa: F401 (MAX_MEMORY re-exported)
+from ..config import MEMORY as MEMORY_LIMIT
 from ..music.stats import LOOP_MAX_PERIOD, is_loop_run
 
 

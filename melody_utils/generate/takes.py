@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_number
 from ..music.midi import Notes
 from ..music.tokens import Vocab
 from .controls import trim_to_seconds
@@ -26,9 +27,7 @@ MAX_TAKES = 32  # takes one call may ask for
 
 def validate_takes(n) -> int:
     """``n`` as an int in [1, :data:`MAX_TAKES`], else ValueError naming --num-outputs."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_TAKES:
-        raise ValueError(f"--num-outputs must be an integer between 1 and {MAX_TAKES}, got {n!r}")
-    return int(n)
+    return check_number("--num-outputs", n, f"an integer between 1 and {MAX_TAKES}", 1, MAX_TAKES, integer=True)
 
 
 def generate_takes(model, vocab: Vocab, n_takes: int, primer=None, settings: SamplingSettings | None = None,
