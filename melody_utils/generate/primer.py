@@ -13,12 +13,11 @@ file and what is allowed.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 import tempfile
 from pathlib import Path
 
+from ..checks import check_number
 from ..music.midi import MAX_MIDI_BYTES, MidiError, Notes, midi_to_notes
 from ..music.tokens import Vocab
 
@@ -31,9 +30,7 @@ def validate_primer_seconds(seconds) -> float | None:
     """``seconds`` (> 0, finite) as a float, None for None; else ValueError naming --primer-seconds."""
     if seconds is None:
         return None
-    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"--primer-seconds must be a number of seconds > 0, got {seconds!r}")
-    return float(seconds)
+    return check_number("--primer-seconds", seconds, "a number of seconds > 0", 0, lo_open=True)
 
 
 def primer_tail(notes: Notes, seconds: float | None = None, n_notes: int = MAX_PRIMER_NOTES, name: str = "the primer") -> Notes:
