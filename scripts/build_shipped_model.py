@@ -6,8 +6,9 @@ seconds, whichever comes first (the learning rate anneals with the budget). A sh
 windows is played like a performer (``data.perform``), so the model also knows performed music;
 on a CPU that multiplies bf16 natively it trains under bf16 autocast. Exports the best checkpoint
 as an inference checkpoint (fp16 weights, config, vocabulary with its spread inside the bins,
-training summary; no optimizer state) and prints its size, parameter count and held-out
-nats/note on the test split, the device, precision and time it took, with the exact command.
+training summary, its piece memory fitted on the validation split; no optimizer state) and prints
+its size, parameter count and held-out nats/note on the test split, the device, precision and
+time it took, with the exact command.
 
     python scripts/build_shipped_model.py --device cuda --budget 3600 --curve docs/media/shipped_learning_curve.png
 
@@ -32,7 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from melody_utils.data import corpus  # noqa: E402
-from melody_utils.evaluate import report as metrics
+from melody_utils.evaluate import report as metrics  # noqa: E402
+from melody_utils.evaluate.memory_fit import describe_fit, fit_checkpoint_memory  # noqa: E402
 from melody_utils.model.checkpoint import CHECKPOINT_BEST, SHIPPED_CHECKPOINT, export_inference, load_checkpoint  # noqa: E402
 from melody_utils.cli.args import parse_setting  # noqa: E402
 from melody_utils.config import get_config  # noqa: E402
@@ -139,6 +141,7 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "scripts/build_shipped_model.py", *(argv if argv is not None else sys.argv[1:])])
     export_inference(best, out, corpus=CORPUS, licence=LICENCE, held_out_nats_per_note=nats, held_out_split=split,
                      command=command, **record)
+    print(describe_fit(fit_checkpoint_memory(out, cache, device, progress=not args.quiet)))  # its own piece memory
     model, _, _, state = load_checkpoint(out)  # as a user gets it: on the CPU, fp16 -> fp32
     s = state["summary"]
     print(f"shipped model: {out} ({out.stat().st_size / 1e6:.1f} MB, {sum(p.numel() for p in model.parameters()):,} "

@@ -149,7 +149,7 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     spec.loader.exec_module(build)
     before = sorted(p for p in (REPO_ROOT / "data").rglob("*"))
     out, work, curve = tmp_path / "out" / "model.pt", tmp_path / "work", tmp_path / "curve" / "learning.png"
-    argv = ["--device", "cpu", "--budget", "5", "--out", str(out), "--workdir", str(work), "--quiet", "--curve", str(curve),
+    argv = ["--device", "cpu", "--budget", "600", "--out", str(out), "--workdir", str(work), "--quiet", "--curve", str(curve),
             "--set", "model.hidden=32", "--set", "model.layers=1", "--set", "data.max_files=12",
             "--set", "train.max_steps=5", "--set", "data.window=32", "--set", "train.batch_size=16"]
     assert build.main(argv) == 0
@@ -159,9 +159,9 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     assert curve.read_bytes()[:4] == b"\x89PNG" and json.loads(curve.with_suffix(".json").read_text())["step"][-1] == 5
     printed = capsys.readouterr().out
     assert "MB" in printed and "parameters" in printed and "nats/note" in printed
-    assert "command: python scripts/build_shipped_model.py --device cpu --budget 5" in printed
+    assert "command: python scripts/build_shipped_model.py --device cpu --budget 600" in printed
     model, vocab, cfg, state = load_checkpoint(out)
-    assert (cfg.model.hidden, cfg.data.window, cfg.train.time_budget_s) == (32, 32, 5.0)
+    assert (cfg.model.hidden, cfg.data.window, cfg.train.time_budget_s) == (32, 32, 600.0)
     assert cfg.model.composers and composer_names(state) == list(vocab.composers) != []  # the shipped model takes --composer
     assert state["summary"]["held_out_nats_per_note"] > 0 and state["summary"]["licence"].startswith("CC BY-SA 3.0 DE")
     s = state["summary"]  # where and how long it trained, and what ended it
@@ -169,6 +169,7 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     assert s["precision"] == ("bf16 autocast" if cpu_has_native_bf16() else "fp32") and s["built_at"][:2] == "20"
     assert cfg.train.patience > 0 and cfg.data.perform > 0 and cfg.train.cpu_bf16 == cpu_has_native_bf16()
     assert "stopped by the epoch or step limit" in printed and s["device_name"] in printed
+    assert "piece memory:" in printed and {"strength", "fit"} <= set(state["memory"])  # fitted on its validation pieces
 
 
 @pytest.mark.skipif(not SHIPPED_IN_CHECKOUT.is_file(), reason=f"{SHIPPED_IN_CHECKOUT} is not built yet "
