@@ -169,6 +169,7 @@ def test_build_script_trains_exports_and_writes_only_where_told(tmp_path, capsys
     assert s["precision"] == ("bf16 autocast" if cpu_has_native_bf16() else "fp32") and s["built_at"][:2] == "20"
     assert cfg.train.patience > 0 and cfg.data.perform > 0 and cfg.train.cpu_bf16 == cpu_has_native_bf16()
     assert "stopped by the epoch or step limit" in printed and s["device_name"] in printed
+    assert s["run_steps"] == 5 and s["run_epochs"] > 0 and 0 < s["run_train_seconds"] <= s["train_wall_seconds"]
     assert "piece memory:" in printed and {"strength", "fit"} <= set(state["memory"])  # fitted on its validation pieces
 
 
