@@ -206,7 +206,9 @@ class Config:
 # Sampling defaults of the real presets, from the sampling sweep of the shipped model on the
 # piano corpus's held-out pieces (docs/eval/shipped_sweep.md): the setting closest to held-out
 # statistics among those with no degenerate piece (loops are what a listener notices first).
-_SWEPT_SAMPLING = {"sample.temperature": 1.0, "sample.top_p": 0.9}
+# The piece memory at 1, its fitted strength (every causal model's memory is fitted at the end of training):
+# on the shipped model 2 doubled the generated repeats (docs/benchmarks.md, "The shipped model").
+_SWEPT_SAMPLING = {"sample.temperature": 1.0, "sample.top_p": 0.9, "sample.memory": 1.0}
 
 # Named presets: only sizes differ. Each entry is a set of dotted overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
