@@ -104,6 +104,13 @@ def test_overlap_area_of_known_distributions():
     assert S.overlap_area([2.0, 2.0], [2.0, 2.0]) == pytest.approx(1.0, abs=1e-6)  # constant sets
 
 
+def test_a_constant_set_overlaps_a_set_that_matches_it_but_for_one_value():
+    held_out, generated = np.zeros(44), np.r_[np.zeros(31), 0.0025]  # e.g. exact repeats in performances
+    assert S.overlap_area(held_out, generated) == pytest.approx(31 / 32, abs=0.03)
+    assert S.overlap_area(generated, held_out) == pytest.approx(31 / 32, abs=0.03)
+    assert S.overlap_area(held_out, np.r_[np.zeros(8), np.full(24, 0.3)]) == pytest.approx(8 / 32, abs=0.03)
+
+
 def test_compare_sets_with_itself_and_with_a_disjoint_set():
     rng = np.random.default_rng(6)
     low = [random_grid_notes(rng, 100, 30, 50) for _ in range(12)]
