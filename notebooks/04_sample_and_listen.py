@@ -108,7 +108,7 @@ result["figure"]
 # (0 = off); **top-p** keeps the smallest set of ids holding that much probability (1 = off). The
 # **piece memory** mixes in what the piece has played so far: when the last notes repeat earlier ones,
 # the notes that followed them there become likelier, so themes come back as in composed music (0 =
-# off, 1 = as fitted on held-out pieces, up to 4 = more repeats; the default, `sample.memory`, is 2).
+# off, 1 = as fitted on held-out pieces, up to 4 = more repeats; `sample.memory` is 1 in the real presets).
 # The preset gives these defaults; the line below prints them.
 #
 # The player plays the whole piece; the line above it names the synthesizer and the SoundFont. In
