@@ -3,8 +3,8 @@
 Trains the default causal LSTM at the shipped size on the embedded piano corpus to the end: the
 learning rate anneals over ``train.epochs`` epochs (or over ``--budget`` seconds, if those end
 first), and the run stops early once the validation loss has not improved for ``train.patience``
-epochs. A share of the training
-windows is played like a performer (``data.perform``), so the model also knows performed music;
+epochs. A share of the training windows is played like a performer (``data.perform``), so the
+model also knows performed music;
 on a CPU that multiplies bf16 natively it trains under bf16 autocast. Exports the best checkpoint
 as an inference checkpoint (fp16 weights, config, vocabulary with its spread inside the bins,
 training summary, its piece memory fitted on the validation split; no optimizer state) and prints
