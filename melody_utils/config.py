@@ -155,8 +155,9 @@ class SampleConfig:
     # from the training corpus's own values there (vocab.spread), seeded by seed
     bin_centres: bool = setting(False, FLAG)
     primer_notes: int = setting(32, Limit("int", "an integer >= 1", 1))  # notes taken from the primer piece
-    # piece memory (generate/memory.py): 0 = off, 1 = its weights fitted on held-out piano music, up to
-    # MAX_MEMORY; the default is the strength chosen in docs/eval/shipped_memory.md
+    # piece memory (generate/memory.py): 0 = off, 1 = the model's own fitted memory, up to MAX_MEMORY. 2 was
+    # chosen for the previous shipped file (docs/eval/shipped_memory.md) and stays for `tiny` (golden files);
+    # the small, colab and full presets sample at 1 (_SWEPT_SAMPLING below)
     memory: float = setting(2.0, MEMORY)
     output: str = setting(str(OUTPUTS_DIR / DEFAULT_OUTPUT_NAME), Limit("str", "a file path"))  # the generated MIDI file
 
